@@ -1,0 +1,668 @@
+// Package core is Locker's protocol as a pure state machine: the
+// two-phase quorum write (prepare/promise, commit/abort), leases and
+// their expiry, write locks, fencing tokens, replication batches and
+// membership, with no actors, goroutines or wall clock of its own.
+//
+// A Core is driven by its owner, one goroutine at a time: Submit, Admin,
+// ReadMaster, Step (a message from a peer), Unreachable (a peer did not
+// get a message) and Tick (time passed) are its inputs; TakeOutbox (the
+// messages to send) and NextWake (when to call Tick next) its outputs.
+// Messages a Core addresses to itself are delivered inline. Time comes
+// from the injected Clock, so tests drive a Core message by message with
+// a fake clock.
+package core
+
+import (
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/protoactor-locker/locker/messages"
+)
+
+// Clock tells the time. Leases use the monotonic reading of Now (its
+// difference to the first reading); fencing tokens use its wall reading.
+type Clock interface {
+	Now() time.Time
+}
+
+// Config is what a Core is built from.
+type Config struct {
+	Self                string        // this peer's address
+	W                   int           // initial write quorum
+	RequestTimeout      time.Duration // how long a coordinator waits for answers
+	WriteLockTimeout    time.Duration // how long a promise holds a key
+	ReplicationInterval time.Duration // how often masters push to replicas
+	MaxMessageBytes     int           // size bound for one Prepare, Commit or Replicate
+	Clock               Clock
+	Seed                uint64 // first transaction id (random in production)
+}
+
+// Membership is the configuration a peer works with. Published values are
+// never modified.
+type Membership struct {
+	Epoch    uint64
+	Masters  []string // sorted
+	Replicas []string // sorted
+	W        int
+}
+
+// IsMaster reports whether addr is one of the masters.
+func (m *Membership) IsMaster(addr string) bool { return contains(m.Masters, addr) }
+
+// Envelope is a message for another peer.
+type Envelope struct {
+	To  string
+	Msg proto.Message
+}
+
+// Op is one key of a write.
+type Op struct {
+	Kind     messages.WriteKind
+	Key      string
+	Value    []byte // the value to lock with, or the value expected
+	NewValue []byte // Update only
+	LeaseMs  int64  // Lock and Extend
+}
+
+// Phase says how far a write got.
+type Phase int
+
+// The phases of a write.
+const (
+	PhasePrepare Phase = iota // no commit was sent: nothing changed
+	PhaseCommit               // commits were sent: some masters may have applied it
+)
+
+// Outcome is the result of one Op.
+type Outcome struct {
+	OK      bool
+	Stopped bool // the peer stopped before the write finished
+	Phase   Phase
+	W       int
+	Votes   int // promises granted
+	Commits int // commits acknowledged
+	Token   uint64
+	Reasons map[string]messages.Reason // why peers refused, by address
+}
+
+// AdminResult is one peer's answer to SetNodes or SetW.
+type AdminResult struct {
+	Reason  messages.Reason // REASON_UNSPECIFIED when applied
+	Message string
+}
+
+// ReadResult is a master's answer to a read.
+type ReadResult struct {
+	Master  string
+	Found   bool
+	Value   []byte
+	Token   uint64
+	Failure messages.Reason // REASON_UNREACHABLE when no answer came
+	Stopped bool
+}
+
+type writeLock struct {
+	from     string
+	txn      uint64
+	deadline int64
+}
+
+type timerKind uint8
+
+const (
+	timerLease timerKind = iota
+	timerLock
+	timerTxn
+	timerRequest
+	timerPush
+)
+
+type timer struct {
+	at   int64
+	kind timerKind
+	key  string
+	id   uint64
+}
+
+// Core is one peer's protocol state. See the package documentation for
+// how it is driven; none of its methods may be called concurrently,
+// except Store, Membership and WriteLocks, which are safe from any
+// goroutine.
+type Core struct {
+	cfg    Config
+	base   time.Time
+	store  *Store
+	member atomic.Pointer[Membership]
+
+	locks     map[string]writeLock
+	lockCount atomic.Int64
+	hlc       uint64
+	nextID    uint64
+	txns      map[uint64]*txn
+	reqs      map[uint64]*request
+	changed   map[string]struct{}
+	pushAt    int64
+	timers    timerHeap
+	out       []Envelope
+	local     []proto.Message
+	down      map[string]bool
+	closed    bool
+}
+
+// New returns a Core that knows only itself: masters = [Self], no
+// replicas, W = cfg.W.
+func New(cfg Config) *Core {
+	c := &Core{
+		cfg:     cfg,
+		base:    cfg.Clock.Now(),
+		locks:   map[string]writeLock{},
+		txns:    map[uint64]*txn{},
+		reqs:    map[uint64]*request{},
+		changed: map[string]struct{}{},
+		down:    map[string]bool{},
+		nextID:  cfg.Seed,
+	}
+	c.store = NewStore(c.now)
+	c.member.Store(&Membership{Masters: []string{cfg.Self}, W: cfg.W})
+	c.hlc = uint64(c.base.UnixMicro())
+	return c
+}
+
+// now is the monotonic time in nanoseconds since the Core was built.
+func (c *Core) now() int64 { return int64(c.cfg.Clock.Now().Sub(c.base)) }
+
+// Store is the local table, for reads and waits from any goroutine.
+func (c *Core) Store() *Store { return c.store }
+
+// Membership is the current configuration; safe from any goroutine.
+func (c *Core) Membership() *Membership { return c.member.Load() }
+
+// WriteLocks is how many promises this peer holds; safe from any goroutine.
+func (c *Core) WriteLocks() int { return int(c.lockCount.Load()) }
+
+// TakeOutbox returns the messages to send and forgets them.
+func (c *Core) TakeOutbox() []Envelope {
+	out := c.out
+	c.out = nil
+	return out
+}
+
+// NextWake returns the monotonic time (as Clock.Now would return it) at
+// which Tick should run next, and false when nothing is scheduled.
+func (c *Core) NextWake() (time.Time, bool) {
+	if len(c.timers) == 0 {
+		return time.Time{}, false
+	}
+	return c.base.Add(time.Duration(c.timers[0].at)), true
+}
+
+func (c *Core) id() uint64 {
+	c.nextID++
+	if c.nextID == 0 {
+		c.nextID++
+	}
+	return c.nextID
+}
+
+// token returns a fresh fencing token: larger than every token this peer
+// has handed out or seen, and at least the wall clock in microseconds, so
+// a peer restarted with empty memory still hands out larger tokens.
+func (c *Core) token() uint64 {
+	wall := uint64(c.cfg.Clock.Now().UnixMicro())
+	if wall > c.hlc {
+		c.hlc = wall
+	} else {
+		c.hlc++
+	}
+	return c.hlc
+}
+
+func (c *Core) observe(token uint64) {
+	if token > c.hlc {
+		c.hlc = token
+	}
+}
+
+func (c *Core) send(to string, msg proto.Message) {
+	if to == c.cfg.Self {
+		c.local = append(c.local, msg)
+		return
+	}
+	c.out = append(c.out, Envelope{To: to, Msg: msg})
+}
+
+// drain delivers the messages this peer sent itself.
+func (c *Core) drain() {
+	for len(c.local) > 0 {
+		msg := c.local[0]
+		c.local[0] = nil
+		c.local = c.local[1:]
+		c.step(c.cfg.Self, msg)
+	}
+	c.local = nil
+}
+
+func (c *Core) schedule(t timer) { c.timers.push(t) }
+
+// Step handles a message from peer from.
+func (c *Core) Step(from string, msg proto.Message) {
+	if c.closed {
+		return
+	}
+	delete(c.down, from)
+	c.step(from, msg)
+	c.drain()
+}
+
+func (c *Core) step(from string, msg proto.Message) {
+	switch m := msg.(type) {
+	case *messages.Prepare:
+		c.onPrepare(from, m)
+	case *messages.Promise:
+		c.onPromise(from, m)
+	case *messages.Commit:
+		c.onCommit(from, m)
+	case *messages.Committed:
+		c.onCommitted(from, m)
+	case *messages.Replicate:
+		c.onReplicate(m)
+	case *messages.SetNodes:
+		c.onSetNodes(from, m)
+	case *messages.SetW:
+		c.onSetW(from, m)
+	case *messages.AdminReply:
+		c.onAdminReply(from, m)
+	case *messages.Read:
+		c.onRead(from, m)
+	case *messages.ReadReply:
+		c.onReadReply(from, m)
+	}
+}
+
+// Tick runs what is due: expiries, timeouts and replication.
+func (c *Core) Tick() {
+	if c.closed {
+		return
+	}
+	now := c.now()
+	for len(c.timers) > 0 && c.timers[0].at <= now {
+		t := c.timers.pop()
+		switch t.kind {
+		case timerLease:
+			c.store.expire(t.key, now)
+		case timerLock:
+			if wl, ok := c.locks[t.key]; ok && wl.deadline <= now {
+				c.dropLock(t.key)
+			}
+		case timerTxn:
+			if x := c.txns[t.id]; x != nil {
+				c.txnTimer(x, now)
+			}
+		case timerRequest:
+			if r := c.reqs[t.id]; r != nil && r.deadline <= now {
+				c.requestDeadline(r)
+			}
+		case timerPush:
+			c.pushAt = 0
+			c.push(now)
+		}
+	}
+	c.drain()
+}
+
+// PushNow sends the pending replication batch at once.
+func (c *Core) PushNow() {
+	if c.closed {
+		return
+	}
+	c.push(c.now())
+	c.drain()
+}
+
+// Unreachable tells the Core that a message to addr was not delivered
+// (the peer is not running there): whatever waits for addr's answer
+// counts it as refused.
+func (c *Core) Unreachable(addr string) {
+	if c.closed || addr == c.cfg.Self {
+		return
+	}
+	c.down[addr] = true
+	now := c.now()
+	for _, x := range c.txns {
+		c.txnUnreachable(x, addr, now)
+	}
+	for _, r := range c.reqs {
+		if r.waiting(addr) {
+			r.answer(c, addr, nil)
+		}
+	}
+	c.drain()
+}
+
+// Close fails every pending operation as stopped and wakes all waiters.
+func (c *Core) Close() {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	for _, x := range c.txns {
+		if !x.replied {
+			x.replied = true
+			outs := make([]Outcome, len(x.ops))
+			for i := range outs {
+				outs[i] = Outcome{Stopped: true, W: x.w, Phase: x.phase(i)}
+			}
+			x.batch.done(x.offset, outs)
+		}
+	}
+	for _, r := range c.reqs {
+		r.stop()
+	}
+	c.txns = map[uint64]*txn{}
+	c.reqs = map[uint64]*request{}
+	c.store.wakeAll()
+}
+
+// --- master side ---
+
+func (c *Core) onPrepare(from string, p *messages.Prepare) {
+	m := c.member.Load()
+	isMaster := m.IsMaster(c.cfg.Self)
+	now := c.now()
+	resp := &messages.Promise{Txn: p.GetTxn(), Epoch: m.Epoch, Items: make([]*messages.PromiseItem, len(p.GetItems()))}
+	for i, it := range p.GetItems() {
+		pi := &messages.PromiseItem{}
+		resp.Items[i] = pi
+		key := it.GetKey()
+		e := c.store.get(key, now)
+		if e != nil {
+			pi.Token = e.token
+		}
+		wl, locked := c.locks[key]
+		locked = locked && wl.deadline > now
+		switch {
+		case !isMaster:
+			pi.Reason = messages.Reason_REASON_NOT_MASTER
+		case key == "" || it.GetKind() < messages.WriteKind_WRITE_KIND_LOCK || it.GetKind() > messages.WriteKind_WRITE_KIND_RELEASE:
+			pi.Reason = messages.Reason_REASON_INVALID_ARGUMENT
+		case locked && (wl.from != from || wl.txn != p.GetTxn()):
+			pi.Reason = messages.Reason_REASON_WRITE_LOCKED
+		case it.GetKind() == messages.WriteKind_WRITE_KIND_LOCK:
+			if e != nil {
+				pi.Reason = messages.Reason_REASON_ALREADY_LOCKED
+			}
+		case e == nil:
+			pi.Reason = messages.Reason_REASON_NOT_FOUND
+		case !sameValue(e.value, it.GetExpected()):
+			pi.Reason = messages.Reason_REASON_VALUE_DIFFERS
+		}
+		if pi.Reason != messages.Reason_REASON_UNSPECIFIED {
+			continue
+		}
+		pi.Granted = true
+		pi.Proposal = c.token()
+		if !locked {
+			c.lockCount.Add(1)
+		}
+		deadline := now + int64(c.cfg.WriteLockTimeout)
+		c.locks[key] = writeLock{from: from, txn: p.GetTxn(), deadline: deadline}
+		c.schedule(timer{at: deadline, kind: timerLock, key: key})
+	}
+	c.send(from, resp)
+}
+
+func (c *Core) dropLock(key string) {
+	if _, ok := c.locks[key]; ok {
+		delete(c.locks, key)
+		c.lockCount.Add(-1)
+	}
+}
+
+func (c *Core) onCommit(from string, cm *messages.Commit) {
+	now := c.now()
+	if len(cm.GetItems()) == 0 {
+		// Abort everything promised to this transaction (a coordinator
+		// that no longer knows the transaction).
+		for key, wl := range c.locks {
+			if wl.from == from && wl.txn == cm.GetTxn() {
+				c.dropLock(key)
+			}
+		}
+		return
+	}
+	ack := &messages.Committed{Txn: cm.GetTxn(), Items: make([]*messages.CommittedItem, len(cm.GetItems()))}
+	needAck := false
+	for i, it := range cm.GetItems() {
+		ci := &messages.CommittedItem{}
+		ack.Items[i] = ci
+		key := it.GetKey()
+		wl, held := c.locks[key]
+		live := held && wl.deadline > now
+		mine := live && wl.from == from && wl.txn == cm.GetTxn()
+		if it.GetAbort() {
+			if held && wl.from == from && wl.txn == cm.GetTxn() {
+				c.dropLock(key)
+			}
+			ci.Ok = true
+			continue
+		}
+		needAck = true
+		switch {
+		case it.GetKind() < messages.WriteKind_WRITE_KIND_LOCK || it.GetKind() > messages.WriteKind_WRITE_KIND_RELEASE ||
+			key == "" || (it.GetLeaseMs() <= 0 && (it.GetKind() == messages.WriteKind_WRITE_KIND_LOCK || it.GetKind() == messages.WriteKind_WRITE_KIND_EXTEND)):
+			ci.Reason = messages.Reason_REASON_INVALID_ARGUMENT
+		case it.GetRepair():
+			ci.Reason = c.repair(key, it, live, mine, now)
+		case !mine:
+			ci.Reason = messages.Reason_REASON_PROMISE_EXPIRED
+		default:
+			c.dropLock(key)
+			ci.Reason = c.apply(key, it, now)
+		}
+		if ci.Reason == messages.Reason_REASON_UNSPECIFIED {
+			ci.Ok = true
+			c.observe(it.GetToken())
+			c.logChange(key, now)
+		}
+	}
+	if needAck {
+		c.send(from, ack)
+	}
+}
+
+// apply performs a committed item whose promise this peer holds.
+func (c *Core) apply(key string, it *messages.CommitItem, now int64) messages.Reason {
+	switch it.GetKind() {
+	case messages.WriteKind_WRITE_KIND_LOCK, messages.WriteKind_WRITE_KIND_EXTEND:
+		c.putLease(key, it.GetValue(), now+it.GetLeaseMs()*int64(time.Millisecond), it.GetToken())
+	case messages.WriteKind_WRITE_KIND_UPDATE:
+		if c.store.get(key, now) == nil {
+			return messages.Reason_REASON_NOT_FOUND // expired since the promise
+		}
+		c.store.setValue(key, it.GetValue(), it.GetToken())
+	case messages.WriteKind_WRITE_KIND_RELEASE:
+		c.store.tombstone(key, it.GetToken())
+	}
+	return messages.Reason_REASON_UNSPECIFIED
+}
+
+// repair stores an extended lease on a master that lacked the key when
+// asked for a promise (locker's anti-entropy), unless another write holds
+// the key or it holds another value.
+func (c *Core) repair(key string, it *messages.CommitItem, live, mine bool, now int64) messages.Reason {
+	if it.GetKind() != messages.WriteKind_WRITE_KIND_EXTEND {
+		return messages.Reason_REASON_INVALID_ARGUMENT
+	}
+	if live && !mine {
+		return messages.Reason_REASON_WRITE_LOCKED
+	}
+	if e := c.store.get(key, now); e != nil && !sameValue(e.value, it.GetValue()) {
+		return messages.Reason_REASON_VALUE_DIFFERS
+	}
+	if mine {
+		c.dropLock(key)
+	}
+	c.putLease(key, it.GetValue(), now+it.GetLeaseMs()*int64(time.Millisecond), it.GetToken())
+	return messages.Reason_REASON_UNSPECIFIED
+}
+
+func (c *Core) putLease(key string, value []byte, deadline int64, token uint64) {
+	c.store.put(key, value, deadline, token)
+	c.schedule(timer{at: deadline, kind: timerLease, key: key})
+}
+
+// logChange queues key for the next replication batch.
+func (c *Core) logChange(key string, now int64) {
+	if len(c.member.Load().Replicas) == 0 {
+		return
+	}
+	c.changed[key] = struct{}{}
+	if c.pushAt == 0 {
+		c.pushAt = now + int64(c.cfg.ReplicationInterval)
+		c.schedule(timer{at: c.pushAt, kind: timerPush})
+	}
+}
+
+// push sends the keys changed since the last push to every replica, in
+// as few messages as MaxMessageBytes allows.
+func (c *Core) push(now int64) {
+	if len(c.changed) == 0 {
+		return
+	}
+	m := c.member.Load()
+	changed := c.changed
+	c.changed = map[string]struct{}{}
+	if len(m.Replicas) == 0 || !m.IsMaster(c.cfg.Self) {
+		return
+	}
+	keys := make([]string, 0, len(changed))
+	for k := range changed {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var batches []*messages.Replicate
+	cur := &messages.Replicate{Epoch: m.Epoch}
+	size := 0
+	for _, k := range keys {
+		e := c.store.raw(k)
+		if e == nil {
+			continue // expired: replicas expire it themselves
+		}
+		en := &messages.Entry{Key: k, Token: e.token, Deleted: e.deleted}
+		if !e.deleted {
+			left := (e.deadline - now) / int64(time.Millisecond)
+			if left <= 0 {
+				continue
+			}
+			en.Value = e.value
+			en.LeaseMs = left
+		}
+		n := EntrySize(k, en.Value)
+		if size+n > c.cfg.MaxMessageBytes-overhead && len(cur.Entries) > 0 {
+			batches = append(batches, cur)
+			cur = &messages.Replicate{Epoch: m.Epoch}
+			size = 0
+		}
+		cur.Entries = append(cur.Entries, en)
+		size += n
+	}
+	if len(cur.Entries) > 0 {
+		batches = append(batches, cur)
+	}
+	for _, r := range m.Replicas {
+		for _, b := range batches {
+			c.send(r, b)
+		}
+	}
+}
+
+// overhead is room left in every message for its envelope and header.
+const overhead = 128
+
+// EntrySize bounds the encoded size of one key with its values in any
+// message, so that callers can check an item fits MaxMessageBytes.
+func EntrySize(key string, values ...[]byte) int {
+	n := len(key) + 40
+	for _, v := range values {
+		n += len(v) + 4
+	}
+	return n
+}
+
+// Fits reports whether an Op fits one message under limit.
+func Fits(op Op, limit int) bool {
+	return EntrySize(op.Key, op.Value, op.NewValue) <= limit-overhead
+}
+
+func (c *Core) onReplicate(r *messages.Replicate) {
+	now := c.now()
+	for _, en := range r.GetEntries() {
+		key := en.GetKey()
+		if key == "" {
+			continue
+		}
+		if wl, ok := c.locks[key]; ok && wl.deadline > now {
+			continue // a write is in progress here; it decides
+		}
+		cur := c.store.raw(key)
+		if en.GetDeleted() {
+			if cur != nil && !cur.deleted && cur.token <= en.GetToken() {
+				c.store.tombstone(key, en.GetToken())
+			}
+			continue
+		}
+		if en.GetLeaseMs() <= 0 {
+			continue
+		}
+		if cur != nil && (cur.token > en.GetToken() || (cur.deleted && cur.token >= en.GetToken())) {
+			continue // newer state here already
+		}
+		c.observe(en.GetToken())
+		c.putLease(key, en.GetValue(), now+en.GetLeaseMs()*int64(time.Millisecond), en.GetToken())
+	}
+}
+
+func (c *Core) onSetNodes(from string, s *messages.SetNodes) {
+	cur := c.member.Load()
+	masters, replicas := SortedSet(s.GetMasters()), SortedSet(s.GetReplicas())
+	reply := &messages.AdminReply{Request: s.GetRequest()}
+	if msg := CheckNodes(masters, replicas, cur.W); msg != "" {
+		reply.Reason, reply.Message = messages.Reason_REASON_INVALID_ARGUMENT, msg
+	} else {
+		epoch := cur.Epoch
+		if s.GetEpoch() > epoch {
+			epoch = s.GetEpoch()
+		}
+		c.member.Store(&Membership{Epoch: epoch, Masters: masters, Replicas: replicas, W: cur.W})
+	}
+	reply.Configuration = c.configuration()
+	c.send(from, reply)
+}
+
+func (c *Core) onSetW(from string, s *messages.SetW) {
+	cur := c.member.Load()
+	reply := &messages.AdminReply{Request: s.GetRequest()}
+	if msg := CheckW(int(s.GetW()), len(cur.Masters)); msg != "" {
+		reply.Reason, reply.Message = messages.Reason_REASON_INVALID_ARGUMENT, msg
+	} else {
+		c.member.Store(&Membership{Epoch: cur.Epoch, Masters: cur.Masters, Replicas: cur.Replicas, W: int(s.GetW())})
+	}
+	reply.Configuration = c.configuration()
+	c.send(from, reply)
+}
+
+func (c *Core) configuration() *messages.Configuration {
+	m := c.member.Load()
+	return &messages.Configuration{Epoch: m.Epoch, Masters: m.Masters, Replicas: m.Replicas, W: int32(m.W)}
+}
+
+func (c *Core) onRead(from string, r *messages.Read) {
+	reply := &messages.ReadReply{Request: r.GetRequest()}
+	if e := c.store.get(r.GetKey(), c.now()); e != nil {
+		reply.Found, reply.Value, reply.Token = true, e.value, e.token
+	}
+	c.send(from, reply)
+}

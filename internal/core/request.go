@@ -1,0 +1,148 @@
+package core
+
+import (
+	"google.golang.org/protobuf/proto"
+
+	"github.com/protoactor-locker/locker/messages"
+)
+
+// request is an admin change or a master read this peer waits answers for.
+type request struct {
+	id       uint64
+	deadline int64
+	pending  map[string]bool
+	results  map[string]AdminResult
+	admin    func(map[string]AdminResult)
+	read     func(ReadResult)
+	master   string
+	replied  bool
+}
+
+func (r *request) waiting(addr string) bool { return r.pending[addr] }
+
+// answer records addr's reply (nil: unreachable) and replies when complete.
+func (r *request) answer(c *Core, addr string, msg any) {
+	if !r.pending[addr] {
+		return
+	}
+	delete(r.pending, addr)
+	switch m := msg.(type) {
+	case *messages.AdminReply:
+		r.results[addr] = AdminResult{Reason: m.GetReason(), Message: m.GetMessage()}
+	case *messages.ReadReply:
+		r.replied = true
+		delete(c.reqs, r.id)
+		r.read(ReadResult{Master: addr, Found: m.GetFound(), Value: m.GetValue(), Token: m.GetToken()})
+		return
+	default:
+		if r.read != nil {
+			r.replied = true
+			delete(c.reqs, r.id)
+			r.read(ReadResult{Master: addr, Failure: messages.Reason_REASON_UNREACHABLE})
+			return
+		}
+		r.results[addr] = AdminResult{Reason: messages.Reason_REASON_UNREACHABLE, Message: "no answer"}
+	}
+	if len(r.pending) == 0 {
+		r.replied = true
+		delete(c.reqs, r.id)
+		r.admin(r.results)
+	}
+}
+
+func (r *request) stop() {
+	if r.replied {
+		return
+	}
+	r.replied = true
+	if r.read != nil {
+		r.read(ReadResult{Stopped: true, Failure: messages.Reason_REASON_UNREACHABLE})
+		return
+	}
+	for addr := range r.pending {
+		r.results[addr] = AdminResult{Reason: messages.Reason_REASON_UNREACHABLE, Message: "peer stopped"}
+	}
+	r.admin(r.results)
+}
+
+func (c *Core) requestDeadline(r *request) {
+	for addr := range r.pending {
+		r.answer(c, addr, nil)
+	}
+}
+
+// SetNodes asks every peer in cluster to make masters and replicas its
+// configuration, under an epoch one higher than this peer's; reply gets
+// each peer's answer.
+func (c *Core) SetNodes(cluster, masters, replicas []string, reply func(map[string]AdminResult)) {
+	epoch := c.member.Load().Epoch + 1
+	c.admin(cluster, reply, func(id uint64) proto.Message {
+		return &messages.SetNodes{Request: id, Epoch: epoch, Masters: masters, Replicas: replicas}
+	})
+}
+
+// SetW asks every peer in cluster to make w its write quorum.
+func (c *Core) SetW(cluster []string, w int, reply func(map[string]AdminResult)) {
+	c.admin(cluster, reply, func(id uint64) proto.Message {
+		return &messages.SetW{Request: id, W: int32(w)}
+	})
+}
+
+func (c *Core) admin(cluster []string, reply func(map[string]AdminResult), build func(id uint64) proto.Message) {
+	if c.closed {
+		res := map[string]AdminResult{}
+		for _, a := range cluster {
+			res[a] = AdminResult{Reason: messages.Reason_REASON_UNREACHABLE, Message: "peer stopped"}
+		}
+		reply(res)
+		return
+	}
+	r := &request{id: c.id(), pending: map[string]bool{}, results: map[string]AdminResult{}, admin: reply}
+	r.deadline = c.now() + int64(c.cfg.RequestTimeout)
+	for _, a := range cluster {
+		r.pending[a] = true
+	}
+	if len(r.pending) == 0 {
+		reply(r.results)
+		return
+	}
+	c.reqs[r.id] = r
+	c.schedule(timer{at: r.deadline, kind: timerRequest, id: r.id})
+	msg := build(r.id)
+	for a := range r.pending {
+		c.send(a, msg)
+	}
+	c.drain()
+}
+
+// ReadMaster reads key on a master: this peer if it is one, else the
+// masters in turn, one per call.
+func (c *Core) ReadMaster(key string, reply func(ReadResult)) {
+	if c.closed {
+		reply(ReadResult{Stopped: true, Failure: messages.Reason_REASON_UNREACHABLE})
+		return
+	}
+	m := c.member.Load()
+	master := c.cfg.Self
+	if !m.IsMaster(master) && len(m.Masters) > 0 {
+		master = m.Masters[int(c.nextID%uint64(len(m.Masters)))]
+	}
+	r := &request{id: c.id(), pending: map[string]bool{master: true}, read: reply, master: master}
+	r.deadline = c.now() + int64(c.cfg.RequestTimeout)
+	c.reqs[r.id] = r
+	c.schedule(timer{at: r.deadline, kind: timerRequest, id: r.id})
+	c.send(master, &messages.Read{Request: r.id, Key: key})
+	c.drain()
+}
+
+func (c *Core) onAdminReply(from string, a *messages.AdminReply) {
+	if r := c.reqs[a.GetRequest()]; r != nil && r.admin != nil {
+		r.answer(c, from, a)
+	}
+}
+
+func (c *Core) onReadReply(from string, a *messages.ReadReply) {
+	if r := c.reqs[a.GetRequest()]; r != nil && r.read != nil {
+		r.answer(c, from, a)
+	}
+}

@@ -1,0 +1,278 @@
+package core
+
+import (
+	"bytes"
+	"sync"
+)
+
+// entry is one key as a peer holds it. A released key stays as a
+// tombstone (deleted) until its old deadline, so that a late replication
+// of the released value cannot bring it back.
+type entry struct {
+	value    []byte
+	deadline int64 // monotonic nanoseconds (Clock base), exclusive
+	token    uint64
+	deleted  bool
+}
+
+// waiter is one blocked WaitFor or WaitForRelease call.
+type waiter struct {
+	ch    chan struct{} // closed when the waited-for change happened
+	value []byte        // the value that arrived (WaitFor)
+}
+
+// waitLists are the waiters of one key.
+type waitLists struct {
+	present  []*waiter
+	released []*waiter
+}
+
+// Store is a peer's local table of leases. The peer (one goroutine) is
+// its only writer; DirtyRead, WaitFor and WaitForRelease read it from any
+// goroutine.
+type Store struct {
+	now func() int64 // monotonic nanoseconds
+
+	// mu guards entries, waits and live: writes come from the peer's
+	// goroutine only, reads from any caller of DirtyRead, which must stay
+	// a few tens of nanoseconds, hence a read-write lock rather than a
+	// round trip through the actor.
+	mu      sync.RWMutex
+	entries map[string]*entry
+	waits   map[string]*waitLists
+	live    int // entries that are not tombstones
+	waiting int // registered waiters
+}
+
+// NewStore returns an empty store that reads time from now.
+func NewStore(now func() int64) *Store {
+	return &Store{now: now, entries: map[string]*entry{}, waits: map[string]*waitLists{}}
+}
+
+// Read returns the value of key if it is held and its lease has not run
+// out. The returned slice must not be modified.
+func (s *Store) Read(key string) ([]byte, bool) {
+	now := s.now()
+	s.mu.RLock()
+	e := s.entries[key]
+	if e == nil || e.deleted || e.deadline <= now {
+		s.mu.RUnlock()
+		return nil, false
+	}
+	v := e.value
+	s.mu.RUnlock()
+	return v, true
+}
+
+// Counts returns how many live leases and waiters the store holds.
+func (s *Store) Counts() (leases, waiters int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.live, s.waiting
+}
+
+// WaitPresent returns the value of key if it is held; otherwise it
+// registers a waiter that is woken when the key is written. Checking and
+// registering happen under one lock, so no write slips between them.
+func (s *Store) WaitPresent(key string) ([]byte, *Waiter) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.entries[key]; e != nil && !e.deleted && e.deadline > now {
+		return e.value, nil
+	}
+	w := &waiter{ch: make(chan struct{})}
+	l := s.lists(key)
+	l.present = append(l.present, w)
+	s.waiting++
+	return nil, &Waiter{s: s, key: key, w: w}
+}
+
+// WaitAbsent registers a waiter that is woken when key is released or
+// expires. It returns nil when the key is not held now.
+func (s *Store) WaitAbsent(key string) *Waiter {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.entries[key]; e == nil || e.deleted || e.deadline <= now {
+		return nil
+	}
+	w := &waiter{ch: make(chan struct{})}
+	l := s.lists(key)
+	l.released = append(l.released, w)
+	s.waiting++
+	return &Waiter{s: s, key: key, w: w}
+}
+
+// Waiter is a registered wait; Done is closed when it is satisfied.
+type Waiter struct {
+	s   *Store
+	key string
+	w   *waiter
+}
+
+// Done is closed when the awaited change happened.
+func (w *Waiter) Done() <-chan struct{} { return w.w.ch }
+
+// Value is the value that arrived; valid after Done is closed.
+func (w *Waiter) Value() []byte { return w.w.value }
+
+// Cancel unregisters the waiter if it is still waiting.
+func (w *Waiter) Cancel() {
+	s := w.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.waits[w.key]
+	if l == nil {
+		return
+	}
+	if i := indexOf(l.present, w.w); i >= 0 {
+		l.present = append(l.present[:i], l.present[i+1:]...)
+		s.waiting--
+	} else if i := indexOf(l.released, w.w); i >= 0 {
+		l.released = append(l.released[:i], l.released[i+1:]...)
+		s.waiting--
+	}
+	if len(l.present) == 0 && len(l.released) == 0 {
+		delete(s.waits, w.key)
+	}
+}
+
+func indexOf(ws []*waiter, w *waiter) int {
+	for i, x := range ws {
+		if x == w {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *Store) lists(key string) *waitLists {
+	l := s.waits[key]
+	if l == nil {
+		l = &waitLists{}
+		s.waits[key] = l
+	}
+	return l
+}
+
+// get returns the live entry of key at now (nil when absent, released
+// or expired). Only the peer calls it.
+func (s *Store) get(key string, now int64) *entry {
+	e := s.entries[key]
+	if e == nil || e.deleted || e.deadline <= now {
+		return nil
+	}
+	return e
+}
+
+// raw returns what the store keeps for key, tombstones and expired
+// entries included. Only the peer calls it.
+func (s *Store) raw(key string) *entry { return s.entries[key] }
+
+// put stores a live value and wakes the key's WaitFor callers.
+func (s *Store) put(key string, value []byte, deadline int64, token uint64) {
+	s.mu.Lock()
+	e := s.entries[key]
+	if e == nil {
+		e = &entry{}
+		s.entries[key] = e
+		s.live++
+	} else if e.deleted {
+		s.live++
+	}
+	*e = entry{value: value, deadline: deadline, token: token}
+	if l := s.waits[key]; l != nil && len(l.present) > 0 {
+		for _, w := range l.present {
+			w.value = value
+			close(w.ch)
+		}
+		s.waiting -= len(l.present)
+		l.present = nil
+		if len(l.released) == 0 {
+			delete(s.waits, key)
+		}
+	}
+	s.mu.Unlock()
+}
+
+// setValue replaces the value of a live entry, keeping its lease.
+func (s *Store) setValue(key string, value []byte, token uint64) {
+	s.mu.Lock()
+	if e := s.entries[key]; e != nil && !e.deleted {
+		e.value = value
+		e.token = token
+	}
+	s.mu.Unlock()
+}
+
+// tombstone marks key released with token, keeping the tombstone until
+// the old deadline, and wakes the key's WaitForRelease callers.
+func (s *Store) tombstone(key string, token uint64) {
+	s.mu.Lock()
+	if e := s.entries[key]; e != nil {
+		if !e.deleted {
+			s.live--
+		}
+		e.deleted = true
+		e.value = nil
+		if token > e.token {
+			e.token = token
+		}
+	}
+	s.wakeReleased(key)
+	s.mu.Unlock()
+}
+
+// expire removes key if its deadline is due at now, and wakes the key's
+// WaitForRelease callers. It reports whether a live entry expired.
+func (s *Store) expire(key string, now int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[key]
+	if e == nil || e.deadline > now {
+		return false
+	}
+	delete(s.entries, key)
+	if e.deleted {
+		return false
+	}
+	s.live--
+	s.wakeReleased(key)
+	return true
+}
+
+// wakeReleased wakes WaitForRelease callers of key; s.mu is held.
+func (s *Store) wakeReleased(key string) {
+	l := s.waits[key]
+	if l == nil || len(l.released) == 0 {
+		return
+	}
+	for _, w := range l.released {
+		close(w.ch)
+	}
+	s.waiting -= len(l.released)
+	l.released = nil
+	if len(l.present) == 0 {
+		delete(s.waits, key)
+	}
+}
+
+// wakeAll wakes every waiter (used when the peer stops).
+func (s *Store) wakeAll() {
+	s.mu.Lock()
+	for k, l := range s.waits {
+		for _, w := range l.present {
+			close(w.ch)
+		}
+		for _, w := range l.released {
+			close(w.ch)
+		}
+		delete(s.waits, k)
+	}
+	s.waiting = 0
+	s.mu.Unlock()
+}
+
+// sameValue compares stored and expected values.
+func sameValue(a, b []byte) bool { return bytes.Equal(a, b) }

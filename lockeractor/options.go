@@ -1,0 +1,91 @@
+package lockeractor
+
+import (
+	"time"
+
+	"github.com/protoactor-locker/locker/internal/core"
+)
+
+// Clock tells the time; Locker reads leases from its monotonic reading
+// and fencing tokens from its wall reading. Tests inject a fake one.
+type Clock = core.Clock
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Config is what a Locker is started with. Build it with options.
+type Config struct {
+	// W is the write quorum before any SetNodes/SetW (default 1).
+	W int
+	// ReplicationInterval is how often masters push changes to replicas
+	// (default 100 ms).
+	ReplicationInterval time.Duration
+	// WriteLockTimeout is how long a promise holds a key if no commit
+	// follows (default 2 s); it must be longer than RequestTimeout.
+	WriteLockTimeout time.Duration
+	// RequestTimeout bounds how long a write or admin call waits for
+	// peers that do not answer (default 1 s).
+	RequestTimeout time.Duration
+	// MaxMessageBytes bounds every message a peer sends (default 3 KiB),
+	// so that protoactor remote's batches of up to 1000 messages stay under
+	// gRPC's 4 MiB frame limit. A key with its values must fit in it.
+	// Raise it only together with RemoteOptions on every member.
+	MaxMessageBytes int
+	// Clock is the time source (default the system clock).
+	Clock Clock
+}
+
+// Option changes a Config.
+type Option func(*Config)
+
+// DefaultConfig returns the defaults described on Config.
+func DefaultConfig() Config {
+	return Config{
+		W:                   1,
+		ReplicationInterval: 100 * time.Millisecond,
+		WriteLockTimeout:    2 * time.Second,
+		RequestTimeout:      time.Second,
+		MaxMessageBytes:     3 << 10,
+		Clock:               systemClock{},
+	}
+}
+
+// WithW sets the write quorum the peer starts with, before any masters
+// are known (locker's start_link(W)).
+func WithW(w int) Option { return func(c *Config) { c.W = w } }
+
+// WithReplicationInterval sets how often masters push to replicas.
+func WithReplicationInterval(d time.Duration) Option {
+	return func(c *Config) { c.ReplicationInterval = d }
+}
+
+// WithWriteLockTimeout sets how long an uncommitted promise holds a key.
+func WithWriteLockTimeout(d time.Duration) Option { return func(c *Config) { c.WriteLockTimeout = d } }
+
+// WithRequestTimeout sets how long a call waits for silent peers.
+func WithRequestTimeout(d time.Duration) Option { return func(c *Config) { c.RequestTimeout = d } }
+
+// WithMaxMessageBytes sets the size bound of every message a peer sends.
+func WithMaxMessageBytes(n int) Option { return func(c *Config) { c.MaxMessageBytes = n } }
+
+// WithClock sets the time source.
+func WithClock(clock Clock) Option { return func(c *Config) { c.Clock = clock } }
+
+func (c Config) validate() error {
+	switch {
+	case c.W < 1:
+		return invalid("W = %d is less than 1", c.W)
+	case c.ReplicationInterval <= 0:
+		return invalid("replication interval %v is not positive", c.ReplicationInterval)
+	case c.RequestTimeout <= 0:
+		return invalid("request timeout %v is not positive", c.RequestTimeout)
+	case c.WriteLockTimeout <= c.RequestTimeout:
+		return invalid("write lock timeout %v must be longer than the request timeout %v", c.WriteLockTimeout, c.RequestTimeout)
+	case c.MaxMessageBytes < 512:
+		return invalid("max message size %d is less than 512 bytes", c.MaxMessageBytes)
+	case c.Clock == nil:
+		return invalid("clock is nil")
+	}
+	return nil
+}

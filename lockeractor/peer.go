@@ -1,0 +1,150 @@
+package lockeractor
+
+import (
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/protoactor-locker/locker/internal/core"
+)
+
+// Messages from the Locker handle to its peer actor (local only, never
+// on the wire).
+type (
+	submit struct {
+		ops   []core.Op
+		reply func([]core.Outcome)
+	}
+	readMaster struct {
+		key   string
+		reply func(core.ReadResult)
+	}
+	adminCall struct {
+		cluster, masters, replicas []string
+		w                          int
+		setW                       bool
+		reply                      func(map[string]core.AdminResult)
+	}
+	pushNow struct{}
+	tick    struct{}
+)
+
+// peer is the actor shell around a core.Core: it decodes messages, calls
+// the core, sends what the core returns and keeps one timer armed for
+// the core's next wake-up. It never waits for another peer.
+type peer struct {
+	l    *Locker
+	core *core.Core
+	pids map[string]*actor.PID
+
+	// mu guards timer and armed, which the timer's goroutine reads.
+	mu     sync.Mutex
+	timer  *time.Timer
+	armed  time.Time
+	closed bool
+}
+
+func newPeer(l *Locker) *peer {
+	return &peer{l: l, core: l.core, pids: map[string]*actor.PID{}}
+}
+
+// Receive implements actor.Actor.
+func (p *peer) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *submit:
+		p.core.Submit(m.ops, m.reply)
+	case *readMaster:
+		p.core.ReadMaster(m.key, m.reply)
+	case *adminCall:
+		if m.setW {
+			p.core.SetW(m.cluster, m.w, m.reply)
+		} else {
+			p.core.SetNodes(m.cluster, m.masters, m.replicas, m.reply)
+		}
+	case pushNow:
+		p.core.PushNow()
+	case tick:
+		p.core.Tick()
+	case *actor.DeadLetterResponse:
+		if m.Target != nil {
+			p.core.Unreachable(m.Target.Address)
+		}
+	case *actor.Stopping:
+		p.stop()
+		return
+	case *actor.Started, *actor.Stopped, *actor.Restarting:
+		return
+	case proto.Message:
+		sender := ctx.Sender()
+		if sender == nil {
+			return // peers always send with a sender; this is not a peer
+		}
+		from := sender.Address
+		if from == "nonhost" || from == "" {
+			from = p.l.self
+		}
+		p.core.Step(from, m)
+	default:
+		return
+	}
+	p.flush(ctx)
+}
+
+// flush sends what the core produced and re-arms the timer.
+func (p *peer) flush(ctx actor.Context) {
+	for _, env := range p.core.TakeOutbox() {
+		ctx.Request(p.pid(env.To), env.Msg)
+	}
+	if at, ok := p.core.NextWake(); ok {
+		p.arm(ctx, at)
+	}
+}
+
+func (p *peer) pid(addr string) *actor.PID {
+	pid := p.pids[addr]
+	if pid == nil {
+		pid = actor.NewPID(addr, ActorName)
+		p.pids[addr] = pid
+	}
+	return pid
+}
+
+// arm makes sure a tick reaches the actor at or soon after at.
+func (p *peer) arm(ctx actor.Context, at time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || (!p.armed.IsZero() && !at.Before(p.armed)) {
+		return
+	}
+	p.armed = at
+	d := at.Sub(p.l.cfg.Clock.Now())
+	if d < 0 {
+		d = 0
+	}
+	if p.timer == nil {
+		system, self := ctx.ActorSystem(), ctx.Self()
+		p.timer = time.AfterFunc(d, func() {
+			p.mu.Lock()
+			p.armed = time.Time{}
+			closed := p.closed
+			p.mu.Unlock()
+			if !closed {
+				system.Root.Send(self, tick{})
+			}
+		})
+		return
+	}
+	p.timer.Reset(d)
+}
+
+func (p *peer) stop() {
+	p.mu.Lock()
+	p.closed = true
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.mu.Unlock()
+	p.core.Close()
+}

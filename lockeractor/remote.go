@@ -1,0 +1,21 @@
+package lockeractor
+
+import (
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+)
+
+// RemoteMaxRecvMsgSize is the gRPC receive limit RemoteOptions sets:
+// room for protoactor's batches of up to 1000 messages of 64 KiB.
+const RemoteMaxRecvMsgSize = 64 << 20
+
+// RemoteOptions returns the protoactor remote options Locker recommends
+// for every member: a gRPC receive limit large enough for a full batch
+// of the largest messages WithMaxMessageBytes allows up to 64 KiB.
+// Without them, keep the default message bound (3 KiB), which keeps a
+// full batch under gRPC's default 4 MiB limit.
+func RemoteOptions() []remote.ConfigOption {
+	return []remote.ConfigOption{
+		remote.WithServerOptions(grpc.MaxRecvMsgSize(RemoteMaxRecvMsgSize)),
+	}
+}

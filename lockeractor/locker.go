@@ -57,6 +57,8 @@ type Locker struct {
 	store  *core.Store
 	ext    *extension
 
+	watchers watchers
+
 	stopOnce sync.Once
 	stopped  chan struct{}
 }
@@ -96,6 +98,7 @@ func Start(system *actor.ActorSystem, opts ...Option) (*Locker, error) {
 		Clock: cfg.Clock, Seed: binary.LittleEndian.Uint64(seed[:]) >> 1,
 	})
 	l := &Locker{system: system, cfg: cfg, self: self, core: c, store: c.Store(), ext: ext, stopped: make(chan struct{})}
+	l.store.OnChange = l.watchers.notify
 	if !ext.current.CompareAndSwap(nil, l) {
 		return nil, fmt.Errorf("%w on %s", ErrAlreadyStarted, self)
 	}

@@ -33,6 +33,11 @@ type waitLists struct {
 type Store struct {
 	now func() int64 // monotonic nanoseconds
 
+	// OnChange, when set, is told of every change to a key, on the
+	// writer's goroutine, after the change is visible to readers. It must
+	// not block and must not call back into the Store's writer.
+	OnChange func(Change)
+
 	// mu guards entries, waits and live: writes come from the peer's
 	// goroutine only, reads from any caller of DirtyRead, which must stay
 	// a few tens of nanoseconds, hence a read-write lock rather than a
@@ -42,6 +47,34 @@ type Store struct {
 	waits   map[string]*waitLists
 	live    int // entries that are not tombstones
 	waiting int // registered waiters
+}
+
+// ChangeKind says how a key changed.
+type ChangeKind uint8
+
+// The kinds of change.
+const (
+	Written  ChangeKind = iota + 1 // locked, updated, extended or replicated
+	Released                       // released by its holder
+	Expired                        // its lease ran out here
+)
+
+// Change is one change of a key.
+type Change struct {
+	Kind  ChangeKind
+	Key   string
+	Value []byte // the new value (Written) or the last one (Released, Expired)
+	Token uint64
+	// New is true for a Written key that was not held with this value
+	// before (a lock, an update, a first replication), false for a
+	// renewal of the same value.
+	New bool
+}
+
+func (s *Store) notify(ch Change) {
+	if s.OnChange != nil {
+		s.OnChange(ch)
+	}
 }
 
 // NewStore returns an empty store that reads time from now.
@@ -172,8 +205,10 @@ func (s *Store) raw(key string) *entry { return s.entries[key] }
 
 // put stores a live value and wakes the key's WaitFor callers.
 func (s *Store) put(key string, value []byte, deadline int64, token uint64) {
+	now := s.now()
 	s.mu.Lock()
 	e := s.entries[key]
+	fresh := e == nil || e.deleted || e.deadline <= now || !sameValue(e.value, value)
 	if e == nil {
 		e = &entry{}
 		s.entries[key] = e
@@ -194,26 +229,36 @@ func (s *Store) put(key string, value []byte, deadline int64, token uint64) {
 		}
 	}
 	s.mu.Unlock()
+	s.notify(Change{Kind: Written, Key: key, Value: value, Token: token, New: fresh})
 }
 
 // setValue replaces the value of a live entry, keeping its lease.
 func (s *Store) setValue(key string, value []byte, token uint64) {
 	s.mu.Lock()
-	if e := s.entries[key]; e != nil && !e.deleted {
+	e := s.entries[key]
+	ok := e != nil && !e.deleted
+	if ok {
 		e.value = value
 		e.token = token
 	}
 	s.mu.Unlock()
+	if ok {
+		s.notify(Change{Kind: Written, Key: key, Value: value, Token: token, New: true})
+	}
 }
 
 // tombstone marks key released with token, keeping the tombstone until
 // the old deadline, and wakes the key's WaitForRelease callers.
 func (s *Store) tombstone(key string, token uint64) {
 	s.mu.Lock()
+	var old []byte
+	wasLive := false
 	if e := s.entries[key]; e != nil {
 		if !e.deleted {
 			s.live--
+			wasLive = true
 		}
+		old = e.value
 		e.deleted = true
 		e.value = nil
 		if token > e.token {
@@ -222,23 +267,29 @@ func (s *Store) tombstone(key string, token uint64) {
 	}
 	s.wakeReleased(key)
 	s.mu.Unlock()
+	if wasLive {
+		s.notify(Change{Kind: Released, Key: key, Value: old, Token: token})
+	}
 }
 
 // expire removes key if its deadline is due at now, and wakes the key's
 // WaitForRelease callers. It reports whether a live entry expired.
 func (s *Store) expire(key string, now int64) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	e := s.entries[key]
 	if e == nil || e.deadline > now {
+		s.mu.Unlock()
 		return false
 	}
 	delete(s.entries, key)
 	if e.deleted {
+		s.mu.Unlock()
 		return false
 	}
 	s.live--
 	s.wakeReleased(key)
+	s.mu.Unlock()
+	s.notify(Change{Kind: Expired, Key: key, Value: e.value, Token: e.token})
 	return true
 }
 

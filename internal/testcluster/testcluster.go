@@ -42,11 +42,16 @@ func Quiet() []actor.ConfigOption {
 	})}
 }
 
-// StartNode starts one actor system with remote on 127.0.0.1 and a
-// Locker peer on it.
+// StartNode starts one actor system with remote on 127.0.0.1 (with
+// lockeractor.RemoteOptions) and a Locker peer on it.
 func StartNode(opts ...lockeractor.Option) (*Node, error) {
+	return StartNodeWith(lockeractor.RemoteOptions(), opts...)
+}
+
+// StartNodeWith is StartNode with the given remote options instead.
+func StartNodeWith(remoteOpts []remote.ConfigOption, opts ...lockeractor.Option) (*Node, error) {
 	sys := actor.NewActorSystem(Quiet()...)
-	r := remote.NewRemote(sys, remote.Configure("127.0.0.1", 0, lockeractor.RemoteOptions()...))
+	r := remote.NewRemote(sys, remote.Configure("127.0.0.1", 0, remoteOpts...))
 	r.Start()
 	l, err := lockeractor.Start(sys, opts...)
 	if err != nil {

@@ -85,6 +85,7 @@ func TestUnknownProtobufTypeDoesNotCrashTheReceiver(t *testing.T) {
 // of ~12 MiB of replication arrives whole, because every message stays
 // under the default 3 KiB bound.
 func TestLargeBurstWithDefaultRemoteIsNotDropped(t *testing.T) {
+	testcluster.SkipUnderRace(t)
 	var nodes []*testcluster.Node
 	for i := 0; i < 2; i++ {
 		n, err := testcluster.StartNodeWith(nil, lockeractor.WithReplicationInterval(time.Hour))

@@ -363,7 +363,9 @@ type PromiseItem struct {
 	// Fencing token stored with the key, 0 when absent.
 	Token uint64 `protobuf:"varint,3,opt,name=token,proto3" json:"token,omitempty"`
 	// A fresh token from the master's clock, larger than any it has seen.
-	Proposal      uint64 `protobuf:"varint,4,opt,name=proposal,proto3" json:"proposal,omitempty"`
+	Proposal uint64 `protobuf:"varint,4,opt,name=proposal,proto3" json:"proposal,omitempty"`
+	// Lease left on the key at this master, in milliseconds (0 when absent).
+	LeaseMs       int64 `protobuf:"varint,5,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -422,6 +424,13 @@ func (x *PromiseItem) GetToken() uint64 {
 func (x *PromiseItem) GetProposal() uint64 {
 	if x != nil {
 		return x.Proposal
+	}
+	return 0
+}
+
+func (x *PromiseItem) GetLeaseMs() int64 {
+	if x != nil {
+		return x.LeaseMs
 	}
 	return 0
 }
@@ -824,13 +833,17 @@ func (x *Entry) GetDeleted() bool {
 	return false
 }
 
-// Configuration is the membership a peer works with.
+// Configuration is the membership a peer works with. During a change of
+// masters (a joint configuration) old_masters is not empty, and a write
+// needs W promises and commits among masters and old_w among old_masters.
 type Configuration struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	Masters       []string               `protobuf:"bytes,2,rep,name=masters,proto3" json:"masters,omitempty"`
 	Replicas      []string               `protobuf:"bytes,3,rep,name=replicas,proto3" json:"replicas,omitempty"`
 	W             int32                  `protobuf:"varint,4,opt,name=w,proto3" json:"w,omitempty"`
+	OldMasters    []string               `protobuf:"bytes,5,rep,name=old_masters,json=oldMasters,proto3" json:"old_masters,omitempty"`
+	OldW          int32                  `protobuf:"varint,6,opt,name=old_w,json=oldW,proto3" json:"old_w,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -893,6 +906,433 @@ func (x *Configuration) GetW() int32 {
 	return 0
 }
 
+func (x *Configuration) GetOldMasters() []string {
+	if x != nil {
+		return x.OldMasters
+	}
+	return nil
+}
+
+func (x *Configuration) GetOldW() int32 {
+	if x != nil {
+		return x.OldW
+	}
+	return 0
+}
+
+// ConfigPrepare asks a master to promise to move from configuration epoch
+// from_epoch to `next` (phase one of a reconfiguration step). A master
+// promises at most one such move per epoch.
+type ConfigPrepare struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
+	FromEpoch     uint64                 `protobuf:"varint,2,opt,name=from_epoch,json=fromEpoch,proto3" json:"from_epoch,omitempty"`
+	Next          *Configuration         `protobuf:"bytes,3,opt,name=next,proto3" json:"next,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigPrepare) Reset() {
+	*x = ConfigPrepare{}
+	mi := &file_locker_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigPrepare) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigPrepare) ProtoMessage() {}
+
+func (x *ConfigPrepare) ProtoReflect() protoreflect.Message {
+	mi := &file_locker_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigPrepare.ProtoReflect.Descriptor instead.
+func (*ConfigPrepare) Descriptor() ([]byte, []int) {
+	return file_locker_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ConfigPrepare) GetRequest() uint64 {
+	if x != nil {
+		return x.Request
+	}
+	return 0
+}
+
+func (x *ConfigPrepare) GetFromEpoch() uint64 {
+	if x != nil {
+		return x.FromEpoch
+	}
+	return 0
+}
+
+func (x *ConfigPrepare) GetNext() *Configuration {
+	if x != nil {
+		return x.Next
+	}
+	return nil
+}
+
+// ConfigPromise answers ConfigPrepare.
+type ConfigPromise struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Request uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
+	Granted bool                   `protobuf:"varint,2,opt,name=granted,proto3" json:"granted,omitempty"`
+	Reason  Reason                 `protobuf:"varint,3,opt,name=reason,proto3,enum=locker.v1.Reason" json:"reason,omitempty"`
+	// The master's configuration when it answered.
+	Current       *Configuration `protobuf:"bytes,4,opt,name=current,proto3" json:"current,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigPromise) Reset() {
+	*x = ConfigPromise{}
+	mi := &file_locker_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigPromise) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigPromise) ProtoMessage() {}
+
+func (x *ConfigPromise) ProtoReflect() protoreflect.Message {
+	mi := &file_locker_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigPromise.ProtoReflect.Descriptor instead.
+func (*ConfigPromise) Descriptor() ([]byte, []int) {
+	return file_locker_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ConfigPromise) GetRequest() uint64 {
+	if x != nil {
+		return x.Request
+	}
+	return 0
+}
+
+func (x *ConfigPromise) GetGranted() bool {
+	if x != nil {
+		return x.Granted
+	}
+	return false
+}
+
+func (x *ConfigPromise) GetReason() Reason {
+	if x != nil {
+		return x.Reason
+	}
+	return Reason_REASON_UNSPECIFIED
+}
+
+func (x *ConfigPromise) GetCurrent() *Configuration {
+	if x != nil {
+		return x.Current
+	}
+	return nil
+}
+
+// ConfigCommit makes a peer adopt `next` if its epoch is older. It is
+// also how peers learn a configuration they missed. Answered with an
+// AdminReply when request is not 0.
+type ConfigCommit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
+	Next          *Configuration         `protobuf:"bytes,2,opt,name=next,proto3" json:"next,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigCommit) Reset() {
+	*x = ConfigCommit{}
+	mi := &file_locker_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigCommit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigCommit) ProtoMessage() {}
+
+func (x *ConfigCommit) ProtoReflect() protoreflect.Message {
+	mi := &file_locker_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigCommit.ProtoReflect.Descriptor instead.
+func (*ConfigCommit) Descriptor() ([]byte, []int) {
+	return file_locker_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ConfigCommit) GetRequest() uint64 {
+	if x != nil {
+		return x.Request
+	}
+	return 0
+}
+
+func (x *ConfigCommit) GetNext() *Configuration {
+	if x != nil {
+		return x.Next
+	}
+	return nil
+}
+
+// ConfigQuery asks a peer for its configuration; answered with a
+// ConfigCommit carrying it (request 0).
+type ConfigQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigQuery) Reset() {
+	*x = ConfigQuery{}
+	mi := &file_locker_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigQuery) ProtoMessage() {}
+
+func (x *ConfigQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_locker_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigQuery.ProtoReflect.Descriptor instead.
+func (*ConfigQuery) Descriptor() ([]byte, []int) {
+	return file_locker_proto_rawDescGZIP(), []int{14}
+}
+
+// Sync asks a new master to copy the leases of at least `need` of
+// `sources` (each snapshot taken at epoch >= epoch), then answer with an
+// AdminReply.
+type Sync struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Sources       []string               `protobuf:"bytes,3,rep,name=sources,proto3" json:"sources,omitempty"`
+	Need          int32                  `protobuf:"varint,4,opt,name=need,proto3" json:"need,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Sync) Reset() {
+	*x = Sync{}
+	mi := &file_locker_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Sync) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Sync) ProtoMessage() {}
+
+func (x *Sync) ProtoReflect() protoreflect.Message {
+	mi := &file_locker_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Sync.ProtoReflect.Descriptor instead.
+func (*Sync) Descriptor() ([]byte, []int) {
+	return file_locker_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Sync) GetRequest() uint64 {
+	if x != nil {
+		return x.Request
+	}
+	return 0
+}
+
+func (x *Sync) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *Sync) GetSources() []string {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+func (x *Sync) GetNeed() int32 {
+	if x != nil {
+		return x.Need
+	}
+	return 0
+}
+
+// SnapshotRequest asks a peer for all the leases it holds, as Replicate
+// messages followed by a SnapshotDone, if its epoch is at least `epoch`.
+type SnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRequest) Reset() {
+	*x = SnapshotRequest{}
+	mi := &file_locker_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRequest) ProtoMessage() {}
+
+func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_locker_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_locker_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SnapshotRequest) GetRequest() uint64 {
+	if x != nil {
+		return x.Request
+	}
+	return 0
+}
+
+func (x *SnapshotRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+// SnapshotDone ends a snapshot (after its Replicate messages, on the same
+// ordered channel).
+type SnapshotDone struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
+	Reason        Reason                 `protobuf:"varint,2,opt,name=reason,proto3,enum=locker.v1.Reason" json:"reason,omitempty"`
+	Entries       int64                  `protobuf:"varint,3,opt,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotDone) Reset() {
+	*x = SnapshotDone{}
+	mi := &file_locker_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotDone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotDone) ProtoMessage() {}
+
+func (x *SnapshotDone) ProtoReflect() protoreflect.Message {
+	mi := &file_locker_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotDone.ProtoReflect.Descriptor instead.
+func (*SnapshotDone) Descriptor() ([]byte, []int) {
+	return file_locker_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SnapshotDone) GetRequest() uint64 {
+	if x != nil {
+		return x.Request
+	}
+	return 0
+}
+
+func (x *SnapshotDone) GetReason() Reason {
+	if x != nil {
+		return x.Reason
+	}
+	return Reason_REASON_UNSPECIFIED
+}
+
+func (x *SnapshotDone) GetEntries() int64 {
+	if x != nil {
+		return x.Entries
+	}
+	return 0
+}
+
 // SetNodes replaces the masters and replicas of a peer.
 type SetNodes struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -906,7 +1346,7 @@ type SetNodes struct {
 
 func (x *SetNodes) Reset() {
 	*x = SetNodes{}
-	mi := &file_locker_proto_msgTypes[11]
+	mi := &file_locker_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1358,7 @@ func (x *SetNodes) String() string {
 func (*SetNodes) ProtoMessage() {}
 
 func (x *SetNodes) ProtoReflect() protoreflect.Message {
-	mi := &file_locker_proto_msgTypes[11]
+	mi := &file_locker_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1371,7 @@ func (x *SetNodes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNodes.ProtoReflect.Descriptor instead.
 func (*SetNodes) Descriptor() ([]byte, []int) {
-	return file_locker_proto_rawDescGZIP(), []int{11}
+	return file_locker_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetNodes) GetRequest() uint64 {
@@ -973,7 +1413,7 @@ type SetW struct {
 
 func (x *SetW) Reset() {
 	*x = SetW{}
-	mi := &file_locker_proto_msgTypes[12]
+	mi := &file_locker_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1425,7 @@ func (x *SetW) String() string {
 func (*SetW) ProtoMessage() {}
 
 func (x *SetW) ProtoReflect() protoreflect.Message {
-	mi := &file_locker_proto_msgTypes[12]
+	mi := &file_locker_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1438,7 @@ func (x *SetW) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetW.ProtoReflect.Descriptor instead.
 func (*SetW) Descriptor() ([]byte, []int) {
-	return file_locker_proto_rawDescGZIP(), []int{12}
+	return file_locker_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetW) GetRequest() uint64 {
@@ -1028,7 +1468,7 @@ type AdminReply struct {
 
 func (x *AdminReply) Reset() {
 	*x = AdminReply{}
-	mi := &file_locker_proto_msgTypes[13]
+	mi := &file_locker_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1480,7 @@ func (x *AdminReply) String() string {
 func (*AdminReply) ProtoMessage() {}
 
 func (x *AdminReply) ProtoReflect() protoreflect.Message {
-	mi := &file_locker_proto_msgTypes[13]
+	mi := &file_locker_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1493,7 @@ func (x *AdminReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminReply.ProtoReflect.Descriptor instead.
 func (*AdminReply) Descriptor() ([]byte, []int) {
-	return file_locker_proto_rawDescGZIP(), []int{13}
+	return file_locker_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AdminReply) GetRequest() uint64 {
@@ -1095,7 +1535,7 @@ type Read struct {
 
 func (x *Read) Reset() {
 	*x = Read{}
-	mi := &file_locker_proto_msgTypes[14]
+	mi := &file_locker_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1547,7 @@ func (x *Read) String() string {
 func (*Read) ProtoMessage() {}
 
 func (x *Read) ProtoReflect() protoreflect.Message {
-	mi := &file_locker_proto_msgTypes[14]
+	mi := &file_locker_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1560,7 @@ func (x *Read) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Read.ProtoReflect.Descriptor instead.
 func (*Read) Descriptor() ([]byte, []int) {
-	return file_locker_proto_rawDescGZIP(), []int{14}
+	return file_locker_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Read) GetRequest() uint64 {
@@ -1150,7 +1590,7 @@ type ReadReply struct {
 
 func (x *ReadReply) Reset() {
 	*x = ReadReply{}
-	mi := &file_locker_proto_msgTypes[15]
+	mi := &file_locker_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1162,7 +1602,7 @@ func (x *ReadReply) String() string {
 func (*ReadReply) ProtoMessage() {}
 
 func (x *ReadReply) ProtoReflect() protoreflect.Message {
-	mi := &file_locker_proto_msgTypes[15]
+	mi := &file_locker_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1175,7 +1615,7 @@ func (x *ReadReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadReply.ProtoReflect.Descriptor instead.
 func (*ReadReply) Descriptor() ([]byte, []int) {
-	return file_locker_proto_rawDescGZIP(), []int{15}
+	return file_locker_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReadReply) GetRequest() uint64 {
@@ -1222,12 +1662,13 @@ const file_locker_proto_rawDesc = "" +
 	"\aPromise\x12\x10\n" +
 	"\x03txn\x18\x01 \x01(\x04R\x03txn\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12,\n" +
-	"\x05items\x18\x03 \x03(\v2\x16.locker.v1.PromiseItemR\x05items\"\x84\x01\n" +
+	"\x05items\x18\x03 \x03(\v2\x16.locker.v1.PromiseItemR\x05items\"\x9f\x01\n" +
 	"\vPromiseItem\x12\x18\n" +
 	"\agranted\x18\x01 \x01(\bR\agranted\x12)\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x11.locker.v1.ReasonR\x06reason\x12\x14\n" +
 	"\x05token\x18\x03 \x01(\x04R\x05token\x12\x1a\n" +
-	"\bproposal\x18\x04 \x01(\x04R\bproposal\"]\n" +
+	"\bproposal\x18\x04 \x01(\x04R\bproposal\x12\x19\n" +
+	"\blease_ms\x18\x05 \x01(\x03R\aleaseMs\"]\n" +
 	"\x06Commit\x12\x10\n" +
 	"\x03txn\x18\x01 \x01(\x04R\x03txn\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12+\n" +
@@ -1255,12 +1696,41 @@ const file_locker_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x19\n" +
 	"\blease_ms\x18\x03 \x01(\x03R\aleaseMs\x12\x14\n" +
 	"\x05token\x18\x04 \x01(\x04R\x05token\x12\x18\n" +
-	"\adeleted\x18\x05 \x01(\bR\adeleted\"i\n" +
+	"\adeleted\x18\x05 \x01(\bR\adeleted\"\x9f\x01\n" +
 	"\rConfiguration\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x18\n" +
 	"\amasters\x18\x02 \x03(\tR\amasters\x12\x1a\n" +
 	"\breplicas\x18\x03 \x03(\tR\breplicas\x12\f\n" +
-	"\x01w\x18\x04 \x01(\x05R\x01w\"p\n" +
+	"\x01w\x18\x04 \x01(\x05R\x01w\x12\x1f\n" +
+	"\vold_masters\x18\x05 \x03(\tR\n" +
+	"oldMasters\x12\x13\n" +
+	"\x05old_w\x18\x06 \x01(\x05R\x04oldW\"v\n" +
+	"\rConfigPrepare\x12\x18\n" +
+	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x1d\n" +
+	"\n" +
+	"from_epoch\x18\x02 \x01(\x04R\tfromEpoch\x12,\n" +
+	"\x04next\x18\x03 \x01(\v2\x18.locker.v1.ConfigurationR\x04next\"\xa2\x01\n" +
+	"\rConfigPromise\x12\x18\n" +
+	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x18\n" +
+	"\agranted\x18\x02 \x01(\bR\agranted\x12)\n" +
+	"\x06reason\x18\x03 \x01(\x0e2\x11.locker.v1.ReasonR\x06reason\x122\n" +
+	"\acurrent\x18\x04 \x01(\v2\x18.locker.v1.ConfigurationR\acurrent\"V\n" +
+	"\fConfigCommit\x12\x18\n" +
+	"\arequest\x18\x01 \x01(\x04R\arequest\x12,\n" +
+	"\x04next\x18\x02 \x01(\v2\x18.locker.v1.ConfigurationR\x04next\"\r\n" +
+	"\vConfigQuery\"d\n" +
+	"\x04Sync\x12\x18\n" +
+	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
+	"\asources\x18\x03 \x03(\tR\asources\x12\x12\n" +
+	"\x04need\x18\x04 \x01(\x05R\x04need\"A\n" +
+	"\x0fSnapshotRequest\x12\x18\n" +
+	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"m\n" +
+	"\fSnapshotDone\x12\x18\n" +
+	"\arequest\x18\x01 \x01(\x04R\arequest\x12)\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x11.locker.v1.ReasonR\x06reason\x12\x18\n" +
+	"\aentries\x18\x03 \x01(\x03R\aentries\"p\n" +
 	"\bSetNodes\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
@@ -1314,26 +1784,33 @@ func file_locker_proto_rawDescGZIP() []byte {
 }
 
 var file_locker_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_locker_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_locker_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_locker_proto_goTypes = []any{
-	(WriteKind)(0),        // 0: locker.v1.WriteKind
-	(Reason)(0),           // 1: locker.v1.Reason
-	(*Prepare)(nil),       // 2: locker.v1.Prepare
-	(*PrepareItem)(nil),   // 3: locker.v1.PrepareItem
-	(*Promise)(nil),       // 4: locker.v1.Promise
-	(*PromiseItem)(nil),   // 5: locker.v1.PromiseItem
-	(*Commit)(nil),        // 6: locker.v1.Commit
-	(*CommitItem)(nil),    // 7: locker.v1.CommitItem
-	(*Committed)(nil),     // 8: locker.v1.Committed
-	(*CommittedItem)(nil), // 9: locker.v1.CommittedItem
-	(*Replicate)(nil),     // 10: locker.v1.Replicate
-	(*Entry)(nil),         // 11: locker.v1.Entry
-	(*Configuration)(nil), // 12: locker.v1.Configuration
-	(*SetNodes)(nil),      // 13: locker.v1.SetNodes
-	(*SetW)(nil),          // 14: locker.v1.SetW
-	(*AdminReply)(nil),    // 15: locker.v1.AdminReply
-	(*Read)(nil),          // 16: locker.v1.Read
-	(*ReadReply)(nil),     // 17: locker.v1.ReadReply
+	(WriteKind)(0),          // 0: locker.v1.WriteKind
+	(Reason)(0),             // 1: locker.v1.Reason
+	(*Prepare)(nil),         // 2: locker.v1.Prepare
+	(*PrepareItem)(nil),     // 3: locker.v1.PrepareItem
+	(*Promise)(nil),         // 4: locker.v1.Promise
+	(*PromiseItem)(nil),     // 5: locker.v1.PromiseItem
+	(*Commit)(nil),          // 6: locker.v1.Commit
+	(*CommitItem)(nil),      // 7: locker.v1.CommitItem
+	(*Committed)(nil),       // 8: locker.v1.Committed
+	(*CommittedItem)(nil),   // 9: locker.v1.CommittedItem
+	(*Replicate)(nil),       // 10: locker.v1.Replicate
+	(*Entry)(nil),           // 11: locker.v1.Entry
+	(*Configuration)(nil),   // 12: locker.v1.Configuration
+	(*ConfigPrepare)(nil),   // 13: locker.v1.ConfigPrepare
+	(*ConfigPromise)(nil),   // 14: locker.v1.ConfigPromise
+	(*ConfigCommit)(nil),    // 15: locker.v1.ConfigCommit
+	(*ConfigQuery)(nil),     // 16: locker.v1.ConfigQuery
+	(*Sync)(nil),            // 17: locker.v1.Sync
+	(*SnapshotRequest)(nil), // 18: locker.v1.SnapshotRequest
+	(*SnapshotDone)(nil),    // 19: locker.v1.SnapshotDone
+	(*SetNodes)(nil),        // 20: locker.v1.SetNodes
+	(*SetW)(nil),            // 21: locker.v1.SetW
+	(*AdminReply)(nil),      // 22: locker.v1.AdminReply
+	(*Read)(nil),            // 23: locker.v1.Read
+	(*ReadReply)(nil),       // 24: locker.v1.ReadReply
 }
 var file_locker_proto_depIdxs = []int32{
 	3,  // 0: locker.v1.Prepare.items:type_name -> locker.v1.PrepareItem
@@ -1345,13 +1822,18 @@ var file_locker_proto_depIdxs = []int32{
 	9,  // 6: locker.v1.Committed.items:type_name -> locker.v1.CommittedItem
 	1,  // 7: locker.v1.CommittedItem.reason:type_name -> locker.v1.Reason
 	11, // 8: locker.v1.Replicate.entries:type_name -> locker.v1.Entry
-	1,  // 9: locker.v1.AdminReply.reason:type_name -> locker.v1.Reason
-	12, // 10: locker.v1.AdminReply.configuration:type_name -> locker.v1.Configuration
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	12, // 9: locker.v1.ConfigPrepare.next:type_name -> locker.v1.Configuration
+	1,  // 10: locker.v1.ConfigPromise.reason:type_name -> locker.v1.Reason
+	12, // 11: locker.v1.ConfigPromise.current:type_name -> locker.v1.Configuration
+	12, // 12: locker.v1.ConfigCommit.next:type_name -> locker.v1.Configuration
+	1,  // 13: locker.v1.SnapshotDone.reason:type_name -> locker.v1.Reason
+	1,  // 14: locker.v1.AdminReply.reason:type_name -> locker.v1.Reason
+	12, // 15: locker.v1.AdminReply.configuration:type_name -> locker.v1.Configuration
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_locker_proto_init() }
@@ -1365,7 +1847,7 @@ func file_locker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_locker_proto_rawDesc), len(file_locker_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

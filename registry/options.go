@@ -1,0 +1,81 @@
+package registry
+
+import (
+	"strings"
+	"time"
+)
+
+// Config is what a Registry is created with. Build it with options.
+type Config struct {
+	// KeyPrefix is put before every name to make its store key (default
+	// "registry/"). Registries that share a store must agree on it.
+	KeyPrefix string
+	// Threshold is how long before expiry Register renews a lease
+	// (default 500 ms). A lease not longer than twice the threshold is
+	// renewed a quarter of its length before expiry instead.
+	Threshold time.Duration
+	// RenewWindow is how far ahead of its renewal time a lease is renewed
+	// together with one that is due (default 100 ms): leases due within
+	// the window share one Batch.
+	RenewWindow time.Duration
+	// MaxBatch bounds the operations of one Batch call (default 20,000);
+	// more renewals due at once take several calls.
+	MaxBatch int
+	// RequestTimeout bounds Request when its context has no deadline
+	// (default 5 s).
+	RequestTimeout time.Duration
+	// ReleaseTimeout bounds the release of the names of an actor that
+	// stopped (default 5 s).
+	ReleaseTimeout time.Duration
+}
+
+// Option changes a Config.
+type Option func(*Config)
+
+// DefaultConfig returns the defaults described on Config.
+func DefaultConfig() Config {
+	return Config{
+		KeyPrefix:      "registry/",
+		Threshold:      500 * time.Millisecond,
+		RenewWindow:    100 * time.Millisecond,
+		MaxBatch:       20000,
+		RequestTimeout: 5 * time.Second,
+		ReleaseTimeout: 5 * time.Second,
+	}
+}
+
+// WithKeyPrefix sets the prefix of the store keys of names.
+func WithKeyPrefix(p string) Option { return func(c *Config) { c.KeyPrefix = p } }
+
+// WithThreshold sets how long before expiry Register renews a lease.
+func WithThreshold(d time.Duration) Option { return func(c *Config) { c.Threshold = d } }
+
+// WithRenewWindow sets how far ahead leases are renewed together.
+func WithRenewWindow(d time.Duration) Option { return func(c *Config) { c.RenewWindow = d } }
+
+// WithMaxBatch bounds the operations of one Batch call.
+func WithMaxBatch(n int) Option { return func(c *Config) { c.MaxBatch = n } }
+
+// WithRequestTimeout bounds Request calls whose context has no deadline.
+func WithRequestTimeout(d time.Duration) Option { return func(c *Config) { c.RequestTimeout = d } }
+
+// WithReleaseTimeout bounds the release of a stopped actor's names.
+func WithReleaseTimeout(d time.Duration) Option { return func(c *Config) { c.ReleaseTimeout = d } }
+
+func (c Config) validate() error {
+	switch {
+	case c.KeyPrefix == "" || strings.IndexByte(c.KeyPrefix, 0) >= 0:
+		return argError("key prefix", "%q is empty or holds a zero byte", c.KeyPrefix)
+	case c.Threshold <= 0:
+		return argError("threshold", "%v is not positive", c.Threshold)
+	case c.RenewWindow < 0:
+		return argError("renew window", "%v is negative", c.RenewWindow)
+	case c.MaxBatch < 1:
+		return argError("max batch", "%d is less than 1", c.MaxBatch)
+	case c.RequestTimeout <= 0:
+		return argError("request timeout", "%v is not positive", c.RequestTimeout)
+	case c.ReleaseTimeout <= 0:
+		return argError("release timeout", "%v is not positive", c.ReleaseTimeout)
+	}
+	return nil
+}

@@ -1,0 +1,206 @@
+//go:build !race
+
+// Tests over three actor systems talking protoactor remote (not under
+// -race: protoactor's remote races when several start in one process).
+
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/protoactor-locker/locker/internal/registrytest"
+	"github.com/protoactor-locker/locker/internal/testcluster"
+	"github.com/protoactor-locker/locker/registry"
+	"github.com/protoactor-locker/locker/server"
+)
+
+const bound = 3 * time.Second
+
+// resolvedEverywhere waits until every node resolves name to pid (nil:
+// to nothing).
+func resolvedEverywhere(t *testing.T, c *registrytest.Cluster, name string, pid *actor.PID) {
+	t.Helper()
+	for i := range c.Nodes {
+		testcluster.Eventually(t, bound, func() bool {
+			got := c.Registry(i).WhereIs(name)
+			if pid == nil {
+				return got == nil
+			}
+			return pid.Equal(got)
+		}, "node %d resolves %q to %v", i, name, pid)
+	}
+}
+
+// callStop is the elixir test's GenServer.call({:via, Registry, name}, :stop).
+func callStop(t *testing.T, r *registry.Registry, name string) {
+	t.Helper()
+	res, err := r.Request(context.Background(), name, str("stop"))
+	require.NoError(t, err)
+	require.Equal(t, "ok", res.(*wrapperspb.StringValue).GetValue())
+}
+
+// spawner is an actor that spawns servers as its children (start_link).
+func spawner(sys *actor.ActorSystem) *actor.PID {
+	return sys.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+		if name, ok := c.Message().(string); ok {
+			var pid *actor.PID
+			var err error
+			if name == "" {
+				pid = c.Spawn(serverProps(nil)) // without a name
+			} else {
+				pid, err = server.Spawn(c, name, serverProps(nil))
+			}
+			if err != nil {
+				c.Respond(err)
+				return
+			}
+			c.Respond(pid)
+		}
+	}))
+}
+
+func spawnLinked(t *testing.T, sys *actor.ActorSystem, parent *actor.PID, name string) *actor.PID {
+	t.Helper()
+	res, err := sys.Root.RequestFuture(parent, name, 5*time.Second).Result()
+	require.NoError(t, err)
+	pid, ok := res.(*actor.PID)
+	require.True(t, ok, "%v", res)
+	return pid
+}
+
+// Port of "server start/2 and terminate".
+func TestElixirServerStartAndTerminate(t *testing.T) {
+	c := registrytest.New(t, 3)
+	pid, err := server.Spawn(c.System(0).Root, "test", serverProps(nil))
+	require.NoError(t, err)
+	require.True(t, pid.Equal(c.Registry(0).WhereIs("test")))
+	resolvedEverywhere(t, c, "test", pid)
+	callStop(t, c.Registry(1), "test")
+	resolvedEverywhere(t, c, "test", nil)
+}
+
+// Port of "server start_link/2 and terminate".
+func TestElixirServerStartLinkAndTerminate(t *testing.T) {
+	c := registrytest.New(t, 3)
+	parent := spawner(c.System(1))
+	pid := spawnLinked(t, c.System(1), parent, "test")
+	require.True(t, pid.Equal(c.Registry(1).WhereIs("test")))
+	resolvedEverywhere(t, c, "test", pid)
+	callStop(t, c.Registry(2), "test")
+	resolvedEverywhere(t, c, "test", nil)
+}
+
+// Port of "server start/2 without opts": an actor without a name.
+func TestElixirServerStartWithoutName(t *testing.T) {
+	c := registrytest.New(t, 3)
+	pid := c.System(0).Root.Spawn(serverProps(nil))
+	require.NotNil(t, pid)
+	res, err := c.System(2).Root.RequestFuture(pid, str("hi"), bound).Result()
+	require.NoError(t, err)
+	require.Equal(t, "echo hi", res.(*wrapperspb.StringValue).GetValue())
+}
+
+// Port of "server start_link/2 without opts".
+func TestElixirServerStartLinkWithoutName(t *testing.T) {
+	c := registrytest.New(t, 3)
+	parent := spawner(c.System(2))
+	pid := spawnLinked(t, c.System(2), parent, "")
+	require.Equal(t, parent.Id+"/", pid.Id[:len(parent.Id)+1])
+}
+
+func TestNamesResolvedFromEveryNode(t *testing.T) {
+	c := registrytest.New(t, 3)
+	pids := make([]*actor.PID, 3)
+	for i := range 3 {
+		var err error
+		pids[i], err = server.Spawn(c.System(i).Root, fmt.Sprintf("srv-%d", i), serverProps(nil))
+		require.NoError(t, err)
+	}
+	for j := range 3 {
+		resolvedEverywhere(t, c, fmt.Sprintf("srv-%d", j), pids[j])
+		for i := range 3 {
+			res, err := c.Registry(i).Request(context.Background(), fmt.Sprintf("srv-%d", j), str(fmt.Sprint(i)))
+			require.NoError(t, err)
+			require.Equal(t, fmt.Sprintf("echo %d", i), res.(*wrapperspb.StringValue).GetValue())
+		}
+	}
+}
+
+func TestNameSurvivesTenLeases(t *testing.T) {
+	c := registrytest.New(t, 3)
+	lease := 200 * time.Millisecond
+	pid, err := server.Spawn(c.System(0).Root, "long-lived", serverProps(nil),
+		server.WithLeaseLength(lease), server.WithLeaseThreshold(50*time.Millisecond))
+	require.NoError(t, err)
+	resolvedEverywhere(t, c, "long-lived", pid)
+	// Every node must resolve it at every check for ten lease lengths.
+	end := time.Now().Add(10 * lease)
+	for checks := 0; time.Now().Before(end); checks++ {
+		for i := range 3 {
+			require.True(t, pid.Equal(c.Registry(i).WhereIs("long-lived")), "node %d lost the name after %d checks", i, checks)
+			_, err := c.Peer(i).DirtyRead(c.Registry(i).Key("long-lived"))
+			require.NoError(t, err, "node %d store", i)
+		}
+		time.Sleep(2 * time.Millisecond) // pacing of the checks, not a wait for a condition
+	}
+}
+
+func TestDuplicateSpawnFailsWithHolder(t *testing.T) {
+	c := registrytest.New(t, 3)
+	pid, err := server.Spawn(c.System(0).Root, "unique", serverProps(nil))
+	require.NoError(t, err)
+	for i := range 3 {
+		_, err := server.Spawn(c.System(i).Root, "unique", serverProps(nil))
+		var are *registry.AlreadyRegisteredError
+		require.True(t, errors.As(err, &are), "node %d: %v", i, err)
+		require.True(t, pid.Equal(are.Holder), "node %d", i)
+	}
+}
+
+func TestPanicRestartKeepsNameStopReleases(t *testing.T) {
+	c := registrytest.New(t, 3)
+	var started int32
+	pid, err := server.Spawn(c.System(1).Root, "phoenix", serverProps(&started),
+		server.WithLeaseLength(200*time.Millisecond), server.WithLeaseThreshold(50*time.Millisecond))
+	require.NoError(t, err)
+	resolvedEverywhere(t, c, "phoenix", pid)
+	require.NoError(t, c.Registry(0).Send("phoenix", str("boom")))
+	// Messages from different members may arrive in any order: ask until
+	// the restart shows.
+	testcluster.Eventually(t, bound, func() bool {
+		res, err := c.Registry(2).Request(context.Background(), "phoenix", str("started"))
+		require.NoError(t, err, "answered across the restart")
+		return res.(*wrapperspb.Int32Value).GetValue() == 2
+	}, "restarted once")
+	resolvedEverywhere(t, c, "phoenix", pid)
+
+	require.NoError(t, c.System(1).Root.StopFuture(pid).Wait())
+	resolvedEverywhere(t, c, "phoenix", nil)
+}
+
+func TestKilledNodesNameExpiresAndMovesOn(t *testing.T) {
+	c := registrytest.New(t, 3)
+	lease := 300 * time.Millisecond
+	pid, err := server.Spawn(c.System(2).Root, "movable", serverProps(nil),
+		server.WithLeaseLength(lease), server.WithLeaseThreshold(100*time.Millisecond))
+	require.NoError(t, err)
+	resolvedEverywhere(t, c, "movable", pid)
+
+	c.Nodes[2].Stop()
+	c.Registry(2).Stop()
+	for i := range 2 {
+		testcluster.Eventually(t, lease+bound, func() bool { return c.Registry(i).WhereIs("movable") == nil },
+			"node %d forgets the dead node's name", i)
+	}
+	moved, err := server.Spawn(c.System(0).Root, "movable", serverProps(nil))
+	require.NoError(t, err, "taken over by a live node")
+	testcluster.Eventually(t, bound, func() bool { return moved.Equal(c.Registry(1).WhereIs("movable")) }, "node 1 sees the new holder")
+}

@@ -1,0 +1,140 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/protoactor-locker/locker/registry"
+)
+
+// Defaults of the options, as Locker.Server's.
+const (
+	DefaultLeaseLength    = 5 * time.Second
+	DefaultLeaseThreshold = 500 * time.Millisecond
+	DefaultTimeout        = 10 * time.Second
+)
+
+// Config is how Spawn registers an actor. Build it with options.
+type Config struct {
+	// LeaseLength is how long each registration or renewal holds the
+	// name (default 5 s).
+	LeaseLength time.Duration
+	// LeaseThreshold is how long before the lease runs out it is renewed
+	// (default 500 ms); it must be positive and shorter than LeaseLength.
+	LeaseThreshold time.Duration
+	// Context bounds the registration (default: none beyond Timeout).
+	Context context.Context
+	// Timeout bounds the registration (default 10 s).
+	Timeout time.Duration
+}
+
+// Option changes a Config.
+type Option func(*Config)
+
+// WithLeaseLength sets how long a lease holds the name (default 5 s).
+func WithLeaseLength(d time.Duration) Option { return func(c *Config) { c.LeaseLength = d } }
+
+// WithLeaseThreshold sets how long before expiry the lease is renewed
+// (default 500 ms).
+func WithLeaseThreshold(d time.Duration) Option { return func(c *Config) { c.LeaseThreshold = d } }
+
+// WithContext makes ctx bound the registration: Spawn gives up when ctx
+// ends.
+func WithContext(ctx context.Context) Option { return func(c *Config) { c.Context = ctx } }
+
+// WithTimeout bounds the registration (default 10 s).
+func WithTimeout(d time.Duration) Option { return func(c *Config) { c.Timeout = d } }
+
+// DefaultConfig returns the defaults described on Config.
+func DefaultConfig() Config {
+	return Config{
+		LeaseLength: DefaultLeaseLength, LeaseThreshold: DefaultLeaseThreshold,
+		Context: context.Background(), Timeout: DefaultTimeout,
+	}
+}
+
+// Configure applies opts to the defaults and validates the result: the
+// error is a *registry.ArgumentError (errors.Is(err,
+// registry.ErrInvalidArgument)).
+func Configure(opts ...Option) (Config, error) {
+	c := DefaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	if c.Context == nil {
+		return c, &registry.ArgumentError{Arg: "context", Problem: "nil"}
+	}
+	if c.Timeout <= 0 {
+		return c, &registry.ArgumentError{Arg: "timeout", Problem: fmt.Sprintf("%v is not positive", c.Timeout)}
+	}
+	return c, registry.CheckLease(c.LeaseLength, c.LeaseThreshold)
+}
+
+// Spawn spawns props as a child of parent (an actor's context, so that
+// the actor stops with its parent, as start_link; or system.Root, as
+// start) and registers it under name in the Registry of parent's actor
+// system (registry.Get), with a lease renewed for as long as it runs.
+//
+// The name is registered with a quorum before the actor is spawned, for
+// the PID it is about to get; Spawn returns once both happened, so
+// WhereIs(name) on this node returns the PID at once. No actor ever runs
+// under a name it does not hold: if the name is taken, Spawn returns an
+// *registry.AlreadyRegisteredError with the holder and spawns nothing.
+//
+// The name is released when the actor stops (stop, poison, its parent
+// stopping, its supervisor giving up); a restart by its supervisor keeps
+// the PID and the name. If a renewal fails, the actor is stopped.
+func Spawn(parent actor.SpawnerContext, name string, props *actor.Props, opts ...Option) (*actor.PID, error) {
+	cfg, err := Configure(opts...)
+	if err != nil {
+		return nil, err
+	}
+	if parent == nil {
+		return nil, &registry.ArgumentError{Arg: "parent", Problem: "nil"}
+	}
+	if props == nil {
+		return nil, &registry.ArgumentError{Arg: "props", Problem: "nil"}
+	}
+	if name == "" {
+		return nil, &registry.ArgumentError{Arg: "name", Problem: "empty"}
+	}
+	system := parent.ActorSystem()
+	r := registry.Get(system)
+	if r == nil {
+		return nil, fmt.Errorf("server: spawning %q: %w", name, registry.ErrNoRegistry)
+	}
+	ctx, cancel := context.WithTimeout(cfg.Context, cfg.Timeout)
+	defer cancel()
+
+	// The PID the actor will get: protoactor names a child
+	// "<parent id>/<id>" and a root actor "<id>".
+	id := system.ProcessRegistry.NextId()
+	full := id
+	if _, root := parent.(*actor.RootContext); !root && parent.Self() != nil {
+		full = parent.Self().Id + "/" + id
+	}
+	want := actor.NewPID(system.Address(), full)
+
+	res, err := r.Reserve(ctx, name, want, cfg.LeaseLength, cfg.LeaseThreshold)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := parent.SpawnNamed(props, id)
+	if err == nil && !pid.Equal(want) {
+		// A spawner that names actors its own way: the name would point
+		// elsewhere. Undo.
+		system.Root.Stop(pid)
+		err = fmt.Errorf("spawned %s, not the PID %s the name was registered for", pid, want)
+	}
+	if err != nil {
+		_ = res.Cancel(ctx)
+		return nil, fmt.Errorf("server: spawning %q: %w", name, err)
+	}
+	res.Commit()
+	return pid, nil
+}

@@ -45,6 +45,7 @@ const (
 	ReasonUnreachable    = messages.Reason_REASON_UNREACHABLE
 	ReasonPromiseExpired = messages.Reason_REASON_PROMISE_EXPIRED
 	ReasonInvalid        = messages.Reason_REASON_INVALID_ARGUMENT
+	ReasonCatchingUp     = messages.Reason_REASON_CATCHING_UP
 )
 
 // QuorumError reports a write that did not reach W. errors.Is(err,
@@ -106,6 +107,8 @@ func reasonText(r Reason) string {
 		return "promise expired"
 	case ReasonInvalid:
 		return "invalid request"
+	case ReasonCatchingUp:
+		return "catching up after a restart"
 	}
 	return r.String()
 }

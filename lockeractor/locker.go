@@ -61,6 +61,8 @@ type Locker struct {
 
 	stopOnce sync.Once
 	stopped  chan struct{}
+
+	follower *follower // cluster mode (cluster.go); nil without WithCluster
 }
 
 // Start spawns the Locker peer on system under the name "locker" and
@@ -109,6 +111,10 @@ func Start(system *actor.ActorSystem, opts ...Option) (*Locker, error) {
 		return nil, fmt.Errorf("locker: spawning the peer: %w", err)
 	}
 	l.pid = pid
+	if err := l.startCluster(); err != nil {
+		l.Stop()
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -129,6 +135,7 @@ func Get(system *actor.ActorSystem) *Locker {
 // Stop is idempotent.
 func (l *Locker) Stop() {
 	l.stopOnce.Do(func() {
+		l.stopCluster()
 		close(l.stopped)
 		_ = l.system.Root.StopFuture(l.pid).Wait()
 		l.ext.current.CompareAndSwap(l, nil)
@@ -434,6 +441,7 @@ func (l *Locker) SetNodes(ctx context.Context, cluster, masters, replicas []stri
 	if ctx == nil {
 		return invalid("nil context")
 	}
+	l.explicitConfig(ctx)
 	ms, rs := core.SortedSet(masters), core.SortedSet(replicas)
 	if msg := core.CheckNodes(ms, rs, l.core.Membership().W); msg != "" {
 		return invalid("%s", msg)
@@ -451,6 +459,7 @@ func (l *Locker) SetW(ctx context.Context, cluster []string, w int) error {
 	if ctx == nil {
 		return invalid("nil context")
 	}
+	l.explicitConfig(ctx)
 	if w < 1 {
 		return invalid("W = %d is less than 1", w)
 	}

@@ -3,7 +3,10 @@ package lockeractor
 import (
 	"time"
 
+	"github.com/asynkron/protoactor-go/cluster"
+
 	"github.com/protoactor-locker/locker/internal/core"
+	"github.com/protoactor-locker/locker/internal/membership"
 )
 
 // Clock tells the time; Locker reads leases from its monotonic reading
@@ -13,6 +16,9 @@ type Clock = core.Clock
 type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
+
+// Since reads the monotonic clock only, cheaper than Now (core.SinceClock).
+func (systemClock) Since(t time.Time) time.Duration { return time.Since(t) }
 
 // Config is what a Locker is started with. Build it with options.
 type Config struct {
@@ -34,6 +40,16 @@ type Config struct {
 	MaxMessageBytes int
 	// Clock is the time source (default the system clock).
 	Clock Clock
+	// Cluster, when set, runs the Locker in cluster mode: masters and
+	// replicas follow this protoactor cluster's topology (see WithCluster).
+	Cluster *cluster.Cluster
+	// Masters is how many masters cluster mode wants (default 3; all
+	// members when fewer).
+	Masters int
+	// BootstrapDelay is how long, in cluster mode, a never-configured
+	// member waits for a stable topology before the cluster is first
+	// configured (default 2 s).
+	BootstrapDelay time.Duration
 }
 
 // Option changes a Config.
@@ -48,6 +64,8 @@ func DefaultConfig() Config {
 		RequestTimeout:      time.Second,
 		MaxMessageBytes:     3 << 10,
 		Clock:               systemClock{},
+		Masters:             membership.DefaultMasters,
+		BootstrapDelay:      2 * time.Second,
 	}
 }
 
@@ -86,6 +104,10 @@ func (c Config) validate() error {
 		return invalid("max message size %d is less than 512 bytes", c.MaxMessageBytes)
 	case c.Clock == nil:
 		return invalid("clock is nil")
+	case c.Masters < 1:
+		return invalid("masters = %d is less than 1", c.Masters)
+	case c.BootstrapDelay < 0:
+		return invalid("bootstrap delay %v is negative", c.BootstrapDelay)
 	}
 	return nil
 }

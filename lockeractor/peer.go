@@ -27,6 +27,10 @@ type (
 		setW                       bool
 		reply                      func(map[string]core.AdminResult)
 	}
+	reconfigure struct {
+		masters, replicas []string
+		reply             func(core.ReconfigResult)
+	}
 	pushNow struct{}
 	tick    struct{}
 )
@@ -38,6 +42,14 @@ type peer struct {
 	l    *Locker
 	core *core.Core
 	pids map[string]*actor.PID
+	// watched are the peers this actor watches: protoactor tells it with
+	// *actor.Terminated when one stops or its address goes down. (Remote
+	// dead-letter responses do not say which peer they come from.)
+	watched map[string]bool
+	// suspect are watched peers whose Terminated came once: it may be
+	// the previous incarnation's at that address, so the peer is watched
+	// again and counted down only if that watch ends too.
+	suspect map[string]bool
 
 	// mu guards timer and armed, which the timer's goroutine reads.
 	mu     sync.Mutex
@@ -47,7 +59,7 @@ type peer struct {
 }
 
 func newPeer(l *Locker) *peer {
-	return &peer{l: l, core: l.core, pids: map[string]*actor.PID{}}
+	return &peer{l: l, core: l.core, pids: map[string]*actor.PID{}, watched: map[string]bool{}, suspect: map[string]bool{}}
 }
 
 // Receive implements actor.Actor.
@@ -63,6 +75,8 @@ func (p *peer) Receive(ctx actor.Context) {
 		} else {
 			p.core.SetNodes(m.cluster, m.masters, m.replicas, m.reply)
 		}
+	case *reconfigure:
+		p.core.Reconfigure(m.masters, m.replicas, m.reply)
 	case pushNow:
 		p.core.PushNow()
 	case tick:
@@ -71,6 +85,19 @@ func (p *peer) Receive(ctx actor.Context) {
 		if m.Target != nil {
 			p.core.Unreachable(m.Target.Address)
 		}
+	case *actor.Terminated:
+		if m.Who == nil || m.Who.Id != ActorName || m.Who.Address == p.l.self {
+			return
+		}
+		addr := m.Who.Address
+		if !p.suspect[addr] {
+			p.suspect[addr] = true
+			ctx.Watch(p.pid(addr))
+			return
+		}
+		delete(p.suspect, addr)
+		delete(p.watched, addr)
+		p.core.Unreachable(addr)
 	case *actor.Stopping:
 		p.stop()
 		return
@@ -85,6 +112,7 @@ func (p *peer) Receive(ctx actor.Context) {
 		if from == "nonhost" || from == "" {
 			from = p.l.self
 		}
+		delete(p.suspect, from) // it answers: alive
 		p.core.Step(from, m)
 	default:
 		return
@@ -95,7 +123,12 @@ func (p *peer) Receive(ctx actor.Context) {
 // flush sends what the core produced and re-arms the timer.
 func (p *peer) flush(ctx actor.Context) {
 	for _, env := range p.core.TakeOutbox() {
-		ctx.Request(p.pid(env.To), env.Msg)
+		pid := p.pid(env.To)
+		if !p.watched[env.To] {
+			p.watched[env.To] = true
+			ctx.Watch(pid)
+		}
+		ctx.Request(pid, env.Msg)
 	}
 	if at, ok := p.core.NextWake(); ok {
 		p.arm(ctx, at)

@@ -11,11 +11,15 @@ const RemoteMaxRecvMsgSize = 64 << 20
 
 // RemoteOptions returns the protoactor remote options Locker recommends
 // for every member: a gRPC receive limit large enough for a full batch
-// of the largest messages WithMaxMessageBytes allows up to 64 KiB.
+// of the largest messages WithMaxMessageBytes allows up to 64 KiB, and
+// an endpoint writer queue that starts small instead of preallocated.
 // Without them, keep the default message bound (3 KiB), which keeps a
 // full batch under gRPC's default 4 MiB limit.
 func RemoteOptions() []remote.ConfigOption {
 	return []remote.ConfigOption{
 		remote.WithServerOptions(grpc.MaxRecvMsgSize(RemoteMaxRecvMsgSize)),
+		// protoactor preallocates its endpoint writer queue (16 MB per
+		// connection at the default 1,000,000); it grows when needed.
+		remote.WithEndpointWriterQueueSize(1024),
 	}
 }

@@ -111,21 +111,25 @@ const (
 	Reason_REASON_PROMISE_EXPIRED Reason = 8
 	// The request is malformed or would leave a nonsensical configuration.
 	Reason_REASON_INVALID_ARGUMENT Reason = 9
+	// The peer restarted with empty memory and is copying leases from the
+	// other masters before it votes again.
+	Reason_REASON_CATCHING_UP Reason = 10
 )
 
 // Enum value maps for Reason.
 var (
 	Reason_name = map[int32]string{
-		0: "REASON_UNSPECIFIED",
-		1: "REASON_ALREADY_LOCKED",
-		2: "REASON_NOT_FOUND",
-		3: "REASON_VALUE_DIFFERS",
-		4: "REASON_WRITE_LOCKED",
-		5: "REASON_NOT_MASTER",
-		6: "REASON_STALE_EPOCH",
-		7: "REASON_UNREACHABLE",
-		8: "REASON_PROMISE_EXPIRED",
-		9: "REASON_INVALID_ARGUMENT",
+		0:  "REASON_UNSPECIFIED",
+		1:  "REASON_ALREADY_LOCKED",
+		2:  "REASON_NOT_FOUND",
+		3:  "REASON_VALUE_DIFFERS",
+		4:  "REASON_WRITE_LOCKED",
+		5:  "REASON_NOT_MASTER",
+		6:  "REASON_STALE_EPOCH",
+		7:  "REASON_UNREACHABLE",
+		8:  "REASON_PROMISE_EXPIRED",
+		9:  "REASON_INVALID_ARGUMENT",
+		10: "REASON_CATCHING_UP",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":      0,
@@ -138,6 +142,7 @@ var (
 		"REASON_UNREACHABLE":      7,
 		"REASON_PROMISE_EXPIRED":  8,
 		"REASON_INVALID_ARGUMENT": 9,
+		"REASON_CATCHING_UP":      10,
 	}
 )
 
@@ -1758,7 +1763,7 @@ const file_locker_proto_rawDesc = "" +
 	"\x0fWRITE_KIND_LOCK\x10\x01\x12\x15\n" +
 	"\x11WRITE_KIND_UPDATE\x10\x02\x12\x15\n" +
 	"\x11WRITE_KIND_EXTEND\x10\x03\x12\x16\n" +
-	"\x12WRITE_KIND_RELEASE\x10\x04*\x84\x02\n" +
+	"\x12WRITE_KIND_RELEASE\x10\x04*\x9c\x02\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15REASON_ALREADY_LOCKED\x10\x01\x12\x14\n" +
@@ -1769,7 +1774,9 @@ const file_locker_proto_rawDesc = "" +
 	"\x12REASON_STALE_EPOCH\x10\x06\x12\x16\n" +
 	"\x12REASON_UNREACHABLE\x10\a\x12\x1a\n" +
 	"\x16REASON_PROMISE_EXPIRED\x10\b\x12\x1b\n" +
-	"\x17REASON_INVALID_ARGUMENT\x10\tB.Z,github.com/protoactor-locker/locker/messagesb\x06proto3"
+	"\x17REASON_INVALID_ARGUMENT\x10\t\x12\x16\n" +
+	"\x12REASON_CATCHING_UP\x10\n" +
+	"B.Z,github.com/protoactor-locker/locker/messagesb\x06proto3"
 
 var (
 	file_locker_proto_rawDescOnce sync.Once

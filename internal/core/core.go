@@ -47,10 +47,34 @@ type Membership struct {
 	Masters  []string // sorted
 	Replicas []string // sorted
 	W        int
+	// OldMasters is not empty while the masters change (a joint
+	// configuration): a write then needs W of Masters and OldW of
+	// OldMasters.
+	OldMasters []string // sorted
+	OldW       int
 }
 
-// IsMaster reports whether addr is one of the masters.
-func (m *Membership) IsMaster(addr string) bool { return contains(m.Masters, addr) }
+// IsMaster reports whether addr votes on writes: one of the masters, or
+// of the old masters during a change.
+func (m *Membership) IsMaster(addr string) bool {
+	return contains(m.Masters, addr) || contains(m.OldMasters, addr)
+}
+
+// Joint reports whether m is a transition between two sets of masters.
+func (m *Membership) Joint() bool { return len(m.OldMasters) > 0 }
+
+// Voters returns the masters and old masters, sorted, without repeats.
+func (m *Membership) Voters() []string {
+	if !m.Joint() {
+		return m.Masters
+	}
+	return SortedSet(append(append([]string{}, m.Masters...), m.OldMasters...))
+}
+
+// Everyone returns every peer m names, sorted, without repeats.
+func (m *Membership) Everyone() []string {
+	return SortedSet(append(append(append([]string{}, m.Masters...), m.OldMasters...), m.Replicas...))
+}
 
 // Envelope is a message for another peer.
 type Envelope struct {
@@ -118,6 +142,8 @@ const (
 	timerTxn
 	timerRequest
 	timerPush
+	timerReconf
+	timerGossip
 )
 
 type timer struct {
@@ -146,10 +172,18 @@ type Core struct {
 	changed   map[string]struct{}
 	pushAt    int64
 	timers    timerHeap
+	due       map[dueKey]int64 // when the one pending timer of a lease or write lock comes due (see scheduleKey)
 	out       []Envelope
 	local     []proto.Message
 	down      map[string]bool
 	closed    bool
+	since     SinceClock // cfg.Clock, if it is one
+
+	rc              *reconf             // the reconfiguration this peer coordinates
+	syncs           map[string]*syncJob // syncs this peer carries out, by coordinator/request
+	cfgPromise      writeLock           // the configuration move this peer promised
+	cfgPromiseEpoch uint64              // the epoch that promise moves away from
+	catchingUp      bool                // copying leases after a restart; no promises until done
 }
 
 // New returns a Core that knows only itself: masters = [Self], no
@@ -163,16 +197,36 @@ func New(cfg Config) *Core {
 		reqs:    map[uint64]*request{},
 		changed: map[string]struct{}{},
 		down:    map[string]bool{},
+		syncs:   map[string]*syncJob{},
 		nextID:  cfg.Seed,
+	}
+	if sc, ok := cfg.Clock.(SinceClock); ok {
+		c.since = sc
 	}
 	c.store = NewStore(c.now)
 	c.member.Store(&Membership{Masters: []string{cfg.Self}, W: cfg.W})
 	c.hlc = uint64(c.base.UnixMicro())
+	c.schedule(timer{at: c.gossipInterval(), kind: timerGossip})
 	return c
 }
 
 // now is the monotonic time in nanoseconds since the Core was built.
-func (c *Core) now() int64 { return int64(c.cfg.Clock.Now().Sub(c.base)) }
+func (c *Core) now() int64 {
+	if c.since != nil {
+		return int64(c.since.Since(c.base))
+	}
+	return int64(c.cfg.Clock.Now().Sub(c.base))
+}
+
+// SinceClock is a Clock that also measures the time elapsed since one of
+// its own readings, more cheaply than Now().Sub: the system clock's
+// time.Since reads only the monotonic clock where Now reads the wall
+// clock too. The Core uses Since when its Clock has it; it is on the
+// path of every DirtyRead.
+type SinceClock interface {
+	Clock
+	Since(t time.Time) time.Duration
+}
 
 // Store is the local table, for reads and waits from any goroutine.
 func (c *Core) Store() *Store { return c.store }
@@ -279,6 +333,20 @@ func (c *Core) step(from string, msg proto.Message) {
 		c.onRead(from, m)
 	case *messages.ReadReply:
 		c.onReadReply(from, m)
+	case *messages.ConfigPrepare:
+		c.onConfigPrepare(from, m)
+	case *messages.ConfigPromise:
+		c.onConfigPromise(from, m)
+	case *messages.ConfigCommit:
+		c.onConfigCommit(from, m)
+	case *messages.ConfigQuery:
+		c.onConfigQuery(from)
+	case *messages.Sync:
+		c.onSync(from, m)
+	case *messages.SnapshotRequest:
+		c.onSnapshotRequest(from, m)
+	case *messages.SnapshotDone:
+		c.onSnapshotDone(from, m)
 	}
 }
 
@@ -292,10 +360,19 @@ func (c *Core) Tick() {
 		t := c.timers.pop()
 		switch t.kind {
 		case timerLease:
+			c.fired(t)
 			c.store.expire(t.key, now)
+			if e := c.store.raw(t.key); e != nil {
+				c.scheduleKey(timerLease, t.key, e.deadline) // extended since: due later
+			}
 		case timerLock:
-			if wl, ok := c.locks[t.key]; ok && wl.deadline <= now {
-				c.dropLock(t.key)
+			c.fired(t)
+			if wl, ok := c.locks[t.key]; ok {
+				if wl.deadline <= now {
+					c.dropLock(t.key)
+				} else {
+					c.scheduleKey(timerLock, t.key, wl.deadline) // promised again since
+				}
 			}
 		case timerTxn:
 			if x := c.txns[t.id]; x != nil {
@@ -308,6 +385,11 @@ func (c *Core) Tick() {
 		case timerPush:
 			c.pushAt = 0
 			c.push(now)
+		case timerReconf:
+			c.reconfTimer(t.id)
+		case timerGossip:
+			c.gossip()
+			c.schedule(timer{at: now + c.gossipInterval(), kind: timerGossip})
 		}
 	}
 	c.drain()
@@ -339,6 +421,7 @@ func (c *Core) Unreachable(addr string) {
 			r.answer(c, addr, nil)
 		}
 	}
+	c.reconfUnreachable(addr)
 	c.drain()
 }
 
@@ -361,6 +444,11 @@ func (c *Core) Close() {
 	for _, r := range c.reqs {
 		r.stop()
 	}
+	if c.rc != nil {
+		rc := c.rc
+		c.rc = nil
+		rc.reply(ReconfigResult{Stopped: true, Reason: messages.Reason_REASON_UNREACHABLE, Message: "peer stopped"})
+	}
 	c.txns = map[uint64]*txn{}
 	c.reqs = map[uint64]*request{}
 	c.store.wakeAll()
@@ -381,11 +469,15 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 		if e != nil {
 			pi.Token = e.token
 		}
-		wl, locked := c.locks[key]
-		locked = locked && wl.deadline > now
+		wl, held := c.locks[key]
+		locked := held && wl.deadline > now
 		switch {
+		case p.GetEpoch() != m.Epoch:
+			pi.Reason = messages.Reason_REASON_STALE_EPOCH
 		case !isMaster:
 			pi.Reason = messages.Reason_REASON_NOT_MASTER
+		case c.catchingUp:
+			pi.Reason = messages.Reason_REASON_CATCHING_UP
 		case key == "" || it.GetKind() < messages.WriteKind_WRITE_KIND_LOCK || it.GetKind() > messages.WriteKind_WRITE_KIND_RELEASE:
 			pi.Reason = messages.Reason_REASON_INVALID_ARGUMENT
 		case locked && (wl.from != from || wl.txn != p.GetTxn()):
@@ -404,12 +496,12 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 		}
 		pi.Granted = true
 		pi.Proposal = c.token()
-		if !locked {
+		if !held { // an expired lock not yet dropped is replaced, not added
 			c.lockCount.Add(1)
 		}
 		deadline := now + int64(c.cfg.WriteLockTimeout)
 		c.locks[key] = writeLock{from: from, txn: p.GetTxn(), deadline: deadline}
-		c.schedule(timer{at: deadline, kind: timerLock, key: key})
+		c.scheduleKey(timerLock, key, deadline)
 	}
 	c.send(from, resp)
 }
@@ -475,6 +567,9 @@ func (c *Core) onCommit(from string, cm *messages.Commit) {
 
 // apply performs a committed item whose promise this peer holds.
 func (c *Core) apply(key string, it *messages.CommitItem, now int64) messages.Reason {
+	if it.GetKind() == messages.WriteKind_WRITE_KIND_LOCK && c.releasedSince(key, it.GetToken()) {
+		return messages.Reason_REASON_ALREADY_LOCKED
+	}
 	switch it.GetKind() {
 	case messages.WriteKind_WRITE_KIND_LOCK, messages.WriteKind_WRITE_KIND_EXTEND:
 		c.putLease(key, it.GetValue(), now+it.GetLeaseMs()*int64(time.Millisecond), it.GetToken())
@@ -484,34 +579,63 @@ func (c *Core) apply(key string, it *messages.CommitItem, now int64) messages.Re
 		}
 		c.store.setValue(key, it.GetValue(), it.GetToken())
 	case messages.WriteKind_WRITE_KIND_RELEASE:
-		c.store.tombstone(key, it.GetToken())
+		c.release(key, it.GetToken(), now)
 	}
 	return messages.Reason_REASON_UNSPECIFIED
 }
 
-// repair stores an extended lease on a master that lacked the key when
-// asked for a promise (locker's anti-entropy), unless another write holds
-// the key or it holds another value.
+// release deletes key, leaving a tombstone with the holder's token for at
+// least the write-lock timeout: a late commit of the lock being released
+// (prepared before the release, delayed on its way here) must not bring
+// the key back.
+func (c *Core) release(key string, token uint64, now int64) {
+	c.store.tombstone(key, token)
+	if deadline := now + int64(c.cfg.WriteLockTimeout); c.store.keepTombstone(key, token, deadline) {
+		c.schedule(timer{at: deadline, kind: timerLease, key: key})
+	}
+}
+
+// releasedSince reports whether key was released here under a token at
+// least token: a Lock committing with it was prepared before that release.
+func (c *Core) releasedSince(key string, token uint64) bool {
+	e := c.store.raw(key)
+	return e != nil && e.deleted && e.token >= token
+}
+
+// repair applies a committed item on a master that did not promise it
+// because its copy of the key differed from what a quorum decided
+// (locker's anti-entropy): the decision replaces the copy, unless another
+// copy carries a newer token. A promise this master gave another write
+// on the key is dropped: that write cannot have W promises while this
+// one has, so it cannot commit.
 func (c *Core) repair(key string, it *messages.CommitItem, live, mine bool, now int64) messages.Reason {
-	if it.GetKind() != messages.WriteKind_WRITE_KIND_EXTEND {
-		return messages.Reason_REASON_INVALID_ARGUMENT
+	e := c.store.get(key, now)
+	if e != nil && e.token > it.GetToken() {
+		return messages.Reason_REASON_VALUE_DIFFERS // newer here: keep it
 	}
-	if live && !mine {
-		return messages.Reason_REASON_WRITE_LOCKED
-	}
-	if e := c.store.get(key, now); e != nil && !sameValue(e.value, it.GetValue()) {
-		return messages.Reason_REASON_VALUE_DIFFERS
-	}
-	if mine {
+	if live || mine {
 		c.dropLock(key)
 	}
-	c.putLease(key, it.GetValue(), now+it.GetLeaseMs()*int64(time.Millisecond), it.GetToken())
+	if it.GetKind() == messages.WriteKind_WRITE_KIND_LOCK && c.releasedSince(key, it.GetToken()) {
+		return messages.Reason_REASON_ALREADY_LOCKED
+	}
+	switch it.GetKind() {
+	case messages.WriteKind_WRITE_KIND_LOCK, messages.WriteKind_WRITE_KIND_EXTEND:
+		c.putLease(key, it.GetValue(), now+it.GetLeaseMs()*int64(time.Millisecond), it.GetToken())
+	case messages.WriteKind_WRITE_KIND_UPDATE:
+		if e == nil {
+			return messages.Reason_REASON_NOT_FOUND // no lease to keep
+		}
+		c.store.setValue(key, it.GetValue(), it.GetToken())
+	case messages.WriteKind_WRITE_KIND_RELEASE:
+		c.release(key, it.GetToken(), now)
+	}
 	return messages.Reason_REASON_UNSPECIFIED
 }
 
 func (c *Core) putLease(key string, value []byte, deadline int64, token uint64) {
 	c.store.put(key, value, deadline, token)
-	c.schedule(timer{at: deadline, kind: timerLease, key: key})
+	c.scheduleKey(timerLease, key, deadline)
 }
 
 // logChange queues key for the next replication batch.
@@ -559,6 +683,10 @@ func (c *Core) push(now int64) {
 			}
 			en.Value = e.value
 			en.LeaseMs = left
+		} else if e.deadline > now {
+			// How long the replica must keep the tombstone (rounded up):
+			// as long as a stale copy of the released lease could live.
+			en.LeaseMs = (e.deadline - now + int64(time.Millisecond) - 1) / int64(time.Millisecond)
 		}
 		n := EntrySize(k, en.Value)
 		if size+n > c.cfg.MaxMessageBytes-overhead && len(cur.Entries) > 0 {
@@ -604,13 +732,23 @@ func (c *Core) onReplicate(r *messages.Replicate) {
 		if key == "" {
 			continue
 		}
-		if wl, ok := c.locks[key]; ok && wl.deadline > now {
-			continue // a write is in progress here; it decides
-		}
+		// A write in progress here does not stop a newer state from
+		// landing: its commit, if it comes, is newer still, and a new
+		// master copying leases (Sync) must not skip a lease because a
+		// doomed write locked the key.
 		cur := c.store.raw(key)
+		deadline := now + en.GetLeaseMs()*int64(time.Millisecond)
 		if en.GetDeleted() {
+			c.observe(en.GetToken())
 			if cur != nil && !cur.deleted && cur.token <= en.GetToken() {
 				c.store.tombstone(key, en.GetToken())
+			}
+			// Keep the tombstone (made here if the key was absent) for the
+			// lease the sender had left, so that a stale copy of the
+			// released lease, pushed by another master, cannot bring the
+			// key back.
+			if en.GetLeaseMs() > 0 && c.store.keepTombstone(key, en.GetToken(), deadline) {
+				c.scheduleKey(timerLease, key, deadline)
 			}
 			continue
 		}
@@ -620,8 +758,11 @@ func (c *Core) onReplicate(r *messages.Replicate) {
 		if cur != nil && (cur.token > en.GetToken() || (cur.deleted && cur.token >= en.GetToken())) {
 			continue // newer state here already
 		}
+		if cur != nil && !cur.deleted && cur.token == en.GetToken() && cur.deadline >= deadline {
+			continue // the same lease, already extended further here
+		}
 		c.observe(en.GetToken())
-		c.putLease(key, en.GetValue(), now+en.GetLeaseMs()*int64(time.Millisecond), en.GetToken())
+		c.putLease(key, en.GetValue(), deadline, en.GetToken())
 	}
 }
 
@@ -636,7 +777,12 @@ func (c *Core) onSetNodes(from string, s *messages.SetNodes) {
 		if s.GetEpoch() > epoch {
 			epoch = s.GetEpoch()
 		}
-		c.member.Store(&Membership{Epoch: epoch, Masters: masters, Replicas: replicas, W: cur.W})
+		next := &Membership{Epoch: epoch, Masters: masters, Replicas: replicas, W: cur.W}
+		if epoch > cur.Epoch {
+			c.adopt(next) // promises of the older epoch cannot commit any more
+		} else {
+			c.member.Store(next)
+		}
 	}
 	reply.Configuration = c.configuration()
 	c.send(from, reply)

@@ -138,7 +138,9 @@ func (c *Core) ReadMaster(key string, reply func(ReadResult)) {
 func (c *Core) onAdminReply(from string, a *messages.AdminReply) {
 	if r := c.reqs[a.GetRequest()]; r != nil && r.admin != nil {
 		r.answer(c, from, a)
+		return
 	}
+	c.onReconfAck(from, a)
 }
 
 func (c *Core) onReadReply(from string, a *messages.ReadReply) {

@@ -272,6 +272,28 @@ func (s *Store) tombstone(key string, token uint64) {
 	}
 }
 
+// keepTombstone makes the tombstone of key last until deadline at least,
+// and makes one if key is absent. It leaves a live entry alone and
+// reports whether the tombstone's deadline was set (to schedule expiry).
+func (s *Store) keepTombstone(key string, token uint64, deadline int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[key]
+	switch {
+	case e == nil:
+		s.entries[key] = &entry{deadline: deadline, token: token, deleted: true}
+		return true
+	case !e.deleted:
+		return false
+	}
+	e.token = max(e.token, token)
+	if e.deadline >= deadline {
+		return false
+	}
+	e.deadline = deadline
+	return true
+}
+
 // expire removes key if its deadline is due at now, and wakes the key's
 // WaitForRelease callers. It reports whether a live entry expired.
 func (s *Store) expire(key string, now int64) bool {

@@ -1,24 +1,54 @@
 package core
 
 import (
+	"slices"
 	"time"
 
 	"github.com/protoactor-locker/locker/messages"
 )
 
 // batch collects the outcomes of the transactions one Submit became.
+// They run in stages: the transactions of one stage touch distinct keys
+// and run together; a stage begins once the one before it finished, so
+// that an op repeating a key meets the outcome of the earlier op rather
+// than its write lock.
 type batch struct {
-	outs  []Outcome
-	left  int
-	reply func([]Outcome)
+	c       *Core
+	ops     []Op
+	outs    []Outcome
+	stages  [][][2]int // stages not begun yet, each groups of ops [start, end)
+	running int        // transactions of the current stage not finished
+	reply   func([]Outcome)
 }
 
 func (b *batch) done(offset int, outs []Outcome) {
 	copy(b.outs[offset:], outs)
-	b.left--
-	if b.left == 0 {
-		b.reply(b.outs)
+	b.running--
+	if b.running == 0 {
+		b.next()
 	}
+}
+
+// next begins the next stage, or replies when none is left. Once the
+// Core is closed, the stages not begun fail as stopped.
+func (b *batch) next() {
+	for len(b.stages) > 0 {
+		stage := b.stages[0]
+		b.stages = b.stages[1:]
+		if !b.c.closed {
+			b.running = len(stage)
+			for _, g := range stage {
+				b.c.begin(b, g[0], b.ops[g[0]:g[1]])
+			}
+			return
+		}
+		for _, g := range stage {
+			for i := g[0]; i < g[1]; i++ {
+				b.outs[i] = Outcome{Stopped: true, W: b.c.member.Load().W}
+			}
+		}
+	}
+	b.reply(b.outs)
 }
 
 // txn is a write this peer coordinates: one Prepare to every master,
@@ -34,17 +64,21 @@ type txn struct {
 	start    int64
 	deadline int64
 
+	member   *Membership                  // the configuration the write runs under
 	answered map[string]*messages.Promise // nil value: unreachable
-	prep     []Tally
+	prep     []*Quorum
 	reasons  []map[string]messages.Reason
 	decided  bool
 	commit   []bool           // per op: the decision is to commit
 	token    []uint64         // per op: the token committed
 	sent     map[string][]int // ops sent to a master in its Commit, expecting an ack
 	acked    map[string]bool
-	commits  []Tally
+	commits  []*Quorum
 	grace    int64
 	replied  bool
+	retried  bool // this write already started again under a newer configuration
+	awaiting bool // refused for a stale epoch: waits for the newer configuration
+	newer    bool // a master answered from a newer epoch than x's
 }
 
 func (x *txn) phase(i int) Phase {
@@ -57,7 +91,7 @@ func (x *txn) phase(i int) Phase {
 // Submit starts the writes ops; reply gets one Outcome per op, in order,
 // once every op is decided. Ops on distinct keys are sent together, as
 // few messages as MaxMessageBytes allows; an op that repeats a key goes
-// in a later transaction.
+// in a later transaction, begun once the earlier ones are decided.
 func (c *Core) Submit(ops []Op, reply func([]Outcome)) {
 	if c.closed {
 		outs := make([]Outcome, len(ops))
@@ -71,26 +105,63 @@ func (c *Core) Submit(ops []Op, reply func([]Outcome)) {
 		reply(nil)
 		return
 	}
-	b := &batch{outs: make([]Outcome, len(ops)), reply: reply}
-	var groups [][2]int
+	var stages [][][2]int
+	var stage [][2]int
 	start, size := 0, 0
-	keys := map[string]bool{}
+	keys := map[string]bool{} // the keys of the current stage
 	for i, op := range ops {
 		n := EntrySize(op.Key, op.Value, op.NewValue)
-		if i > start && (keys[op.Key] || size+n > c.cfg.MaxMessageBytes-overhead) {
-			groups = append(groups, [2]int{start, i})
+		repeat := keys[op.Key]
+		if i > start && (repeat || size+n > c.cfg.MaxMessageBytes-overhead) {
+			stage = append(stage, [2]int{start, i})
 			start, size = i, 0
+		}
+		if repeat {
+			stages = append(stages, stage)
+			stage = nil
 			clear(keys)
 		}
 		keys[op.Key] = true
 		size += n
 	}
-	groups = append(groups, [2]int{start, len(ops)})
-	b.left = len(groups)
-	for _, g := range groups {
-		c.begin(b, g[0], ops[g[0]:g[1]])
-	}
+	stages = append(stages, append(stage, [2]int{start, len(ops)}))
+	b := &batch{c: c, ops: ops, outs: make([]Outcome, len(ops)), stages: stages, reply: reply}
+	b.next()
 	c.drain()
+}
+
+// retryStale starts again, under the configuration just adopted, the
+// writes that were refused for a stale epoch.
+func (c *Core) retryStale() {
+	for id, x := range c.txns {
+		if !x.awaiting || x.replied {
+			continue
+		}
+		x.replied = true // the new transaction answers for it
+		delete(c.txns, id)
+		c.begin(x.batch, x.offset, x.ops)
+		if y := c.txns[c.nextID]; y != nil {
+			y.retried = true
+		}
+	}
+}
+
+// staleOnly reports whether x failed before committing anything and some
+// master refused it for a stale epoch, being at a newer one.
+func (x *txn) staleOnly() bool {
+	if !x.newer {
+		return false // the refusers are behind: they learn, this write stands
+	}
+	stale := false
+	for i := range x.ops {
+		if x.commit[i] {
+			return false
+		}
+		for _, r := range x.reasons[i] {
+			stale = stale || r == messages.Reason_REASON_STALE_EPOCH
+		}
+	}
+	return stale
 }
 
 func (c *Core) begin(b *batch, offset int, ops []Op) {
@@ -98,19 +169,24 @@ func (c *Core) begin(b *batch, offset int, ops []Op) {
 	now := c.now()
 	x := &txn{
 		id: c.id(), ops: ops, batch: b, offset: offset, w: m.W, epoch: m.Epoch,
-		masters: m.Masters, start: now, deadline: now + int64(c.cfg.RequestTimeout),
-		answered: map[string]*messages.Promise{}, prep: make([]Tally, len(ops)),
+		masters: m.Voters(), start: now, deadline: now + int64(c.cfg.RequestTimeout),
+		answered: map[string]*messages.Promise{}, prep: make([]*Quorum, len(ops)), member: m,
 		reasons: make([]map[string]messages.Reason, len(ops)),
 		commit:  make([]bool, len(ops)), token: make([]uint64, len(ops)),
-		sent: map[string][]int{}, acked: map[string]bool{}, commits: make([]Tally, len(ops)),
+		sent: map[string][]int{}, acked: map[string]bool{}, commits: make([]*Quorum, len(ops)),
 	}
 	for i := range x.prep {
-		x.prep[i] = Tally{W: m.W, Masters: len(m.Masters)}
+		x.prep[i] = QuorumOf(m)
 	}
 	c.txns[x.id] = x
 	c.schedule(timer{at: x.deadline, kind: timerTxn, id: x.id})
 	if c.decide(x, now) {
-		return // W cannot be reached with these masters
+		// W cannot be reached with these masters. Nobody was asked, so
+		// there is nobody to wait for.
+		if !x.replied {
+			c.reply(x)
+		}
+		return
 	}
 	p := &messages.Prepare{Txn: x.id, Epoch: x.epoch, Items: make([]*messages.PrepareItem, len(ops))}
 	for i, op := range ops {
@@ -135,25 +211,34 @@ func (c *Core) onPromise(from string, p *messages.Promise) {
 	x := c.txns[p.GetTxn()]
 	if x == nil {
 		// Too late: the transaction is gone. Free what was promised.
-		for _, it := range p.GetItems() {
-			if it.GetGranted() {
-				c.send(from, &messages.Commit{Txn: p.GetTxn()})
-				break
-			}
-		}
+		c.abortPromise(from, p)
 		return
 	}
-	if _, dup := x.answered[from]; dup || !contains(x.masters, from) || len(p.GetItems()) != len(x.ops) {
+	prev, dup := x.answered[from]
+	if dup || !contains(x.masters, from) || len(p.GetItems()) != len(x.ops) {
+		if prev == nil {
+			// Not counted (a master already counted unreachable, or a
+			// stray answer): no commit will follow, so free the promise
+			// now rather than after the write-lock timeout. A repeated
+			// answer of a counted master gets its commit or abort once.
+			c.abortPromise(from, p)
+		}
 		return
 	}
 	x.answered[from] = p
+	stale := false
 	for i, it := range p.GetItems() {
-		if it.GetGranted() {
-			x.prep[i].Yes++
+		if it.GetGranted() || x.repairable(i, from, it) {
+			x.prep[i].Count(from, true)
 		} else {
-			x.prep[i].No++
+			x.prep[i].Count(from, false)
 			x.refuse(i, from, it.GetReason())
+			stale = stale || it.GetReason() == messages.Reason_REASON_STALE_EPOCH
 		}
+	}
+	if stale {
+		x.newer = x.newer || p.GetEpoch() > x.epoch
+		c.reconcile(from, p.GetEpoch())
 	}
 	now := c.now()
 	if x.decided {
@@ -162,6 +247,17 @@ func (c *Core) onPromise(from string, p *messages.Promise) {
 	}
 	if !c.decide(x, now) {
 		return
+	}
+}
+
+// abortPromise frees whatever from promised in p, with a Commit that
+// names no item (abort everything of the transaction).
+func (c *Core) abortPromise(from string, p *messages.Promise) {
+	for _, it := range p.GetItems() {
+		if it.GetGranted() {
+			c.send(from, &messages.Commit{Txn: p.GetTxn()})
+			return
+		}
 	}
 }
 
@@ -179,7 +275,7 @@ func (c *Core) decide(x *txn, now int64) bool {
 	x.decided = true
 	for i := range x.ops {
 		x.commit[i] = x.prep[i].Reached()
-		x.commits[i] = Tally{W: x.w}
+		x.commits[i] = QuorumOf(x.member)
 	}
 	for addr, p := range x.answered {
 		if p == nil {
@@ -198,12 +294,83 @@ func (c *Core) decide(x *txn, now int64) bool {
 		_ = addr
 	}
 	for _, addr := range x.masters {
-		if p := x.answered[addr]; p != nil {
+		p, answered := x.answered[addr]
+		switch {
+		case p != nil:
 			c.sendCommit(x, addr)
+		case answered: // unreachable: it will not commit
+			x.commitsNo(addr, nil)
 		}
 	}
 	c.checkDone(x, now)
 	return true
+}
+
+// repairable reports whether a refusal of op i by addr still counts as a
+// promise because the commit can repair addr: during a change of masters,
+// a new master that lacks the key of an Extend or Release (it has not
+// copied the old masters' leases yet). The old masters' quorum alone
+// decides whether the key is held; the new masters are there to keep it.
+func (x *txn) repairable(i int, addr string, it *messages.PromiseItem) bool {
+	if !x.member.Joint() || it.GetReason() != messages.Reason_REASON_NOT_FOUND || contains(x.member.OldMasters, addr) {
+		return false
+	}
+	k := x.ops[i].Kind
+	return k == messages.WriteKind_WRITE_KIND_EXTEND || k == messages.WriteKind_WRITE_KIND_RELEASE
+}
+
+// repair reports whether the commit of op i goes to addr as a repair
+// (locker's anti-entropy): addr refused because its copy of the key
+// differs from what a quorum holds, so it receives the quorum's decision
+// (the master applies it only over an older token and no other write).
+// A repair counts as a commit only where it counted as a promise
+// (repairable).
+func (x *txn) repair(i int, addr string, it *messages.PromiseItem) bool {
+	if it.GetGranted() || !x.commit[i] {
+		return false
+	}
+	switch it.GetReason() {
+	case messages.Reason_REASON_ALREADY_LOCKED, messages.Reason_REASON_VALUE_DIFFERS, messages.Reason_REASON_WRITE_LOCKED:
+		// WRITE_LOCKED: the other write holding the key there cannot
+		// also have W promises (this one has them), so it is doomed.
+		return true
+	case messages.Reason_REASON_NOT_FOUND:
+		k := x.ops[i].Kind
+		return k == messages.WriteKind_WRITE_KIND_EXTEND || k == messages.WriteKind_WRITE_KIND_RELEASE
+	}
+	return false
+}
+
+// voted reports whether addr's answer to op i counted as a promise.
+func (x *txn) voted(i int, addr string) bool {
+	p := x.answered[addr]
+	if p == nil || i >= len(p.GetItems()) {
+		return false
+	}
+	it := p.GetItems()[i]
+	return it.GetGranted() || x.repairable(i, addr, it)
+}
+
+// commitsNo counts addr as not committing each committed op but those
+// in sent.
+func (x *txn) commitsNo(addr string, sent []int) {
+	for i := range x.ops {
+		if x.commit[i] && !slices.Contains(sent, i) {
+			x.commits[i].Count(addr, false)
+		}
+	}
+}
+
+// reconcile sends a peer whose epoch differs from this peer's the newer
+// configuration: ours if it is behind, or a request for its own.
+func (c *Core) reconcile(peer string, epoch uint64) {
+	cur := c.member.Load()
+	switch {
+	case epoch < cur.Epoch:
+		c.send(peer, &messages.ConfigCommit{Next: toProto(cur)})
+	case epoch > cur.Epoch:
+		c.send(peer, &messages.ConfigQuery{})
+	}
 }
 
 // sendCommit sends addr the commit or abort of each op it promised, and
@@ -211,13 +378,18 @@ func (c *Core) decide(x *txn, now int64) bool {
 func (c *Core) sendCommit(x *txn, addr string) {
 	p := x.answered[addr]
 	cm := &messages.Commit{Txn: x.id, Epoch: x.epoch}
-	var acks []int
+	var sent []int  // the op of each position of cm, when some are acknowledged
+	var voted []int // the committed ops whose acknowledgement counts
+	acked := false
 	for i, it := range p.GetItems() {
 		op := x.ops[i]
-		repair := !it.GetGranted() && x.commit[i] && op.Kind == messages.WriteKind_WRITE_KIND_EXTEND &&
-			it.GetReason() == messages.Reason_REASON_NOT_FOUND
+		repair := x.repair(i, addr, it)
 		if !it.GetGranted() && !repair {
 			continue
+		}
+		sent = append(sent, i)
+		if x.commit[i] && (it.GetGranted() || x.repairable(i, addr, it)) {
+			voted = append(voted, i)
 		}
 		ci := &messages.CommitItem{Key: op.Key, Kind: op.Kind}
 		if !x.commit[i] {
@@ -225,6 +397,7 @@ func (c *Core) sendCommit(x *txn, addr string) {
 			cm.Items = append(cm.Items, ci)
 			continue
 		}
+		acked = true
 		ci.Repair = repair
 		ci.Token = x.token[i]
 		ci.LeaseMs = op.LeaseMs
@@ -233,26 +406,13 @@ func (c *Core) sendCommit(x *txn, addr string) {
 			ci.Value = op.NewValue
 		}
 		cm.Items = append(cm.Items, ci)
-		acks = append(acks, len(cm.Items)-1)
-		x.commits[i].Masters++
 	}
+	x.commitsNo(addr, voted) // the committed ops whose commit from addr does not count
 	if len(cm.Items) == 0 {
 		return
 	}
-	if len(acks) > 0 {
-		// Remember which op each acknowledged position stands for.
-		ops := make([]int, len(cm.Items))
-		j := 0
-		for i, it := range p.GetItems() {
-			op := x.ops[i]
-			repair := !it.GetGranted() && x.commit[i] && op.Kind == messages.WriteKind_WRITE_KIND_EXTEND &&
-				it.GetReason() == messages.Reason_REASON_NOT_FOUND
-			if it.GetGranted() || repair {
-				ops[j] = i
-				j++
-			}
-		}
-		x.sent[addr] = ops
+	if acked {
+		x.sent[addr] = sent
 	}
 	c.send(addr, cm)
 }
@@ -269,13 +429,11 @@ func (c *Core) onCommitted(from string, a *messages.Committed) {
 	x.acked[from] = true
 	for j, it := range a.GetItems() {
 		i := ops[j]
-		if !x.commit[i] {
-			continue // an abort
+		if !x.commit[i] || !x.voted(i, from) {
+			continue // an abort, or a repair that does not count
 		}
-		if it.GetOk() {
-			x.commits[i].Yes++
-		} else {
-			x.commits[i].No++
+		x.commits[i].Count(from, it.GetOk())
+		if !it.GetOk() {
 			x.refuse(i, from, it.GetReason())
 		}
 	}
@@ -284,30 +442,42 @@ func (c *Core) onCommitted(from string, a *messages.Committed) {
 
 // txnUnreachable counts addr as refusing whatever x still waits for.
 func (c *Core) txnUnreachable(x *txn, addr string, now int64) {
-	if !contains(x.masters, addr) {
+	if !c.markUnreachable(x, addr) {
 		return
+	}
+	if !x.decided {
+		c.decide(x, now)
+		return
+	}
+	c.checkDone(x, now)
+}
+
+// markUnreachable counts addr as refusing whatever x still waits for from
+// it, and reports whether addr is one of x's masters.
+func (c *Core) markUnreachable(x *txn, addr string) bool {
+	if !contains(x.masters, addr) {
+		return false
 	}
 	if _, ok := x.answered[addr]; !ok {
 		x.answered[addr] = nil
 		for i := range x.ops {
-			x.prep[i].No++
+			x.prep[i].Count(addr, false)
 			x.refuse(i, addr, messages.Reason_REASON_UNREACHABLE)
 		}
-		if !x.decided {
-			c.decide(x, now)
-			return
+		if x.decided {
+			x.commitsNo(addr, nil)
 		}
 	}
 	if ops, ok := x.sent[addr]; ok && !x.acked[addr] {
 		x.acked[addr] = true
 		for _, i := range ops {
-			if x.commit[i] {
-				x.commits[i].No++
+			if x.commit[i] && x.voted(i, addr) {
+				x.commits[i].Count(addr, false)
 				x.refuse(i, addr, messages.Reason_REASON_UNREACHABLE)
 			}
 		}
 	}
-	c.checkDone(x, now)
+	return true
 }
 
 // outstanding counts the masters whose answer x still waits for and that
@@ -333,7 +503,11 @@ func (c *Core) outstanding(x *txn) int {
 // that the counts in the reply are complete when every master is up;
 // a master that is down costs at most that.
 func (c *Core) checkDone(x *txn, now int64) {
-	if x.replied || !x.decided {
+	if x.replied {
+		c.retire(x)
+		return
+	}
+	if !x.decided {
 		return
 	}
 	for i := range x.ops {
@@ -351,15 +525,40 @@ func (c *Core) checkDone(x *txn, now int64) {
 		}
 	}
 	c.reply(x)
+	c.retire(x)
+}
+
+// retire forgets x once it has replied and every master has answered
+// and acknowledged what it was sent, instead of at its deadline: nothing
+// can change x any more (a later message for it is treated as one for a
+// transaction that is gone), and a busy coordinator no longer keeps a
+// request timeout's worth of finished transactions for the collector.
+func (c *Core) retire(x *txn) {
+	for _, addr := range x.masters {
+		if _, ok := x.answered[addr]; !ok {
+			return
+		}
+		if _, ok := x.sent[addr]; ok && !x.acked[addr] {
+			return
+		}
+	}
+	delete(c.txns, x.id)
 }
 
 func (c *Core) reply(x *txn) {
+	if !x.retried && !x.awaiting && x.staleOnly() && c.now() < x.deadline {
+		// Some masters are at another configuration epoch and nothing was
+		// committed: learn their configuration (reconcile asked for it)
+		// and start again under it, once, rather than fail.
+		x.awaiting = true
+		return
+	}
 	x.replied = true
 	outs := make([]Outcome, len(x.ops))
 	for i := range x.ops {
-		o := Outcome{W: x.w, Votes: x.prep[i].Yes, Phase: x.phase(i), Reasons: x.reasons[i]}
+		o := Outcome{W: x.w, Votes: x.prep[i].Yes(), Phase: x.phase(i), Reasons: x.reasons[i]}
 		if x.commit[i] {
-			o.Commits = x.commits[i].Yes
+			o.Commits = x.commits[i].Yes()
 			o.OK = x.commits[i].Reached()
 			o.Token = x.token[i]
 		}
@@ -374,10 +573,18 @@ func (c *Core) txnTimer(x *txn, now int64) {
 		c.checkDone(x, now)
 		return
 	}
+	if x.awaiting && !x.replied {
+		x.retried = true // no newer configuration came: fail as it stands
+		c.reply(x)
+	}
 	if !x.replied {
+		// Count every silent master before deciding, so that the reply
+		// names them all.
 		for _, addr := range x.masters {
-			c.txnUnreachable(x, addr, now)
+			c.markUnreachable(x, addr)
 		}
+		c.decide(x, now)
+		c.checkDone(x, now)
 		// Whatever is still undecided failed.
 		if !x.replied {
 			c.reply(x)

@@ -54,20 +54,5 @@ func (c *Cluster) System(i int) *actor.ActorSystem { return c.Nodes[i].System }
 // Registry is node i's Registry.
 func (c *Cluster) Registry(i int) *registry.Registry { return c.Registries[i] }
 
-// LeakOptions are the goroutines that outlive a stopped cluster in this
-// protoactor and gRPC version; goleak ignores them and nothing else.
-// A cluster whose members all stop cleanly leaves none of them; they come
-// from tests that kill a member while the others still run.
-func LeakOptions() []goleak.Option {
-	return []goleak.Option{
-		// The surviving members' gRPC client connections to a killed
-		// member keep reconnecting: protoactor's Remote.Shutdown does not
-		// close a connection whose endpoint it already dropped.
-		goleak.IgnoreTopFunction("google.golang.org/grpc.(*addrConn).resetTransport"),
-		// ... and the callback serializers of those connections.
-		goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
-		// protoactor's dead-letter log throttle sleeps out its period
-		// after messages to the killed member went to dead letters.
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
-	}
-}
+// LeakOptions are the goroutines goleak ignores (testcluster.LeakOptions).
+func LeakOptions() []goleak.Option { return testcluster.LeakOptions() }

@@ -1,0 +1,725 @@
+package core
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/protoactor-locker/locker/messages"
+)
+
+// Reconfiguration: how the masters change without losing a lease or
+// letting two groups of peers both reach a write quorum.
+//
+// Every configuration has an epoch. Masters refuse promises for writes
+// coordinated under another epoch, and when a peer adopts a newer
+// configuration it drops the promises it gave under the older one, so a
+// write prepared under epoch e can no longer commit on a peer that moved
+// past e.
+//
+// A change from masters M (epoch e) to masters M' goes in three steps,
+// each driven by one coordinator (Core.Reconfigure):
+//
+//  1. Move to the joint configuration J = (e+1, M', old M). A move is a
+//     compare-and-set of the epoch, prepared and committed on a write
+//     quorum of the configuration it leaves (here W of M): a master
+//     promises at most one move away from each epoch. Under J a write
+//     needs W' of M' and W of M, so it conflicts with every write
+//     quorum of M (which cannot commit at epoch e any more) and of M'.
+//  2. Sync: every master of M' copies the leases of at least W of M
+//     (snapshots taken after they moved to J), until W' of M' have done
+//     so. Every lease committed under epoch e lives on W of M, so it
+//     reaches every synced master (the quorums intersect); leases
+//     written under J are on W' of M' already.
+//  3. Move to (e+2, M'), prepared and committed on J's write quorum.
+//     From then on a write needs only W' of M'. A Lock of a key still
+//     leased needs W' promises of absence, but at least W' masters of M'
+//     hold the lease and at most |M'|-W' < W' (W' a majority) do not,
+//     so it is refused. Tokens stay monotonic for the same reason:
+//     synced masters have observed every earlier token.
+//
+// Two coordinators cannot both move away from epoch e: each needs
+// promises from a write quorum of the same configuration, and quorums
+// intersect in a master that promised only one of them. A partition
+// side without a write quorum of the current configuration cannot move
+// at all. A coordinator that dies mid-way leaves the peers in J, which
+// is safe; the next Reconfigure resumes from it.
+
+// ReconfigResult is the outcome of Reconfigure.
+type ReconfigResult struct {
+	OK      bool
+	Stopped bool
+	Reason  messages.Reason
+	Message string
+	Epoch   uint64 // the epoch this peer is at afterwards
+}
+
+type stepKind uint8
+
+const (
+	stepMove stepKind = iota + 1
+	stepSync
+)
+
+// reconf is the reconfiguration this peer coordinates.
+type reconf struct {
+	masters, replicas []string // the target
+	reply             func(ReconfigResult)
+	synced            uint64 // the joint epoch whose sync completed
+	attempts          int
+	discovering       map[string]bool // peers asked for their configuration (first Reconfigure)
+
+	// the step in progress
+	kind      stepKind
+	id        uint64
+	from      *Membership
+	next      *Membership
+	committed bool // move: the commit went out; now counting acks
+	counted   map[string]bool
+	q         *Quorum
+	sync      Tally
+	refusals  map[string]messages.Reason
+	deadline  int64
+}
+
+// syncJob is a Sync this peer carries out as a new master.
+type syncJob struct {
+	request  uint64
+	coord    string
+	epoch    uint64
+	need     int
+	done     map[string]bool
+	failed   map[string]bool
+	sources  []string
+	asked    map[uint64]string // snapshot request id -> source
+	deadline int64
+}
+
+// maxReconfSteps bounds one Reconfigure call (resume a joint state,
+// then at most two moves and a sync, with retries after stale epochs).
+const maxReconfSteps = 12
+
+// Majority is the smallest majority of n masters.
+func Majority(n int) int { return n/2 + 1 }
+
+// SyncTimeout bounds the copying of leases to new masters.
+func (c *Core) syncTimeout() int64 { return 10 * int64(c.cfg.RequestTimeout) }
+
+// Reconfigure changes the masters and replicas of every peer the old and
+// new configurations name, safely (see the comment above), with W the
+// majority of the new masters. reply gets the outcome.
+func (c *Core) Reconfigure(masters, replicas []string, reply func(ReconfigResult)) {
+	if c.closed {
+		reply(ReconfigResult{Stopped: true, Reason: messages.Reason_REASON_UNREACHABLE, Message: "peer stopped"})
+		return
+	}
+	ms, rs := SortedSet(masters), SortedSet(replicas)
+	if msg := CheckNodes(ms, rs, 0); msg != "" {
+		reply(ReconfigResult{Reason: messages.Reason_REASON_INVALID_ARGUMENT, Message: msg, Epoch: c.member.Load().Epoch})
+		return
+	}
+	if c.rc != nil {
+		reply(ReconfigResult{Reason: messages.Reason_REASON_WRITE_LOCKED, Message: "a reconfiguration is in progress on this peer", Epoch: c.member.Load().Epoch})
+		return
+	}
+	c.rc = &reconf{masters: ms, replicas: rs, reply: reply}
+	if c.member.Load().Epoch == 0 {
+		c.discover()
+	} else {
+		c.advance()
+	}
+	c.drain()
+}
+
+// advance starts the next step of the reconfiguration, or finishes it.
+func (c *Core) advance() {
+	rc := c.rc
+	cur := c.member.Load()
+	rc.attempts++
+	if rc.attempts > maxReconfSteps {
+		c.finishReconf(false, messages.Reason_REASON_STALE_EPOCH, "the configuration kept changing under the reconfiguration")
+		return
+	}
+	w := Majority(len(rc.masters))
+	switch {
+	case cur.Joint() && rc.synced != cur.Epoch:
+		c.startSync(cur)
+	case cur.Joint():
+		replicas := without(cur.Replicas, cur.Masters)
+		if slices.Equal(cur.Masters, rc.masters) {
+			replicas = rc.replicas
+		}
+		c.startMove(cur, &Membership{Epoch: cur.Epoch + 1, Masters: cur.Masters, Replicas: replicas, W: cur.W})
+	case slices.Equal(cur.Masters, rc.masters) && slices.Equal(cur.Replicas, rc.replicas) && cur.W == w:
+		c.finishReconf(true, messages.Reason_REASON_UNSPECIFIED, "")
+	case slices.Equal(cur.Masters, rc.masters):
+		c.startMove(cur, &Membership{Epoch: cur.Epoch + 1, Masters: rc.masters, Replicas: rc.replicas, W: w})
+	default:
+		c.startMove(cur, &Membership{
+			Epoch: cur.Epoch + 1, Masters: rc.masters, W: w,
+			Replicas:   without(rc.replicas, cur.Masters),
+			OldMasters: cur.Masters, OldW: cur.W,
+		})
+	}
+}
+
+func (c *Core) finishReconf(ok bool, reason messages.Reason, msg string) {
+	rc := c.rc
+	c.rc = nil
+	rc.reply(ReconfigResult{OK: ok, Reason: reason, Message: msg, Epoch: c.member.Load().Epoch})
+}
+
+func (c *Core) startMove(from, next *Membership) {
+	rc := c.rc
+	rc.kind, rc.id, rc.from, rc.next, rc.committed = stepMove, c.id(), from, next, false
+	rc.counted, rc.q, rc.refusals = map[string]bool{}, QuorumOf(from), map[string]messages.Reason{}
+	rc.deadline = c.now() + int64(c.cfg.RequestTimeout)
+	c.schedule(timer{at: rc.deadline, kind: timerReconf, id: rc.id})
+	prep := &messages.ConfigPrepare{Request: rc.id, FromEpoch: from.Epoch, Next: toProto(next)}
+	for _, v := range from.Voters() {
+		c.send(v, prep)
+	}
+}
+
+func (c *Core) startSync(j *Membership) {
+	rc := c.rc
+	rc.kind, rc.id, rc.from, rc.next = stepSync, c.id(), j, j
+	rc.counted, rc.refusals = map[string]bool{}, map[string]messages.Reason{}
+	rc.sync = Tally{W: j.W, Masters: len(j.Masters)}
+	rc.deadline = c.now() + c.syncTimeout()
+	c.schedule(timer{at: rc.deadline, kind: timerReconf, id: rc.id})
+	msg := &messages.Sync{Request: rc.id, Epoch: j.Epoch, Sources: j.OldMasters, Need: int32(j.OldW)}
+	for _, m := range j.Masters {
+		c.send(m, msg)
+	}
+}
+
+func (c *Core) onConfigPromise(from string, p *messages.ConfigPromise) {
+	rc := c.rc
+	if rc == nil || rc.kind != stepMove || rc.committed || p.GetRequest() != rc.id || rc.counted[from] || !rc.from.IsMaster(from) {
+		return
+	}
+	rc.counted[from] = true
+	if cur, err := fromProto(p.GetCurrent()); err == "" && cur.Epoch > c.member.Load().Epoch {
+		c.adopt(cur) // someone moved on: learn it
+	}
+	rc.q.Count(from, p.GetGranted())
+	if !p.GetGranted() {
+		rc.refusals[from] = p.GetReason()
+	}
+	c.moveProgress()
+}
+
+// moveProgress commits a move once promised, or gives up when it cannot be.
+func (c *Core) moveProgress() {
+	rc := c.rc
+	if !rc.committed {
+		switch {
+		case rc.q.Reached():
+			rc.committed = true
+			rc.counted, rc.q = map[string]bool{}, QuorumOf(rc.from)
+			commit := &messages.ConfigCommit{Request: rc.id, Next: toProto(rc.next)}
+			for _, a := range SortedSet(append(rc.from.Everyone(), rc.next.Everyone()...)) {
+				c.send(a, commit)
+			}
+		case rc.q.Impossible():
+			c.moveFailed()
+		}
+		return
+	}
+	if rc.q.Reached() {
+		c.advance()
+	} else if rc.q.Impossible() {
+		c.moveFailed()
+	}
+}
+
+func (c *Core) moveFailed() {
+	rc := c.rc
+	for _, r := range rc.refusals {
+		if r == messages.Reason_REASON_STALE_EPOCH && c.member.Load().Epoch > rc.from.Epoch {
+			c.advance() // we learnt a newer configuration: plan again from it
+			return
+		}
+	}
+	c.finishReconf(false, dominant(rc.refusals), describe(rc.refusals))
+}
+
+func (c *Core) onReconfAck(from string, a *messages.AdminReply) bool {
+	rc := c.rc
+	if rc == nil || a.GetRequest() != rc.id || rc.counted[from] {
+		return rc != nil && a.GetRequest() == rc.id
+	}
+	ok := a.GetReason() == messages.Reason_REASON_UNSPECIFIED
+	switch {
+	case rc.kind == stepMove && rc.committed && rc.from.IsMaster(from):
+		rc.counted[from] = true
+		rc.q.Count(from, ok)
+		if !ok {
+			rc.refusals[from] = a.GetReason()
+		}
+		c.moveProgress()
+	case rc.kind == stepSync && contains(rc.next.Masters, from):
+		rc.counted[from] = true
+		if ok {
+			rc.sync.Yes++
+		} else {
+			rc.sync.No++
+			rc.refusals[from] = a.GetReason()
+		}
+		c.syncProgress()
+	}
+	return true
+}
+
+func (c *Core) syncProgress() {
+	rc := c.rc
+	switch {
+	case rc.sync.Reached():
+		rc.synced = rc.next.Epoch
+		c.advance()
+	case rc.sync.Impossible():
+		c.finishReconf(false, dominant(rc.refusals), "new masters could not copy the leases: "+describe(rc.refusals))
+	}
+}
+
+// reconfTimer handles the deadline of the reconfiguration step id.
+func (c *Core) reconfTimer(id uint64) {
+	rc := c.rc
+	if rc != nil && rc.id == id && rc.discovering != nil {
+		rc.discovering = nil // the silent ones are not configured: go on
+		c.advance()
+	} else if rc != nil && rc.id == id {
+		for _, v := range c.stepVoters() {
+			if !rc.counted[v] {
+				rc.counted[v] = true
+				rc.refusals[v] = messages.Reason_REASON_UNREACHABLE
+				if rc.kind == stepSync {
+					rc.sync.No++
+				} else {
+					rc.q.Count(v, false)
+				}
+			}
+		}
+		if rc.kind == stepSync {
+			c.syncProgress()
+		} else {
+			c.moveProgress()
+		}
+	}
+	for key, job := range c.syncs {
+		if job.deadline > c.now() {
+			continue
+		}
+		delete(c.syncs, key)
+		if job.coord == "" {
+			c.startCatchUp(c.member.Load()) // try again
+			continue
+		}
+		c.send(job.coord, &messages.AdminReply{Request: job.request, Reason: messages.Reason_REASON_UNREACHABLE,
+			Message: fmt.Sprintf("copied %d of the %d snapshots needed", len(job.done), job.need)})
+	}
+}
+
+func (c *Core) stepVoters() []string {
+	rc := c.rc
+	if rc.kind == stepSync {
+		return rc.next.Masters
+	}
+	return rc.from.Voters()
+}
+
+// reconfUnreachable counts addr as refusing the current step.
+func (c *Core) reconfUnreachable(addr string) {
+	rc := c.rc
+	if rc != nil && rc.discovering != nil {
+		c.discovered(addr)
+		return
+	}
+	if rc == nil || rc.counted[addr] || !contains(c.stepVoters(), addr) {
+		return
+	}
+	rc.counted[addr] = true
+	rc.refusals[addr] = messages.Reason_REASON_UNREACHABLE
+	if rc.kind == stepSync {
+		rc.sync.No++
+		c.syncProgress()
+		return
+	}
+	rc.q.Count(addr, false)
+	c.moveProgress()
+}
+
+// --- every peer ---
+
+func (c *Core) onConfigPrepare(from string, p *messages.ConfigPrepare) {
+	cur := c.member.Load()
+	now := c.now()
+	resp := &messages.ConfigPromise{Request: p.GetRequest(), Current: toProto(cur)}
+	next, msg := fromProto(p.GetNext())
+	switch {
+	case msg != "" || next.Epoch != p.GetFromEpoch()+1:
+		resp.Reason = messages.Reason_REASON_INVALID_ARGUMENT
+	case p.GetFromEpoch() != cur.Epoch:
+		resp.Reason = messages.Reason_REASON_STALE_EPOCH
+	case c.cfgPromise.deadline > now && (c.cfgPromise.from != from || c.cfgPromise.txn != p.GetRequest()) && c.cfgPromiseEpoch == cur.Epoch:
+		resp.Reason = messages.Reason_REASON_WRITE_LOCKED
+	default:
+		resp.Granted = true
+		c.cfgPromise = writeLock{from: from, txn: p.GetRequest(), deadline: now + int64(c.cfg.WriteLockTimeout)}
+		c.cfgPromiseEpoch = cur.Epoch
+	}
+	c.send(from, resp)
+}
+
+func (c *Core) onConfigCommit(from string, cm *messages.ConfigCommit) {
+	defer c.discovered(from)
+	next, msg := fromProto(cm.GetNext())
+	reply := &messages.AdminReply{Request: cm.GetRequest()}
+	if msg != "" {
+		reply.Reason, reply.Message = messages.Reason_REASON_INVALID_ARGUMENT, msg
+	} else if cur := c.member.Load(); next.Epoch > cur.Epoch {
+		fresh := cur.Epoch == 0
+		c.adopt(next)
+		if fresh && cm.GetRequest() == 0 {
+			// Learnt from a peer after starting empty: copy before voting.
+			c.startCatchUp(next)
+		}
+	}
+	if cm.GetRequest() != 0 {
+		reply.Configuration = toProto(c.member.Load())
+		c.send(from, reply)
+	}
+}
+
+func (c *Core) onConfigQuery(from string) {
+	c.send(from, &messages.ConfigCommit{Next: toProto(c.member.Load())})
+}
+
+// adopt makes next this peer's configuration. Promises given under the
+// older epoch are dropped: their writes can no longer commit here.
+func (c *Core) adopt(next *Membership) {
+	c.member.Store(next)
+	for key := range c.locks {
+		c.dropLock(key)
+	}
+	c.retryStale()
+}
+
+func (c *Core) onSync(from string, s *messages.Sync) {
+	now := c.now()
+	job := &syncJob{
+		request: s.GetRequest(), coord: from, epoch: s.GetEpoch(), need: int(s.GetNeed()),
+		done: map[string]bool{}, failed: map[string]bool{}, sources: SortedSet(s.GetSources()),
+		asked: map[uint64]string{}, deadline: now + c.syncTimeout(),
+	}
+	if c.member.Load().Epoch < job.epoch || job.need < 1 || job.need > len(job.sources) {
+		c.send(from, &messages.AdminReply{Request: job.request, Reason: messages.Reason_REASON_STALE_EPOCH,
+			Message: fmt.Sprintf("this peer is at epoch %d, the sync needs %d", c.member.Load().Epoch, job.epoch)})
+		return
+	}
+	key := fmt.Sprintf("%s/%d", from, job.request)
+	c.syncs[key] = job
+	c.schedule(timer{at: job.deadline, kind: timerReconf})
+	for _, src := range job.sources {
+		if src == c.cfg.Self {
+			job.done[src] = true
+			continue
+		}
+		id := c.id()
+		job.asked[id] = src
+		c.send(src, &messages.SnapshotRequest{Request: id, Epoch: job.epoch})
+	}
+	c.syncCheck(key, job)
+}
+
+func (c *Core) syncCheck(key string, job *syncJob) {
+	switch {
+	case len(job.done) >= job.need:
+		delete(c.syncs, key)
+		if job.coord == "" {
+			c.catchingUp = false // caught up: vote again
+			return
+		}
+		c.send(job.coord, &messages.AdminReply{Request: job.request})
+	case len(job.sources)-len(job.failed) < job.need:
+		delete(c.syncs, key)
+		if job.coord == "" {
+			c.startCatchUp(c.member.Load()) // try again
+			return
+		}
+		c.send(job.coord, &messages.AdminReply{Request: job.request, Reason: messages.Reason_REASON_UNREACHABLE,
+			Message: fmt.Sprintf("only %d of the %d snapshots needed could be had", len(job.done), job.need)})
+	}
+}
+
+func (c *Core) onSnapshotRequest(from string, r *messages.SnapshotRequest) {
+	cur := c.member.Load()
+	if cur.Epoch < r.GetEpoch() {
+		c.send(from, &messages.SnapshotDone{Request: r.GetRequest(), Reason: messages.Reason_REASON_STALE_EPOCH})
+		return
+	}
+	keys := make([]string, 0, len(c.store.entries))
+	for k := range c.store.entries {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	msgs := c.entryMessages(keys, c.now(), cur.Epoch)
+	n := 0
+	for _, m := range msgs {
+		c.send(from, m)
+		n += len(m.Entries)
+	}
+	c.send(from, &messages.SnapshotDone{Request: r.GetRequest(), Entries: int64(n)})
+}
+
+func (c *Core) onSnapshotDone(from string, d *messages.SnapshotDone) {
+	for key, job := range c.syncs {
+		src, ok := job.asked[d.GetRequest()]
+		if !ok || src != from {
+			continue
+		}
+		delete(job.asked, d.GetRequest())
+		if d.GetReason() == messages.Reason_REASON_UNSPECIFIED {
+			job.done[src] = true
+		} else {
+			job.failed[src] = true
+		}
+		c.syncCheck(key, job)
+		return
+	}
+}
+
+// entryMessages turns the entries of keys into Replicate messages of at
+// most MaxMessageBytes each. Expired entries are left out; tombstones go
+// as deletions.
+func (c *Core) entryMessages(keys []string, now int64, epoch uint64) []*messages.Replicate {
+	var out []*messages.Replicate
+	cur := &messages.Replicate{Epoch: epoch}
+	size := 0
+	for _, k := range keys {
+		e := c.store.raw(k)
+		if e == nil {
+			continue // expired and gone: replicas expire it themselves
+		}
+		en := &messages.Entry{Key: k, Token: e.token, Deleted: e.deleted}
+		if !e.deleted {
+			left := (e.deadline - now) / int64(time.Millisecond)
+			if left <= 0 {
+				continue
+			}
+			en.Value = e.value
+			en.LeaseMs = left
+		}
+		n := EntrySize(k, en.Value)
+		if size+n > c.cfg.MaxMessageBytes-overhead && len(cur.Entries) > 0 {
+			out = append(out, cur)
+			cur = &messages.Replicate{Epoch: epoch}
+			size = 0
+		}
+		cur.Entries = append(cur.Entries, en)
+		size += n
+	}
+	if len(cur.Entries) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// --- conversions and helpers ---
+
+func toProto(m *Membership) *messages.Configuration {
+	return &messages.Configuration{
+		Epoch: m.Epoch, Masters: m.Masters, Replicas: m.Replicas, W: int32(m.W),
+		OldMasters: m.OldMasters, OldW: int32(m.OldW),
+	}
+}
+
+// fromProto checks a configuration from the wire; the string says what
+// is wrong with it, "" when nothing is.
+func fromProto(p *messages.Configuration) (*Membership, string) {
+	if p == nil {
+		return nil, "no configuration"
+	}
+	m := &Membership{
+		Epoch: p.GetEpoch(), Masters: SortedSet(p.GetMasters()), Replicas: SortedSet(p.GetReplicas()),
+		W: int(p.GetW()), OldMasters: SortedSet(p.GetOldMasters()), OldW: int(p.GetOldW()),
+	}
+	if len(m.OldMasters) == 0 {
+		m.OldMasters, m.OldW = nil, 0
+	}
+	if msg := CheckNodes(m.Masters, m.Replicas, m.W); msg != "" {
+		return nil, msg
+	}
+	if msg := CheckW(m.W, len(m.Masters)); msg != "" {
+		return nil, msg
+	}
+	if m.Joint() {
+		if msg := CheckNodes(m.OldMasters, nil, m.OldW); msg != "" {
+			return nil, msg
+		}
+		if msg := CheckW(m.OldW, len(m.OldMasters)); msg != "" {
+			return nil, msg
+		}
+		for _, r := range m.Replicas {
+			if contains(m.OldMasters, r) {
+				return nil, fmt.Sprintf("%s is both an old master and a replica", r)
+			}
+		}
+	}
+	return m, ""
+}
+
+// without returns the addresses of a that are not in b.
+func without(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// dominant is the most frequent refusal reason (the smallest on ties).
+func dominant(refusals map[string]messages.Reason) messages.Reason {
+	counts := map[messages.Reason]int{}
+	best := messages.Reason_REASON_UNREACHABLE
+	for _, r := range refusals {
+		counts[r]++
+	}
+	for r, n := range counts {
+		if n > counts[best] || (n == counts[best] && r < best) {
+			best = r
+		}
+	}
+	return best
+}
+
+func describe(refusals map[string]messages.Reason) string {
+	addrs := make([]string, 0, len(refusals))
+	for a := range refusals {
+		addrs = append(addrs, a)
+	}
+	sort.Strings(addrs)
+	s := ""
+	for i, a := range addrs {
+		if i > 0 {
+			s += ", "
+		}
+		s += a + " " + refusals[a].String()
+	}
+	return s
+}
+
+// --- catching up after a restart ---
+//
+// A peer that starts with empty memory and then learns (from another
+// peer, not through a Reconfigure that syncs it) a configuration in which
+// it votes must not vote before it has copied the leases of enough other
+// voters: otherwise it would promise "absent" for keys it held before the
+// restart, and with the voters that never had a key it could form a
+// quorum that grants it twice. It copies snapshots from enough voters that
+// every write quorum includes one of them: n-W+1 of the n voters, all
+// other than itself. Until then it refuses promises (REASON_CATCHING_UP).
+
+// catchUpNeed returns how many snapshots of other voters a peer that lost
+// its memory needs under m, and whether that many exist.
+func catchUpNeed(m *Membership, self string) (int, []string) {
+	others := without(m.Voters(), []string{self})
+	need := len(others) // a joint configuration: copy from every other voter
+	if !m.Joint() {
+		need = len(m.Masters) - m.W + 1
+	}
+	if need > len(others) {
+		need = len(others)
+	}
+	return need, others
+}
+
+// startCatchUp makes this peer copy leases before it votes under m.
+func (c *Core) startCatchUp(m *Membership) {
+	need, others := catchUpNeed(m, c.cfg.Self)
+	if !m.IsMaster(c.cfg.Self) || need <= 0 {
+		c.catchingUp = false
+		return
+	}
+	c.catchingUp = true
+	now := c.now()
+	job := &syncJob{
+		request: 0, coord: "", epoch: m.Epoch, need: need,
+		done: map[string]bool{}, failed: map[string]bool{}, sources: others,
+		asked: map[uint64]string{}, deadline: now + c.syncTimeout(),
+	}
+	key := fmt.Sprintf("catch-up/%d", m.Epoch)
+	c.syncs[key] = job
+	c.schedule(timer{at: job.deadline, kind: timerReconf})
+	for _, src := range others {
+		id := c.id()
+		job.asked[id] = src
+		c.send(src, &messages.SnapshotRequest{Request: id, Epoch: m.Epoch})
+	}
+}
+
+// CatchingUp reports whether this peer is copying leases before it votes.
+func (c *Core) CatchingUp() bool { return c.catchingUp }
+
+// --- spreading configurations ---
+
+// gossipInterval is how often voters repeat their configuration to every
+// peer it names, so that a peer that missed a change (it was down, or
+// its Locker was not started yet) learns it.
+func (c *Core) gossipInterval() int64 { return 10 * int64(c.cfg.ReplicationInterval) }
+
+// gossip sends this peer's configuration to every other peer it names,
+// if this peer votes in it.
+func (c *Core) gossip() {
+	m := c.member.Load()
+	if m.Epoch == 0 || !m.IsMaster(c.cfg.Self) {
+		return
+	}
+	msg := &messages.ConfigCommit{Next: toProto(m)}
+	for _, a := range m.Everyone() {
+		if a != c.cfg.Self {
+			c.send(a, msg)
+		}
+	}
+}
+
+// discover asks the peers of a first Reconfigure (this peer was never
+// configured) for their configurations, so that a peer that joins a
+// configured cluster plans from the cluster's configuration instead of
+// starting a lineage of its own.
+func (c *Core) discover() {
+	rc := c.rc
+	rc.discovering = map[string]bool{}
+	for _, a := range SortedSet(append(append([]string{}, rc.masters...), rc.replicas...)) {
+		if a != c.cfg.Self {
+			rc.discovering[a] = true
+			c.send(a, &messages.ConfigQuery{})
+		}
+	}
+	if len(rc.discovering) == 0 {
+		rc.discovering = nil
+		c.advance()
+		return
+	}
+	rc.id = c.id()
+	rc.kind = 0
+	rc.deadline = c.now() + int64(c.cfg.RequestTimeout)
+	c.schedule(timer{at: rc.deadline, kind: timerReconf, id: rc.id})
+}
+
+// discovered records a configuration a peer sent back to discover.
+func (c *Core) discovered(from string) {
+	rc := c.rc
+	if rc == nil || rc.discovering == nil || !rc.discovering[from] {
+		return
+	}
+	delete(rc.discovering, from)
+	if len(rc.discovering) == 0 || c.member.Load().Epoch > 0 {
+		rc.discovering = nil
+		c.advance()
+	}
+}

@@ -41,10 +41,17 @@
 // long as the holder counts from its call. DirtyRead on a replica lags
 // the masters by up to a replication interval.
 //
-// A master restarted with empty memory votes "absent" for keys it held
-// before; with W a majority and only one master restarted at a time, the
-// quorum still refuses a second Lock. Configuration epochs travel in every
-// message but are not yet enforced: a SetNodes that races with writes can
-// make them fail with ErrNoQuorum, and SetNodes is not a joint-consensus
-// change (see issue #3).
+// Membership changes: Reconfigure changes the masters through a joint
+// configuration (writes need a quorum of the old and of the new masters)
+// while the new masters copy the old masters' leases; each step is a
+// compare-and-set of the configuration epoch on a write quorum, and
+// masters promise only to writes of their own epoch. So two sides of a
+// partition cannot both change the configuration or both grant a key, and
+// no committed lease is lost when the masters change (the argument is in
+// internal/core/reconfig.go). A master that restarts with empty memory
+// copies enough other masters' leases before it votes again. SetNodes and
+// SetW are locker's plain admin calls, with no transition.
+//
+// With WithCluster, the configuration follows the protoactor cluster's
+// topology (see WithCluster).
 package lockeractor

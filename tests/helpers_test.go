@@ -145,6 +145,14 @@ func stopNode(n *testcluster.Node) {
 	n.Stop()
 }
 
+// parallelNote: the tests that shut an actor system down run in
+// parallel with each other (and after all others). Their survivors'
+// protoactor endpoint writers to the dead address sleep 2 s in a failed
+// connect, which their cleanup waits for; in parallel, those waits
+// overlap. Their assertions do not depend on timing beyond generous
+// bounds.
+const parallelNote = "see the comment"
+
 // testCtx returns a context that ends after callTimeout or with the test.
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)

@@ -1,9 +1,11 @@
-// Command cluster runs three protoactor cluster members in one process,
+// Command cluster runs four protoactor cluster members in one process,
 // joined by protoactor's in-memory cluster provider, each with a Locker
 // in cluster mode: the Lockers configure themselves from the cluster's
-// topology (no addresses typed anywhere). It locks a key from one member,
-// reads it on the others, kills the holder's member, and watches the
-// lease run out and another member take the lock.
+// topology (no addresses typed anywhere): three masters and a replica.
+// It locks a key from one member, reads it on the others (the replica by
+// replication), extends and updates it, locks and releases another, kills
+// the holder's member, and watches the replica promoted, the lease run
+// out and another member take the lock.
 //
 //	go run ./examples/cluster
 package main
@@ -62,7 +64,7 @@ func run() error {
 	defer cancel()
 	agent := test.NewInMemAgent()
 	var members []*member
-	for _, name := range []string{"A", "B", "C"} {
+	for _, name := range []string{"A", "B", "C", "D"} {
 		m, err := startMember(name, agent)
 		if err != nil {
 			return err
@@ -86,7 +88,7 @@ func run() error {
 	fmt.Println("Waiting for the Lockers to configure themselves from the topology...")
 	if err := waitUntil(ctx, func() bool {
 		for _, m := range members {
-			if ms, _, _ := m.locker.Nodes(); len(ms) != 3 {
+			if ms, rs, _ := m.locker.Nodes(); len(ms) != 3 || len(rs) != 1 || m.locker.Configuration().Joint() {
 				return false
 			}
 		}
@@ -97,7 +99,21 @@ func run() error {
 	masters, replicas, w := members[0].locker.Nodes()
 	fmt.Printf("Every member agrees: masters %v, replicas %v, W = %d.\n\n", name(masters), name(replicas), w)
 
-	a, b, c := members[0], members[1], members[2]
+	a, b, c, d := members[0], members[1], members[2], members[3]
+	byAddr := func(addr string) *member {
+		for _, m := range members {
+			if m.addr() == addr {
+				return m
+			}
+		}
+		return nil
+	}
+	if r := byAddr(replicas[0]); r != d {
+		// Join order decides who is the replica; name it D for the story.
+		r.name, d.name = d.name, r.name
+		members[slices.Index(members, r)], members[3] = d, r
+		a, b, c, d = members[0], members[1], members[2], members[3]
+	}
 	const lease = 2 * time.Second
 	res, err := c.locker.Lock(ctx, "leader", []byte("C"), lease)
 	if err != nil {
@@ -111,9 +127,40 @@ func run() error {
 		}
 		fmt.Printf("%s reads \"leader\" locally: %s.\n", m.name, v)
 	}
+	v, err := d.locker.WaitFor(ctx, "leader")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s, the replica, reads it too once the masters' next replication batch arrives: %s.\n", d.name, v)
 	if _, err := a.locker.Lock(ctx, "leader", []byte("A"), lease); errors.Is(err, lockeractor.ErrNoQuorum) {
 		fmt.Println("A tries to take \"leader\" too and is refused: C holds it.")
 	}
+	if _, err := c.locker.ExtendLease(ctx, "leader", []byte("C"), lease); err != nil {
+		return err
+	}
+	fmt.Printf("C extends its lease by another %v.\n", lease)
+	up, err := c.locker.Update(ctx, "leader", []byte("C"), []byte("C, term 2"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("C updates the value to \"C, term 2\"; new fencing token %d.\n", up.Token)
+
+	if _, err := b.locker.Lock(ctx, "job", []byte("B"), time.Minute); err != nil {
+		return err
+	}
+	if _, err := d.locker.WaitFor(ctx, "job"); err != nil {
+		return err
+	}
+	released := make(chan error, 1)
+	go func() { released <- d.locker.WaitForRelease(ctx, "job") }()
+	if _, err := b.locker.Release(ctx, "job", []byte("B")); err != nil {
+		return err
+	}
+	if err := <-released; err != nil {
+		return err
+	}
+	fmt.Printf("B locks \"job\" and releases it; %s sees the release arrive by replication.\n", d.name)
+	res = up
 
 	fmt.Println("\nKilling member C (its process dies; the cluster provider drops it)...")
 	c.locker.Stop()
@@ -121,20 +168,20 @@ func run() error {
 	_ = c.provider.Shutdown(false) // the in-memory provider forgets C, as a real one does when C's TTL runs out
 	if err := waitUntil(ctx, func() bool {
 		ms, _, _ := a.locker.Nodes()
-		return !slices.Contains(ms, c.addr())
+		return !slices.Contains(ms, c.addr()) && !a.locker.Configuration().Joint()
 	}); err != nil {
 		return err
 	}
 	masters, _, w = a.locker.Nodes()
-	fmt.Printf("The survivors reconfigured: masters %v, W = %d.\n", name(masters), w)
+	fmt.Printf("The survivors reconfigured: masters %v, W = %d (the replica was promoted, after copying the leases).\n", name(masters), w)
 
 	start := time.Now()
-	for _, m := range []*member{a, b} {
+	for _, m := range []*member{a, b, d} {
 		if err := m.locker.WaitForRelease(ctx, "leader"); err != nil && !errors.Is(err, lockeractor.ErrKeyNotLocked) {
 			return err
 		}
 	}
-	fmt.Printf("Nobody renewed C's lease: %v later it has expired on A and B.\n", time.Since(start).Round(10*time.Millisecond))
+	fmt.Printf("Nobody renewed C's lease: %v later it has expired on A, B and %s.\n", time.Since(start).Round(10*time.Millisecond), d.name)
 	res2, err := a.locker.Lock(ctx, "leader", []byte("A"), lease)
 	if err != nil {
 		return err

@@ -400,9 +400,17 @@ func (c *Core) onConfigQuery(from string) {
 // adopt makes next this peer's configuration. Promises given under the
 // older epoch are dropped: their writes can no longer commit here.
 func (c *Core) adopt(next *Membership) {
+	cur := c.member.Load()
 	c.member.Store(next)
-	for key := range c.locks {
-		c.dropLock(key)
+	// A change of masters (into a joint configuration, or SetNodes) drops
+	// the promises of the older epoch: their writes must not commit after
+	// the leases were copied. Leaving a joint configuration for its new
+	// masters alone, or changing only replicas, keeps them: those writes
+	// already need a quorum of the masters that stay.
+	if !slices.Equal(next.Masters, cur.Masters) {
+		for key := range c.locks {
+			c.dropLock(key)
+		}
 	}
 	c.retryStale()
 }

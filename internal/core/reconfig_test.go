@@ -94,6 +94,24 @@ func TestReconfigure(t *testing.T) {
 		}
 	})
 
+	t.Run("a write in flight survives a change of replicas only", func(t *testing.T) {
+		n := newNetwork(t, n1, n2, n3, n4)
+		n.configure(n1, []string{n1, n2, n3}, nil, 2)
+		n.holdIf = func(p packet) bool { _, ok := p.msg.(*messages.Commit); return ok && p.from == n1 && p.to != n1 }
+		c := n.submit(n1, lockOp("k", "v", time.Minute))
+		n.run()
+		if r := n.reconfigure(n2, []string{n1, n2, n3}, []string{n4}); !r.OK {
+			t.Fatalf("reconfigure: %+v", r)
+		}
+		n.holdIf = nil
+		n.unholdAll()
+		n.run()
+		n.sleep(10 * time.Millisecond)
+		if o := c.one(); !o.OK {
+			t.Fatalf("the write failed across a change that kept the masters: %+v", o)
+		}
+	})
+
 	t.Run("changing only the replicas keeps the masters and bumps the epoch", func(t *testing.T) {
 		n := masters(t, 2, n1, n2, n3)
 		n.start(n4)
@@ -161,13 +179,13 @@ func TestReconfigure(t *testing.T) {
 	})
 
 	t.Run("a write prepared under the old epoch cannot commit after the move", func(t *testing.T) {
-		n := newNetwork(t, n1, n2, n3, n4)
+		n := newNetwork(t, n1, n2, n3, n4, n5)
 		n.configure(n1, []string{n1, n2, n3}, []string{n4}, 2)
 		// The replica n4 coordinates a lock; its commits are held.
 		n.holdIf = func(p packet) bool { _, ok := p.msg.(*messages.Commit); return ok && p.from == n4 }
 		c := n.submit(n4, lockOp("k", "old", time.Minute))
 		n.run()
-		if r := n.reconfigure(n2, []string{n1, n2, n3}, nil); !r.OK {
+		if r := n.reconfigure(n2, []string{n1, n2, n5}, []string{n4}); !r.OK {
 			t.Fatalf("reconfigure: %+v", r)
 		}
 		n.holdIf = nil
@@ -177,7 +195,7 @@ func TestReconfigure(t *testing.T) {
 		if o := c.one(); o.OK || o.Commits != 0 {
 			t.Fatalf("a write of the old epoch committed after the masters moved on: %+v", o)
 		}
-		for _, a := range []string{n1, n2, n3} {
+		for _, a := range []string{n1, n2, n3, n5} {
 			if _, ok := n.read(a, "k"); ok {
 				t.Fatalf("%s applied a commit of the old epoch", a)
 			}

@@ -337,6 +337,12 @@ func (x *txn) repair(i int, addr string, it *messages.PromiseItem) bool {
 	case messages.Reason_REASON_NOT_FOUND:
 		k := x.ops[i].Kind
 		return k == messages.WriteKind_WRITE_KIND_EXTEND || k == messages.WriteKind_WRITE_KIND_RELEASE
+	case messages.Reason_REASON_CATCHING_UP:
+		return true // its snapshot may predate this write
+	case messages.Reason_REASON_STALE_EPOCH:
+		// Behind: reconcile sent it this configuration first (same
+		// ordered channel), so it applies the repair under it.
+		return x.answered[addr].GetEpoch() < x.epoch
 	}
 	return false
 }

@@ -127,15 +127,19 @@ func (ic *inMemCluster) add(t *testing.T, opts ...lockeractor.Option) *member {
 type config struct {
 	masters, replicas []string
 	w                 int
+	epoch             uint64
+	joint             bool
 }
 
 func nodes(l *lockeractor.Locker) config {
-	m, r, w := l.Nodes()
-	return config{masters: m, replicas: r, w: w}
+	c := l.Configuration()
+	return config{masters: c.Masters, replicas: c.Replicas, w: c.W, epoch: c.Epoch, joint: c.Joint()}
 }
 
+// equal compares the membership; a configuration in the middle of a
+// change of masters (joint) equals none.
 func (c config) equal(o config) bool {
-	return c.w == o.w && slices.Equal(c.masters, o.masters) && slices.Equal(c.replicas, o.replicas)
+	return !c.joint && !o.joint && c.w == o.w && slices.Equal(c.masters, o.masters) && slices.Equal(c.replicas, o.replicas)
 }
 
 // awaitConfig waits until every member in ms holds the configuration
@@ -144,8 +148,9 @@ func awaitConfig(t *testing.T, ms []*member, masters, replicas []*member) config
 	t.Helper()
 	want := config{masters: sortedAddrs(masters), replicas: sortedAddrs(replicas), w: len(masters)/2 + 1}
 	testcluster.Eventually(t, settle, func() bool {
+		epoch := nodes(ms[0].locker).epoch
 		for _, m := range ms {
-			if !nodes(m.locker).equal(want) {
+			if got := nodes(m.locker); !got.equal(want) || got.epoch != epoch {
 				return false
 			}
 		}
@@ -163,7 +168,7 @@ func awaitAgreement(t *testing.T, ms []*member, n int) config {
 	testcluster.Eventually(t, settle, func() bool {
 		got = nodes(ms[0].locker)
 		for _, m := range ms[1:] {
-			if !nodes(m.locker).equal(got) {
+			if n := nodes(m.locker); !n.equal(got) || n.epoch != got.epoch {
 				return false
 			}
 		}

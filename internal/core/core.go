@@ -604,7 +604,7 @@ func (c *Core) releasedSince(key string, token uint64) bool {
 
 // repair applies a committed item on a master that did not promise it
 // because its copy of the key differed from what a quorum decided
-// (locker's anti-entropy): the decision replaces the copy, unless another
+// (locker's anti-entropy): the decision replaces the copy, unless the
 // copy carries a newer token. A promise this master gave another write
 // on the key is dropped: that write cannot have W promises while this
 // one has, so it cannot commit.

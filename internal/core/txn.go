@@ -283,6 +283,13 @@ func (c *Core) decide(x *txn, now int64) bool {
 		}
 		for i, it := range p.GetItems() {
 			if !it.GetGranted() {
+				// A refuser's copy may be the residue of a write that
+				// failed after some commits: a new Lock or Update must
+				// order after it, or a merge by token (repair, sync)
+				// would prefer the residue.
+				if op := x.ops[i].Kind; (op == messages.WriteKind_WRITE_KIND_LOCK || op == messages.WriteKind_WRITE_KIND_UPDATE) && it.GetToken() > 0 {
+					x.token[i] = max(x.token[i], it.GetToken()+1)
+				}
 				continue
 			}
 			if op := x.ops[i].Kind; op == messages.WriteKind_WRITE_KIND_LOCK || op == messages.WriteKind_WRITE_KIND_UPDATE {

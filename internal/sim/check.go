@@ -1,0 +1,107 @@
+package sim
+
+import (
+	"slices"
+	"time"
+)
+
+// keyState is what the checkers know about one key.
+type keyState struct {
+	key      string
+	long     bool
+	resource resource
+	// the successful Locks and Updates, in order of their answers
+	grantAt  []int64  // real time of the answer
+	grantMax []uint64 // the largest token answered up to and including this one
+	owner    map[uint64]int
+}
+
+func newKeyState(key string, long bool) *keyState {
+	return &keyState{key: key, long: long, owner: map[uint64]int{}}
+}
+
+// granted checks the token of a successful Lock or Update of rec's key,
+// answered now: it must be larger than the token of every successful
+// Lock or Update answered before rec was invoked (fencing tokens follow
+// real time), and no two locks may share a token.
+func (k *keyState) granted(s *Sim, c *client, rec *Op, token uint64) {
+	lineage := rec.ID
+	if h := c.keys[k.key]; rec.Kind != opLock && h != nil {
+		lineage = h.lineage
+	}
+	i, _ := slices.BinarySearch(k.grantAt, rec.Call) // answers strictly before the call
+	if i > 0 && token <= k.grantMax[i-1] {
+		s.violate("token order", "%v of %q by client %d (invoked at %v) got token %d, not above %d answered before it was invoked",
+			rec.Kind, k.key, c.id, time.Duration(rec.Call), token, k.grantMax[i-1])
+	}
+	if l, ok := k.owner[token]; ok && l != lineage {
+		s.violate("token reuse", "token %d of %q went to lock %d and to lock %d", token, k.key, l, lineage)
+	}
+	k.owner[token] = lineage
+	m := token
+	if n := len(k.grantMax); n > 0 {
+		m = max(m, k.grantMax[n-1])
+	}
+	k.grantAt = append(k.grantAt, s.now)
+	k.grantMax = append(k.grantMax, m)
+}
+
+// resource is the protected resource of one key: it accepts a write with
+// a token at least the largest it has accepted, as the fencing recipe
+// says. Holders write to it only while their lease is valid by their own
+// clock, but a write may arrive late (a pause between the check and the
+// write). Mutual exclusion holds if it never accepts a write of a holder
+// after accepting one of a later holder, and never a write of two
+// holders with one token.
+type resource struct {
+	max        uint64
+	last       int          // the lock whose write it accepted last
+	superseded map[int]bool // locks another lock wrote after
+	accepted   int
+	refused    int
+}
+
+func (r *resource) write(s *Sim, c *client, lineage int, token uint64) {
+	if token < r.max {
+		r.refused++
+		s.note("resource refuses token %d of lock %d (client %d): it saw %d", token, lineage, c.id, r.max)
+		return
+	}
+	if r.superseded == nil {
+		r.superseded = map[int]bool{}
+	}
+	switch {
+	case r.superseded[lineage]:
+		s.violate("resource interleaving", "the resource accepted a write of lock %d (client %d, token %d) after a later lock %d wrote", lineage, c.id, token, r.last)
+	case token == r.max && r.last != 0 && r.last != lineage:
+		s.violate("resource token reuse", "locks %d and %d wrote to the resource with one token %d", r.last, lineage, token)
+	}
+	if r.last != 0 && r.last != lineage {
+		r.superseded[r.last] = true
+	}
+	r.last, r.max = lineage, token
+	r.accepted++
+	s.note("resource accepts token %d of lock %d (client %d)", token, lineage, c.id)
+}
+
+// checkInvariants checks, after a step, that at most one client of each
+// key believes (by its own clock, from its invocation, with a margin for
+// drift) that it holds a lease it has not released.
+func (s *Sim) checkInvariants() {
+	for _, key := range s.keyList {
+		holder := -1
+		for _, c := range s.clients {
+			h := c.keys[key]
+			if !c.valid(h) {
+				continue
+			}
+			if holder >= 0 {
+				o := s.clients[holder]
+				s.violate("double holder", "clients %d (lock %d, until %v by its clock) and %d (lock %d, until %v by its clock) both hold %q",
+					holder, o.keys[key].lineage, o.keys[key].validUntil.Sub(Epoch), c.id, h.lineage, h.validUntil.Sub(Epoch), key)
+				return
+			}
+			holder = c.id
+		}
+	}
+}

@@ -1,0 +1,592 @@
+package sim
+
+import (
+	"bytes"
+	"container/heap"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/protoactor-locker/locker/internal/core"
+)
+
+// Config says what one simulation runs. Everything random in a run (the
+// network's loss and delay, the clocks' drift, the faults, the clients'
+// choices) comes from Seed; a run replays exactly from its Config.
+type Config struct {
+	Seed      uint64   // the one seed of the run
+	Steps     int      // events to run after the cluster is configured
+	Masters   int      // voting peers (3 or 5 are typical)
+	Replicas  int      // other peers; membership changes swap one with a master
+	Clients   int      // simulated clients, each attached to one peer
+	LongKeys  []string // keys locked with leases that outlive the run: checked for linearizability
+	ShortKeys []string // keys locked with short leases that expire during the run: checked by the invariants
+	Faults    bool     // inject partitions, crashes, pauses, membership changes and message loss
+	Core      core.Config
+	// UnsafeW, when above zero, sets W to this value on every peer once
+	// the cluster is configured (Core.SetW). It is a test hook for
+	// deliberately broken quorums (W not a majority): the checkers must
+	// find the double grants it allows.
+	UnsafeW int
+	// NoBackoff makes clients retry at once after a failed write (more
+	// contention) instead of backing off up to 200 ms.
+	NoBackoff bool
+	// KeepGoing makes a run go on after a violation (recording at most
+	// 100) and check linearizability at the end anyway; by default a run
+	// stops at its first violation.
+	KeepGoing bool
+	// Trace is how many of the last events a violation report shows.
+	Trace int
+	// LinearizabilityTimeout bounds the porcupine check of one key's
+	// history; an inconclusive check is reported, never counted as
+	// passing silently.
+	LinearizabilityTimeout time.Duration
+}
+
+// DefaultConfig returns the configuration the test suite runs for seed:
+// 3 or 5 masters (by the seed), one replica, eight clients on two
+// long-lease keys and one short-lease key, every fault enabled, and the
+// peer shell's default timeouts.
+func DefaultConfig(seed uint64) Config {
+	masters := 3
+	if seed%2 == 1 {
+		masters = 5
+	}
+	return Config{
+		Seed: seed, Steps: 20000, Masters: masters, Replicas: 1, Clients: 8,
+		LongKeys: []string{"a", "b"}, ShortKeys: []string{"x"}, Faults: true,
+		Core: core.Config{
+			W:                   1,
+			RequestTimeout:      time.Second,
+			WriteLockTimeout:    2 * time.Second,
+			ReplicationInterval: 100 * time.Millisecond,
+			MaxMessageBytes:     3 << 10,
+		},
+		Trace:                  60,
+		LinearizabilityTimeout: 30 * time.Second,
+	}
+}
+
+// Result is what one run found.
+type Result struct {
+	Seed       uint64
+	Steps      int            // events run, the configuration of the cluster included
+	Operations int            // client operations invoked (writes and resource writes)
+	Faults     int            // faults injected (see FaultKinds)
+	FaultKinds map[string]int // faults by kind
+	Outcomes   map[string]int // client writes by outcome: ok, fail, unknown
+	// ResourceAccepted and ResourceRefused count the writes to the
+	// protected resources (refused: a stale token arrived late).
+	ResourceAccepted, ResourceRefused int
+	Violations                        []Violation
+	// Inconclusive lists the keys whose linearizability check timed out.
+	Inconclusive []string
+	History      *History // the recorded operations
+	SimTime      time.Duration
+}
+
+// Violation is one broken guarantee, with where it happened.
+type Violation struct {
+	Seed  uint64
+	Step  int
+	At    time.Duration // simulated real time
+	Kind  string        // e.g. "double holder", "token order", "linearizability"
+	Msg   string
+	Trace []string // the events before it, oldest first
+}
+
+func (v Violation) Error() string {
+	s := fmt.Sprintf("seed %d step %d at %v: %s: %s", v.Seed, v.Step, v.At, v.Kind, v.Msg)
+	if len(v.Trace) > 0 {
+		s += "\nlast events:\n  " + strings.Join(v.Trace, "\n  ")
+	}
+	return s
+}
+
+// peer is one simulated machine running a Core.
+type peer struct {
+	idx         int
+	addr        string
+	core        *core.Core
+	clock       *Clock
+	down        bool
+	pausedUntil int64 // real time; the peer processes nothing before it
+	incarnation uint64
+}
+
+func (p *peer) available(now int64) bool { return !p.down && p.pausedUntil <= now }
+
+type eventKind uint8
+
+const (
+	evPacket eventKind = iota + 1
+	evClient
+	evFault
+	evRestart
+	evResume
+	evHeal
+	evResource
+)
+
+type event struct {
+	at   int64
+	seq  uint64
+	kind eventKind
+	// packets
+	from, to string
+	msg      proto.Message
+	// clients and resource writes
+	client  *client
+	key     string
+	lineage int
+	token   uint64
+	p       *peer
+}
+
+type eventHeap []*event
+
+func (h eventHeap) Len() int { return len(h) }
+func (h eventHeap) Less(i, j int) bool {
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
+	}
+	return h[i].seq < h[j].seq
+}
+func (h eventHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *eventHeap) Push(x any)   { *h = append(*h, x.(*event)) }
+func (h *eventHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
+}
+
+// Sim is one simulated cluster: peers running core.Core over a simulated
+// network, with simulated clocks and clients, driven by one seed. Build
+// it with New and run it with Run; a Sim is not safe for concurrent use.
+type Sim struct {
+	cfg   Config
+	rng   *rand.Rand
+	now   int64
+	step  int
+	seq   uint64
+	queue eventHeap
+	peers []*peer
+	addr  map[string]*peer
+
+	// network faults, drawn once from the seed
+	loss, dup       float64
+	minDelay, delay int64
+	slow            float64 // chance of a long delay (reordering)
+	groups          map[string]int
+	fifo            map[[2]string]int64 // per pair: when its last in-order message arrives
+	partitioned     bool
+
+	clients []*client
+	keys    map[string]*keyState
+	keyList []string // the keys, long ones first
+	hist    *History
+	res     *Result
+	trace   []string
+	traceAt int
+	stopped bool
+	cfgDone bool
+}
+
+// New builds a simulation from cfg; nothing runs until Run.
+func New(cfg Config) *Sim {
+	s := &Sim{
+		cfg:  cfg,
+		rng:  rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		addr: map[string]*peer{},
+		fifo: map[[2]string]int64{},
+		keys: map[string]*keyState{},
+		hist: &History{},
+		res:  &Result{Seed: cfg.Seed, FaultKinds: map[string]int{}, Outcomes: map[string]int{}},
+	}
+	if cfg.Trace > 0 {
+		s.trace = make([]string, 0, cfg.Trace)
+	}
+	if cfg.Faults {
+		s.loss = s.rng.Float64() * 0.05
+		s.dup = s.rng.Float64() * 0.03
+		s.slow = s.rng.Float64() * 0.05
+	}
+	s.minDelay = int64(50*time.Microsecond) + s.rng.Int64N(int64(time.Millisecond))
+	s.delay = int64(100*time.Microsecond) + s.rng.Int64N(int64(5*time.Millisecond))
+	n := cfg.Masters + cfg.Replicas
+	for i := range n {
+		p := &peer{idx: i, addr: fmt.Sprintf("10.0.0.%d:1", i+1)}
+		rate := 1.0
+		offset := time.Duration(0)
+		if cfg.Faults {
+			rate = 0.99 + 0.02*s.rng.Float64()
+			offset = time.Duration(s.rng.Int64N(int64(200*time.Millisecond))) - 100*time.Millisecond
+		}
+		p.clock = NewClock(&s.now, rate, offset)
+		s.peers = append(s.peers, p)
+		s.addr[p.addr] = p
+		s.start(p)
+	}
+	for _, k := range cfg.LongKeys {
+		s.keys[k] = newKeyState(k, true)
+	}
+	for _, k := range cfg.ShortKeys {
+		s.keys[k] = newKeyState(k, false)
+	}
+	s.keyList = append(slices.Clone(cfg.LongKeys), cfg.ShortKeys...)
+	for i := range cfg.Clients {
+		c := &client{s: s, id: i, p: s.peers[i%n], keys: map[string]*holding{},
+			rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1))}
+		for k := range s.keys {
+			c.keys[k] = &holding{}
+		}
+		s.clients = append(s.clients, c)
+	}
+	return s
+}
+
+// start runs a fresh Core on p: empty memory, knows only itself.
+func (s *Sim) start(p *peer) {
+	cfg := s.cfg.Core
+	cfg.Self = p.addr
+	cfg.Clock = p.clock
+	cfg.Seed = uint64(p.idx+1)<<40 | p.incarnation<<28
+	p.incarnation++
+	p.core = core.New(cfg)
+	p.down = false
+}
+
+func (s *Sim) push(e *event) {
+	s.seq++
+	e.seq = s.seq
+	heap.Push(&s.queue, e)
+}
+
+// note records an event for the trace a violation shows.
+func (s *Sim) note(format string, args ...any) {
+	if cap(s.trace) == 0 {
+		return
+	}
+	line := fmt.Sprintf("#%d %v ", s.step, time.Duration(s.now)) + fmt.Sprintf(format, args...)
+	if len(s.trace) < cap(s.trace) {
+		s.trace = append(s.trace, line)
+		return
+	}
+	s.trace[s.traceAt] = line
+	s.traceAt = (s.traceAt + 1) % len(s.trace)
+}
+
+func (s *Sim) traceLines() []string {
+	return append(slices.Clone(s.trace[s.traceAt:]), s.trace[:s.traceAt]...)
+}
+
+// violate records a broken guarantee and stops the run.
+func (s *Sim) violate(kind, format string, args ...any) {
+	if len(s.res.Violations) >= 100 {
+		return
+	}
+	s.res.Violations = append(s.res.Violations, Violation{
+		Seed: s.cfg.Seed, Step: s.step, At: time.Duration(s.now), Kind: kind,
+		Msg: fmt.Sprintf(format, args...), Trace: s.traceLines(),
+	})
+	s.stopped = !s.cfg.KeepGoing
+}
+
+func (s *Sim) fault(kind string) {
+	s.res.Faults++
+	s.res.FaultKinds[kind]++
+}
+
+// flush sends what p's Core put in its outbox over the simulated network.
+func (s *Sim) flush(p *peer) {
+	if p.down {
+		return
+	}
+	// The Core may emit messages in an order that depends on Go's map
+	// iteration; sorting them (by destination, then encoding) keeps a
+	// seed's run the same from one execution to the next. Reordering
+	// within one batch is allowed: the network reorders anyway.
+	type wire struct {
+		env core.Envelope
+		b   []byte
+	}
+	var out []wire
+	for _, env := range p.core.TakeOutbox() {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(env.Msg)
+		if err != nil {
+			panic(fmt.Sprintf("sim: encoding %T: %v", env.Msg, err))
+		}
+		out = append(out, wire{env, b})
+	}
+	slices.SortStableFunc(out, func(x, y wire) int {
+		if c := strings.Compare(x.env.To, y.env.To); c != 0 {
+			return c
+		}
+		return bytes.Compare(x.b, y.b)
+	})
+	for _, w := range out {
+		env, b := w.env, w.b
+		copies := 1
+		if s.cfgDone && s.rng.Float64() < s.loss {
+			s.fault("lost message")
+			continue
+		}
+		if s.cfgDone && s.rng.Float64() < s.dup {
+			s.fault("duplicated message")
+			copies = 2
+		}
+		for range copies {
+			msg := env.Msg.ProtoReflect().New().Interface()
+			if err := proto.Unmarshal(b, msg); err != nil {
+				panic(fmt.Sprintf("sim: decoding %T: %v", env.Msg, err))
+			}
+			at := s.now + s.minDelay + s.rng.Int64N(s.delay)
+			if s.cfgDone && s.rng.Float64() < s.slow {
+				// A slow message: later ones between the pair overtake it.
+				at += s.rng.Int64N(int64(200 * time.Millisecond))
+				s.fault("reordered message")
+			} else {
+				// Otherwise a pair's messages arrive in order, as over one
+				// connection.
+				pair := [2]string{p.addr, env.To}
+				at = max(at, s.fifo[pair])
+				s.fifo[pair] = at
+			}
+			s.push(&event{at: at, kind: evPacket, from: p.addr, to: env.To, msg: msg})
+		}
+	}
+}
+
+// nextWake returns the peer that should tick first and when.
+func (s *Sim) nextWake() (*peer, int64) {
+	var best *peer
+	var at int64
+	for _, p := range s.peers {
+		if p.down || p.pausedUntil > s.now {
+			continue
+		}
+		w, ok := p.core.NextWake()
+		if !ok {
+			continue
+		}
+		t := max(p.clock.RealAt(w), s.now)
+		if best == nil || t < at {
+			best, at = p, t
+		}
+	}
+	return best, at
+}
+
+// runOne processes the next event; false when nothing is left to do.
+func (s *Sim) runOne() bool {
+	wp, wat := s.nextWake()
+	if len(s.queue) == 0 && wp == nil {
+		return false
+	}
+	s.step++
+	if wp != nil && (len(s.queue) == 0 || wat < s.queue[0].at) {
+		s.now = max(s.now, wat)
+		wp.core.Tick()
+		s.flush(wp)
+		return true
+	}
+	e := heap.Pop(&s.queue).(*event)
+	s.now = max(s.now, e.at)
+	switch e.kind {
+	case evPacket:
+		s.deliver(e)
+	case evClient:
+		e.client.act()
+	case evFault:
+		s.injectFault()
+		s.push(&event{at: s.now + s.rng.Int64N(int64(200*time.Millisecond)), kind: evFault})
+	case evRestart:
+		s.start(e.p)
+		s.note("%s restarts with empty memory", e.p.addr)
+		s.fault("restart")
+	case evResume:
+		s.note("%s resumes", e.p.addr)
+	case evHeal:
+		s.groups, s.partitioned = nil, false
+		s.note("partition healed")
+	case evResource:
+		s.keys[e.key].resource.write(s, e.client, e.lineage, e.token)
+	}
+	return true
+}
+
+func (s *Sim) deliver(e *event) {
+	to, from := s.addr[e.to], s.addr[e.from]
+	if to == nil {
+		return
+	}
+	if s.partitioned && s.groups[e.from] != s.groups[e.to] {
+		s.note("partition drops %s -> %s %T", e.from, e.to, e.msg)
+		return
+	}
+	if to.down {
+		// A dead letter: the sender learns the peer is not running.
+		if from != nil && from.available(s.now) {
+			from.core.Unreachable(e.to)
+			s.flush(from)
+		}
+		return
+	}
+	if to.pausedUntil > s.now {
+		e.at = to.pausedUntil + s.rng.Int64N(int64(time.Millisecond))
+		s.push(e)
+		return
+	}
+	if cap(s.trace) > 0 {
+		s.note("%s -> %s %T %v", e.from, e.to, e.msg, e.msg)
+	}
+	to.core.Step(e.from, e.msg)
+	s.flush(to)
+}
+
+// impaired reports whether some peer is down, unconfigured or copying
+// leases after a restart: no second peer may lose its memory then, so
+// that a quorum of masters always keeps every committed lease.
+func (s *Sim) impaired() bool {
+	for _, p := range s.peers {
+		if p.down || p.core.Membership().Epoch == 0 || p.core.CatchingUp() {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Sim) pick() *peer { return s.peers[s.rng.IntN(len(s.peers))] }
+
+// injectFault injects one random fault.
+func (s *Sim) injectFault() {
+	switch r := s.rng.IntN(100); {
+	case r < 25 && !s.partitioned:
+		s.groups = map[string]int{}
+		for _, p := range s.peers {
+			s.groups[p.addr] = s.rng.IntN(2)
+		}
+		s.partitioned = true
+		s.note("partition %v", s.groups)
+		s.fault("partition")
+		s.push(&event{at: s.now + s.rng.Int64N(int64(1500*time.Millisecond)), kind: evHeal})
+	case r < 40 && !s.impaired():
+		p := s.pick()
+		p.core.Close()
+		p.core.TakeOutbox()
+		p.down = true
+		s.note("%s crashes", p.addr)
+		s.fault("crash")
+		s.push(&event{at: s.now + s.rng.Int64N(int64(time.Second)), kind: evRestart, p: p})
+	case r < 65:
+		p := s.pick()
+		if p.down || p.pausedUntil > s.now {
+			return
+		}
+		d := s.rng.Int64N(int64(1500 * time.Millisecond))
+		p.pausedUntil = s.now + d
+		s.note("%s pauses for %v", p.addr, time.Duration(d))
+		s.fault("pause")
+		s.push(&event{at: p.pausedUntil, kind: evResume, p: p})
+	case r < 80:
+		p := s.pick()
+		if !p.available(s.now) {
+			return
+		}
+		m := p.core.Membership()
+		if m.Epoch == 0 || m.Joint() || len(m.Replicas) == 0 {
+			return
+		}
+		out := m.Masters[s.rng.IntN(len(m.Masters))]
+		in := m.Replicas[s.rng.IntN(len(m.Replicas))]
+		masters := append(slices.DeleteFunc(slices.Clone(m.Masters), func(a string) bool { return a == out }), in)
+		replicas := append(slices.DeleteFunc(slices.Clone(m.Replicas), func(a string) bool { return a == in }), out)
+		s.note("%s reconfigures: master %s out, %s in", p.addr, out, in)
+		s.fault("membership change")
+		p.core.Reconfigure(masters, replicas, func(r core.ReconfigResult) {
+			s.note("reconfiguration by %s answered %+v", p.addr, r)
+		})
+		s.flush(p)
+	}
+}
+
+// bootstrap configures the cluster (a reliable network, no faults) with
+// one Reconfigure, as cluster mode does.
+func (s *Sim) bootstrap() error {
+	var masters, replicas []string
+	for i, p := range s.peers {
+		if i < s.cfg.Masters {
+			masters = append(masters, p.addr)
+		} else {
+			replicas = append(replicas, p.addr)
+		}
+	}
+	var got *core.ReconfigResult
+	first := s.peers[0]
+	for attempt := 0; attempt < 5 && (got == nil || !got.OK); attempt++ {
+		got = nil
+		first.core.Reconfigure(masters, replicas, func(r core.ReconfigResult) { got = &r })
+		s.flush(first)
+		for got == nil && s.runOne() {
+		}
+	}
+	if got == nil || !got.OK {
+		return fmt.Errorf("sim: seed %d: configuring the cluster failed: %+v", s.cfg.Seed, got)
+	}
+	// Let the last commits and gossip land.
+	for until := s.now + int64(50*time.Millisecond); s.now < until && s.runOne(); {
+	}
+	if s.cfg.UnsafeW > 0 {
+		var done bool
+		first.core.SetW(masters, s.cfg.UnsafeW, func(map[string]core.AdminResult) { done = true })
+		s.flush(first)
+		for !done && s.runOne() {
+		}
+	}
+	return nil
+}
+
+// Run runs the simulation and returns what it found. It checks the
+// invariants after every step and the linearizability of the long keys'
+// histories at the end.
+func (s *Sim) Run() *Result {
+	if err := s.bootstrap(); err != nil {
+		s.violate("setup", "%v", err)
+		return s.finish(false)
+	}
+	s.cfgDone = true
+	for _, c := range s.clients {
+		c.schedule()
+	}
+	if s.cfg.Faults {
+		s.push(&event{at: s.now + s.rng.Int64N(int64(100*time.Millisecond)), kind: evFault})
+	}
+	for end := s.step + s.cfg.Steps; s.step < end && !s.stopped; {
+		if !s.runOne() {
+			break
+		}
+		s.checkInvariants()
+	}
+	return s.finish(!s.stopped || s.cfg.KeepGoing)
+}
+
+func (s *Sim) finish(check bool) *Result {
+	s.res.Steps = s.step
+	for _, k := range s.keys {
+		s.res.ResourceAccepted += k.resource.accepted
+		s.res.ResourceRefused += k.resource.refused
+	}
+	s.res.SimTime = time.Duration(s.now)
+	s.hist.closeOpen()
+	s.res.History = s.hist
+	if check {
+		s.checkLinearizable()
+	}
+	return s.res
+}

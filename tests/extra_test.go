@@ -226,7 +226,7 @@ func (b *blackhole) close() {
 // when their context ends first (cancelled, or past its deadline, or
 // already over), and that the ended waits leave no waiter behind.
 func TestContextEndsWaitsAndWrites(t *testing.T) {
-	t.Parallel() // see parallelNote
+	shutsNodesDown(t)
 	c := startCluster(t, lockeractor.WithRequestTimeout(5*time.Second), lockeractor.WithWriteLockTimeout(6*time.Second))
 	hole := newBlackhole(t)
 	ctx := testCtx(t)

@@ -67,10 +67,20 @@ func startCluster(t *testing.T, extra ...lockeractor.Option) *testcluster.Cluste
 // do not time the connection setup: protoactor opens an endpoint (a gRPC
 // stream) per pair of actor systems on first use, which on this machine
 // takes from a few to several hundred milliseconds, longer than the
-// suite's request timeout. Touch is answered by protoactor itself (the
-// Locker peer ignores it).
+// suite's request timeout.
 func connect(t *testing.T, c *testcluster.Cluster) {
 	t.Helper()
+	for _, err := range roundTrips(c) {
+		require.NoError(t, err, "connecting the nodes")
+	}
+}
+
+// roundTrips sends a Touch from every node to every other node's Locker
+// and waits for the answers: protoactor answers Touch itself (the Locker
+// peer ignores it), or with a dead letter when the Locker is stopped.
+// Either way, everything a node sent another before has been delivered
+// when the answer comes (one stream per pair of actor systems, in order).
+func roundTrips(c *testcluster.Cluster) []error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(c.Nodes)*len(c.Nodes))
 	for _, from := range c.Nodes {
@@ -89,9 +99,13 @@ func connect(t *testing.T, c *testcluster.Cluster) {
 	}
 	wg.Wait()
 	close(errs)
+	var out []error
 	for err := range errs {
-		require.NoError(t, err, "connecting the nodes")
+		if err != nil {
+			out = append(out, err)
+		}
 	}
+	return out
 }
 
 // remoteOptions are lockeractor.RemoteOptions with protoactor's connect
@@ -105,22 +119,52 @@ func remoteOptions() []remote.ConfigOption {
 	return append(lockeractor.RemoteOptions(), func(cfg *remote.Config) { cfg.MaxRetryCount = 1 })
 }
 
-// stopInTurn stops every Locker first, then the nodes one after
-// another. Lockers first: a Locker that outlives a peer's actor system
-// may send to it (a watch, a write), and protoactor's endpoint writer
-// for the dead address then sleeps 2 s inside its failed connect, which
-// the next Remote.Shutdown waits for. One node after another: stopping
-// protoactor remotes at the same moment makes each graceful gRPC stop
-// wait for the others' streams, up to protoactor's 10 s fallback; one
-// after another they stop in about a millisecond each.
+// stopInTurn stops every Locker first, lets the messages between the
+// nodes drain, then stops the nodes one after another.
+//
+// Anything that reaches a node for an actor system already shut down
+// (a Locker's write or watch, protoactor's Terminated for a stopped
+// Locker's watchers) makes protoactor open a new endpoint to the dead
+// address, whose writer sleeps 2 s inside its failed connect, and the
+// next Remote.Shutdown waits for it. So the Lockers stop first, and a
+// round trip between every pair of live nodes makes sure their last
+// messages (the Terminated of each stopped Locker) have arrived while
+// every node still runs. Nodes the test shut down already cost their
+// 2 s anyway.
+//
+// One node after another: stopping protoactor remotes at the same moment
+// makes each graceful gRPC stop wait for the others' streams, up to
+// protoactor's 10 s fallback; one after another they stop in about a
+// millisecond each.
+//
+// With a pause between them: when a node stops, each other node's
+// endpoint writer to it sees its stream fail and publishes an
+// EndpointTerminatedEvent from a goroutine of its own. protoactor's
+// EventStream.Publish takes its list of subscribers first and calls them
+// later, so if that node's own Remote.Shutdown runs in between (it
+// unsubscribes, then sets its endpoint map to nil), the late call
+// dereferences the nil map and crashes the test binary
+// (remote/endpoint_manager.go, removeEndpoint). The pause lets those
+// goroutines finish; it decides nothing.
 func stopInTurn(c *testcluster.Cluster) {
+	live := &testcluster.Cluster{}
 	for _, n := range c.Nodes {
 		n.Locker.Stop()
+		if !n.System.IsStopped() { // not shut down by the test
+			live.Nodes = append(live.Nodes, n)
+		}
 	}
-	for _, n := range c.Nodes {
+	_ = roundTrips(live) // dead letters answer: the Lockers are stopped
+	for i, n := range c.Nodes {
+		if i > 0 {
+			time.Sleep(shutdownPause)
+		}
 		stopNode(n)
 	}
 }
+
+// shutdownPause is how long stopInTurn waits between two nodes.
+const shutdownPause = 20 * time.Millisecond
 
 // stopNode is n.Stop, surviving a panic of protoactor's remote.Shutdown.
 // When another node has just stopped, this node's endpoint reader for
@@ -145,13 +189,13 @@ func stopNode(n *testcluster.Node) {
 	n.Stop()
 }
 
-// parallelNote: the tests that shut an actor system down run in
-// parallel with each other (and after all others). Their survivors'
-// protoactor endpoint writers to the dead address sleep 2 s in a failed
-// connect, which their cleanup waits for; in parallel, those waits
-// overlap. Their assertions do not depend on timing beyond generous
-// bounds.
-const parallelNote = "see the comment"
+// shutsNodesDown marks t, a test that leaves an address dead (an actor
+// system shut down, or a blackhole closed), to run in parallel with the
+// other tests like it, after all the others. The protoactor endpoint
+// writers to that address sleep 2 s in a failed connect, which the
+// test's cleanup waits for; in parallel, those waits overlap. Such tests
+// assert nothing about timing beyond generous bounds.
+func shutsNodesDown(t *testing.T) { t.Parallel() }
 
 // testCtx returns a context that ends after callTimeout or with the test.
 func testCtx(t *testing.T) context.Context {
@@ -214,8 +258,9 @@ func requireNoQuorum(t *testing.T, err error) *lockeractor.QuorumError {
 	return qe
 }
 
-// requireReasons checks that every peer qe names gave the reason want
-// for it, that each peer in must is named, and that no other peer is.
+// requireReasons checks the peers qe names: every peer in must, with the
+// reason given there; peers in may only if they gave the reason given
+// there (they may have answered after the reply); no other peer.
 func requireReasons(t *testing.T, qe *lockeractor.QuorumError, must map[string]lockeractor.Reason, may map[string]lockeractor.Reason) {
 	t.Helper()
 	for addr, want := range must {

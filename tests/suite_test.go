@@ -196,7 +196,7 @@ func TestSuiteNoQuorumPossible(t *testing.T) {
 // systems shut down, a release fails with ErrNoQuorum (the two named
 // unreachable) and the surviving master keeps the value.
 func TestSuiteRelease(t *testing.T) {
-	t.Parallel() // see parallelNote
+	shutsNodesDown(t)
 	c := startCluster(t)
 	ctx := testCtx(t)
 	setNodes(t, c, A, []int{A, B, C}, []int{A, B, C}, nil)
@@ -322,7 +322,7 @@ func TestSuiteExpireLeases(t *testing.T) {
 // commits, without waiting for the dead master's request timeout, and
 // both live masters hold the lease and no write lock.
 func TestSuiteOneNodeDown(t *testing.T) {
-	t.Parallel() // see parallelNote
+	shutsNodesDown(t)
 	c := startCluster(t, lockeractor.WithRequestTimeout(5*time.Second), lockeractor.WithWriteLockTimeout(6*time.Second))
 	ctx := testCtx(t)
 	setNodes(t, c, A, []int{A, B, C}, []int{A, B, C}, nil)
@@ -424,7 +424,7 @@ func TestSuiteAddRemoveNode(t *testing.T) {
 // with a master's actor system shut down a release fails, naming it
 // unreachable, and the live master keeps the value.
 func TestSuiteReplica(t *testing.T) {
-	t.Parallel() // see parallelNote
+	shutsNodesDown(t)
 	c := startCluster(t)
 	ctx := testCtx(t)
 	setNodes(t, c, A, []int{A, B, C}, []int{A, B}, []int{C})

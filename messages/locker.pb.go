@@ -708,9 +708,11 @@ func (x *CommittedItem) GetReason() Reason {
 
 // Replicate carries a master's batched changes to a replica.
 type Replicate struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Entries       []*Entry               `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Epoch   uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Entries []*Entry               `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	// The SnapshotRequest this message answers; 0 for a replication batch.
+	Snapshot      uint64 `protobuf:"varint,3,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -757,6 +759,13 @@ func (x *Replicate) GetEntries() []*Entry {
 		return x.Entries
 	}
 	return nil
+}
+
+func (x *Replicate) GetSnapshot() uint64 {
+	if x != nil {
+		return x.Snapshot
+	}
+	return 0
 }
 
 // Entry is the state of one key as a master holds it.
@@ -1692,10 +1701,11 @@ const file_locker_proto_rawDesc = "" +
 	"\x05items\x18\x02 \x03(\v2\x18.locker.v1.CommittedItemR\x05items\"J\n" +
 	"\rCommittedItem\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12)\n" +
-	"\x06reason\x18\x02 \x01(\x0e2\x11.locker.v1.ReasonR\x06reason\"M\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x11.locker.v1.ReasonR\x06reason\"i\n" +
 	"\tReplicate\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12*\n" +
-	"\aentries\x18\x02 \x03(\v2\x10.locker.v1.EntryR\aentries\"z\n" +
+	"\aentries\x18\x02 \x03(\v2\x10.locker.v1.EntryR\aentries\x12\x1a\n" +
+	"\bsnapshot\x18\x03 \x01(\x04R\bsnapshot\"z\n" +
 	"\x05Entry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x19\n" +

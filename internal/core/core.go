@@ -322,6 +322,9 @@ func (c *Core) step(from string, msg proto.Message) {
 	case *messages.Committed:
 		c.onCommitted(from, m)
 	case *messages.Replicate:
+		if m.GetSnapshot() != 0 {
+			c.snapshotPart(m)
+		}
 		c.onReplicate(m)
 	case *messages.SetNodes:
 		c.onSetNodes(from, m)

@@ -93,7 +93,21 @@ type syncJob struct {
 	failed   map[string]bool
 	sources  []string
 	asked    map[uint64]string // snapshot request id -> source
+	received map[uint64]int64  // snapshot request id -> entries received so far
+	tries    map[string]int    // snapshot requests sent per source
 	deadline int64
+}
+
+// maxSnapshotTries bounds how often a peer asks one source again for a
+// snapshot that arrived incomplete.
+const maxSnapshotTries = 3
+
+// askSnapshot asks src for a snapshot for job.
+func (c *Core) askSnapshot(job *syncJob, src string) {
+	id := c.id()
+	job.asked[id] = src
+	job.tries[src]++
+	c.send(src, &messages.SnapshotRequest{Request: id, Epoch: job.epoch})
 }
 
 // maxReconfSteps bounds one Reconfigure call (resume a joint state,
@@ -420,7 +434,7 @@ func (c *Core) onSync(from string, s *messages.Sync) {
 	job := &syncJob{
 		request: s.GetRequest(), coord: from, epoch: s.GetEpoch(), need: int(s.GetNeed()),
 		done: map[string]bool{}, failed: map[string]bool{}, sources: SortedSet(s.GetSources()),
-		asked: map[uint64]string{}, deadline: now + c.syncTimeout(),
+		asked: map[uint64]string{}, received: map[uint64]int64{}, tries: map[string]int{}, deadline: now + c.syncTimeout(),
 	}
 	if c.member.Load().Epoch < job.epoch || job.need < 1 || job.need > len(job.sources) {
 		c.send(from, &messages.AdminReply{Request: job.request, Reason: messages.Reason_REASON_STALE_EPOCH,
@@ -435,9 +449,7 @@ func (c *Core) onSync(from string, s *messages.Sync) {
 			job.done[src] = true
 			continue
 		}
-		id := c.id()
-		job.asked[id] = src
-		c.send(src, &messages.SnapshotRequest{Request: id, Epoch: job.epoch})
+		c.askSnapshot(job, src)
 	}
 	c.syncCheck(key, job)
 }
@@ -476,6 +488,7 @@ func (c *Core) onSnapshotRequest(from string, r *messages.SnapshotRequest) {
 	msgs := c.entryMessages(keys, c.now(), cur.Epoch)
 	n := 0
 	for _, m := range msgs {
+		m.Snapshot = r.GetRequest()
 		c.send(from, m)
 		n += len(m.Entries)
 	}
@@ -489,13 +502,31 @@ func (c *Core) onSnapshotDone(from string, d *messages.SnapshotDone) {
 			continue
 		}
 		delete(job.asked, d.GetRequest())
-		if d.GetReason() == messages.Reason_REASON_UNSPECIFIED {
-			job.done[src] = true
-		} else {
+		got := job.received[d.GetRequest()]
+		delete(job.received, d.GetRequest())
+		switch {
+		case d.GetReason() != messages.Reason_REASON_UNSPECIFIED:
 			job.failed[src] = true
+		case got != d.GetEntries() && job.tries[src] < maxSnapshotTries:
+			c.askSnapshot(job, src) // a part of it was lost on the way: again
+			return
+		case got != d.GetEntries():
+			job.failed[src] = true
+		default:
+			job.done[src] = true
 		}
 		c.syncCheck(key, job)
 		return
+	}
+}
+
+// snapshotPart counts the entries of a snapshot message for its job.
+func (c *Core) snapshotPart(r *messages.Replicate) {
+	for _, job := range c.syncs {
+		if _, ok := job.asked[r.GetSnapshot()]; ok {
+			job.received[r.GetSnapshot()] += int64(len(r.GetEntries()))
+			return
+		}
 	}
 }
 
@@ -658,15 +689,13 @@ func (c *Core) startCatchUp(m *Membership) {
 	job := &syncJob{
 		request: 0, coord: "", epoch: m.Epoch, need: need,
 		done: map[string]bool{}, failed: map[string]bool{}, sources: others,
-		asked: map[uint64]string{}, deadline: now + c.syncTimeout(),
+		asked: map[uint64]string{}, received: map[uint64]int64{}, tries: map[string]int{}, deadline: now + c.syncTimeout(),
 	}
 	key := fmt.Sprintf("catch-up/%d", m.Epoch)
 	c.syncs[key] = job
 	c.schedule(timer{at: job.deadline, kind: timerReconf})
 	for _, src := range others {
-		id := c.id()
-		job.asked[id] = src
-		c.send(src, &messages.SnapshotRequest{Request: id, Epoch: m.Epoch})
+		c.askSnapshot(job, src)
 	}
 }
 

@@ -184,6 +184,7 @@ type Core struct {
 	cfgPromise      writeLock           // the configuration move this peer promised
 	cfgPromiseEpoch uint64              // the epoch that promise moves away from
 	catchingUp      bool                // copying leases after a restart; no promises until done
+	mastersSince    uint64              // the epoch from which the current masters hold
 }
 
 // New returns a Core that knows only itself: masters = [Self], no
@@ -546,6 +547,10 @@ func (c *Core) onCommit(from string, cm *messages.Commit) {
 		}
 		needAck = true
 		switch {
+		case cm.GetEpoch() < c.mastersSince:
+			// Decided under masters this peer has replaced since: its
+			// leases were copied without this write, so it must not land.
+			ci.Reason = messages.Reason_REASON_STALE_EPOCH
 		case it.GetKind() < messages.WriteKind_WRITE_KIND_LOCK || it.GetKind() > messages.WriteKind_WRITE_KIND_RELEASE ||
 			key == "" || (it.GetLeaseMs() <= 0 && (it.GetKind() == messages.WriteKind_WRITE_KIND_LOCK || it.GetKind() == messages.WriteKind_WRITE_KIND_EXTEND)):
 			ci.Reason = messages.Reason_REASON_INVALID_ARGUMENT

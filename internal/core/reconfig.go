@@ -422,6 +422,7 @@ func (c *Core) adopt(next *Membership) {
 	// masters alone, or changing only replicas, keeps them: those writes
 	// already need a quorum of the masters that stay.
 	if !slices.Equal(next.Masters, cur.Masters) {
+		c.mastersSince = next.Epoch
 		for key := range c.locks {
 			c.dropLock(key)
 		}

@@ -15,9 +15,7 @@ import (
 // in internal/core (double holders after a crash/restart or a membership
 // change, see TestKnownBugGhostLockResurrectedBySync); they stay out of
 // the fixed set until the core is fixed, and replay with -sim.seed.
-var knownBugSeeds = map[uint64]string{
-	5: "double holder of \"a\" at step 3132 (core bug, reported)",
-}
+var knownBugSeeds = map[uint64]string{}
 
 var seedFlag = flag.Uint64("sim.seed", 0, "replay one simulation seed (also LOCKER_SIM_SEED); 0 runs the fixed set")
 

@@ -675,39 +675,7 @@ func (c *Core) push(now int64) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var batches []*messages.Replicate
-	cur := &messages.Replicate{Epoch: m.Epoch}
-	size := 0
-	for _, k := range keys {
-		e := c.store.raw(k)
-		if e == nil {
-			continue // expired: replicas expire it themselves
-		}
-		en := &messages.Entry{Key: k, Token: e.token, Deleted: e.deleted}
-		if !e.deleted {
-			left := (e.deadline - now) / int64(time.Millisecond)
-			if left <= 0 {
-				continue
-			}
-			en.Value = e.value
-			en.LeaseMs = left
-		} else if e.deadline > now {
-			// How long the replica must keep the tombstone (rounded up):
-			// as long as a stale copy of the released lease could live.
-			en.LeaseMs = (e.deadline - now + int64(time.Millisecond) - 1) / int64(time.Millisecond)
-		}
-		n := EntrySize(k, en.Value)
-		if size+n > c.cfg.MaxMessageBytes-overhead && len(cur.Entries) > 0 {
-			batches = append(batches, cur)
-			cur = &messages.Replicate{Epoch: m.Epoch}
-			size = 0
-		}
-		cur.Entries = append(cur.Entries, en)
-		size += n
-	}
-	if len(cur.Entries) > 0 {
-		batches = append(batches, cur)
-	}
+	batches := c.entryMessages(keys, now, m.Epoch)
 	for _, r := range m.Replicas {
 		for _, b := range batches {
 			c.send(r, b)

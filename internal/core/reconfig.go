@@ -541,7 +541,7 @@ func (c *Core) entryMessages(keys []string, now int64, epoch uint64) []*messages
 	for _, k := range keys {
 		e := c.store.raw(k)
 		if e == nil {
-			continue // expired and gone: replicas expire it themselves
+			continue // expired: replicas expire it themselves
 		}
 		en := &messages.Entry{Key: k, Token: e.token, Deleted: e.deleted}
 		if !e.deleted {
@@ -551,6 +551,10 @@ func (c *Core) entryMessages(keys []string, now int64, epoch uint64) []*messages
 			}
 			en.Value = e.value
 			en.LeaseMs = left
+		} else if e.deadline > now {
+			// How long the receiver must keep the tombstone (rounded up):
+			// as long as a stale copy of the released lease could live.
+			en.LeaseMs = (e.deadline - now + int64(time.Millisecond) - 1) / int64(time.Millisecond)
 		}
 		n := EntrySize(k, en.Value)
 		if size+n > c.cfg.MaxMessageBytes-overhead && len(cur.Entries) > 0 {

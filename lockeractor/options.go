@@ -50,6 +50,9 @@ type Config struct {
 	// member waits for a stable topology before the cluster is first
 	// configured (default 2 s).
 	BootstrapDelay time.Duration
+	// Faults, when set, injects the faults it is told to into this peer's
+	// traffic and processing (see Faults and WithFaults); for tests.
+	Faults *Faults
 }
 
 // Option changes a Config.

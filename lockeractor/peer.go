@@ -56,15 +56,25 @@ type peer struct {
 	timer  *time.Timer
 	armed  time.Time
 	closed bool
+
+	fx *peerFaults // WithFaults (faults.go); nil without
 }
 
 func newPeer(l *Locker) *peer {
-	return &peer{l: l, core: l.core, pids: map[string]*actor.PID{}, watched: map[string]bool{}, suspect: map[string]bool{}}
+	return &peer{l: l, core: l.core, pids: map[string]*actor.PID{}, watched: map[string]bool{}, suspect: map[string]bool{}, fx: newPeerFaults(l.cfg.Faults)}
 }
 
 // Receive implements actor.Actor.
 func (p *peer) Receive(ctx actor.Context) {
-	switch m := ctx.Message().(type) {
+	if p.fx != nil && p.fx.intercept(p, ctx) {
+		return
+	}
+	p.handle(ctx, ctx.Message(), ctx.Sender())
+}
+
+// handle handles msg from sender (ctx's own, or one a pause held).
+func (p *peer) handle(ctx actor.Context, msg any, sender *actor.PID) {
+	switch m := msg.(type) {
 	case *submit:
 		p.core.Submit(m.ops, m.reply)
 	case *readMaster:
@@ -104,7 +114,6 @@ func (p *peer) Receive(ctx actor.Context) {
 	case *actor.Started, *actor.Stopped, *actor.Restarting:
 		return
 	case proto.Message:
-		sender := ctx.Sender()
 		if sender == nil {
 			return // peers always send with a sender; this is not a peer
 		}
@@ -127,6 +136,10 @@ func (p *peer) flush(ctx actor.Context) {
 		if !p.watched[env.To] {
 			p.watched[env.To] = true
 			ctx.Watch(pid)
+		}
+		if p.fx != nil {
+			p.fx.send(p, ctx, env.To, pid, env.Msg)
+			continue
 		}
 		ctx.Request(pid, env.Msg)
 	}
@@ -179,5 +192,8 @@ func (p *peer) stop() {
 		p.timer.Stop()
 	}
 	p.mu.Unlock()
+	if p.fx != nil {
+		p.fx.stop()
+	}
 	p.core.Close()
 }

@@ -556,6 +556,9 @@ func (c *Core) onCommit(from string, cm *messages.Commit) {
 			ci.Reason = messages.Reason_REASON_INVALID_ARGUMENT
 		case it.GetRepair():
 			ci.Reason = c.repair(key, it, live, mine, now)
+		case !mine && c.applied(key, it, now):
+			// A repeated Commit of a write applied here already: say so
+			// again rather than refuse it.
 		case !mine:
 			ci.Reason = messages.Reason_REASON_PROMISE_EXPIRED
 		default:
@@ -590,6 +593,22 @@ func (c *Core) apply(key string, it *messages.CommitItem, now int64) messages.Re
 		c.release(key, it.GetToken(), now)
 	}
 	return messages.Reason_REASON_UNSPECIFIED
+}
+
+// applied reports whether a Lock, Update or Release item is already what
+// key holds here: its token (unique to the write) with its value, or
+// released.
+func (c *Core) applied(key string, it *messages.CommitItem, now int64) bool {
+	e := c.store.raw(key)
+	if e == nil || e.token != it.GetToken() || it.GetKind() == messages.WriteKind_WRITE_KIND_EXTEND {
+		// An Extend keeps the holder's token: a repeat would look applied
+		// without the lease having been extended by this transaction.
+		return false
+	}
+	if it.GetKind() == messages.WriteKind_WRITE_KIND_RELEASE {
+		return e.deleted
+	}
+	return !e.deleted && e.deadline > now && sameValue(e.value, it.GetValue())
 }
 
 // release deletes key, leaving a tombstone with the holder's token for at

@@ -1,0 +1,325 @@
+package tests
+
+// The soak run of issue 5: a bounded run of mixed load on three nodes
+// with faults injected throughout, checked like the partition scenario
+// (history.check and the protected resource of fault_test.go), that also
+// watches goroutines and heap for growth.
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/protoactor-locker/locker/internal/testcluster"
+	"github.com/protoactor-locker/locker/lockeractor"
+)
+
+var (
+	soakDuration = flag.Duration("soak.duration", 0, "how long TestSoak runs its load (0: TestSoak does not run)")
+	soakSeedFlag = flag.Uint64("soak.seed", 0, "seed of TestSoak (0: -fault.seed, else from the clock)")
+)
+
+// Bounds of the soak's resource checks. A few of protoactor's goroutines
+// come and go on timers (the dead-letter throttle, futures' timeouts)
+// whatever the load did, hence the slack.
+const (
+	soakGoroutineSlack = 8
+	soakHeapSlack      = 16 << 20
+	soakBulkKeys       = 100 // keys each node's bulk client holds and renews in one Batch
+	soakBulkLease      = time.Second
+)
+
+// extend records that g's holder restarted its lease at lease with an
+// ExtendLease invoked at invoke, while the lease lasted by its count: it
+// now holds until invoke+lease, earlier than before if lease is shorter
+// than what was left (masters restart the lease when the commit arrives).
+func (h *history) extend(g *grant, invoke time.Time, lease time.Duration) {
+	h.mu.Lock()
+	g.end = invoke.Add(lease)
+	h.mu.Unlock()
+}
+
+// soakCounters counts what the soak's fault driver did.
+type soakCounters struct {
+	partitions, pauses, delays, duplicates int
+}
+
+// TestSoak runs -soak.duration (it runs only when given, e.g.
+// `-soak.duration=2m`: a 1-minute run once found an overlapping hold that
+// is still under investigation, issue #5) of mixed load on three nodes over real remote, all
+// masters, W = 2: on every node two clients Lock, ExtendLease, Update and
+// Release four hot keys with short leases, writing each token to the
+// protected resource, and one client holds 100 keys renewed by Batch.
+// One shared Faults partitions a random node off for a moment, pauses a
+// node now and then, and changes random delays (reordering) and
+// duplicates throughout. At the end the faults are healed, the load
+// stops, the write locks must drain, and the history must have no
+// violation (history.check, resource refusals of a timely holder).
+// Goroutines and heap (after GC) are compared with the cluster still
+// running, before the load and after it drained. The seed is logged;
+// replay with -soak.seed=N (the run is reproducible in distribution
+// only: the clients and peers draw concurrently).
+func TestSoak(t *testing.T) {
+	if *soakDuration <= 0 {
+		t.Skip("the soak runs with -soak.duration=D (see README, Fault injection)")
+	}
+	seed := *soakSeedFlag
+	if seed == 0 {
+		seed = faultSeed(t)
+	}
+	t.Logf("seed %d: go test ./tests/ -run '^TestSoak$' -count=1 -soak.seed=%d", seed, seed)
+	f := lockeractor.NewFaults(seed)
+	c := startFaultCluster(t, 3, shared(f))
+	rng := rand.New(rand.NewPCG(seed, 0))
+
+	goroutinesBefore, heapBefore := soakResources()
+
+	keys := []string{"hot0", "hot1", "hot2", "hot3"}
+	h := &history{byNode: make([]atomic.Int64, 3)}
+	res := newResource()
+	stop := make(chan struct{})
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
+	}
+	var clients sync.WaitGroup
+	for node := range 3 {
+		for cl := range 2 {
+			clients.Add(1)
+			go func() {
+				defer clients.Done()
+				soakHotClient(c.Peer(node), node, cl, rand.New(rand.NewPCG(seed, uint64(node*3+cl+1))), keys, h, res, stopped)
+			}()
+		}
+		clients.Add(1)
+		go func() {
+			defer clients.Done()
+			soakBulkClient(c.Peer(node), node, rand.New(rand.NewPCG(seed, uint64(node*3+3))), h, stopped)
+		}()
+	}
+	halt := func() {
+		if !stopped() {
+			close(stop)
+		}
+		clients.Wait()
+	}
+	defer halt() // also when a require fails: no client outlives the test
+
+	// The fault driver. Its waits pace the faults; nothing is decided
+	// by them.
+	var n soakCounters
+	start := time.Now()
+	for time.Since(start) < *soakDuration {
+		node := rng.IntN(3)
+		hold := time.Duration(50+rng.IntN(350)) * time.Millisecond
+		switch r := rng.IntN(10); {
+		case r < 3:
+			var others []int
+			for i := range 3 {
+				if i != node {
+					others = append(others, i)
+				}
+			}
+			f.Partition(c.Addrs(node), c.Addrs(others...))
+			n.partitions++
+			time.Sleep(hold)
+			f.Heal()
+		case r < 5:
+			hi := time.Duration(rng.IntN(10)) * time.Millisecond
+			f.Delay(lockeractor.AnyAddress, lockeractor.AnyAddress, 0, hi)
+			n.delays++
+		case r < 6:
+			f.Duplicate(lockeractor.AnyAddress, lockeractor.AnyAddress, []float64{0, 0.02, 0.1}[rng.IntN(3)])
+			n.duplicates++
+		case r < 7:
+			f.Pause(c.Nodes[node].Addr)
+			n.pauses++
+			time.Sleep(hold)
+			f.Resume(c.Nodes[node].Addr)
+		default:
+			time.Sleep(hold / 2)
+		}
+	}
+	f.Reset()
+	halt()
+	elapsed := time.Since(start)
+
+	for _, node := range c.Nodes {
+		testcluster.Eventually(t, settle, func() bool { return node.Locker.Summary().WriteLocks == 0 },
+			"%s: write locks drain after the load", node.Addr)
+	}
+	// Goroutines settle: timers of the last faults and calls run out.
+	var goroutinesAfter int
+	var growth error
+	testcluster.Eventually(t, settle, func() bool {
+		goroutinesAfter = runtime.NumGoroutine()
+		growth = fmt.Errorf("goroutines %d before the load, %d after (slack %d)", goroutinesBefore, goroutinesAfter, soakGoroutineSlack)
+		return goroutinesAfter <= goroutinesBefore+soakGoroutineSlack
+	}, "%v", lastError{&growth})
+	_, heapAfter := soakResources()
+
+	violations, held, empty := h.check()
+	res.mu.Lock()
+	violations = append(violations, res.violations...)
+	accepted, lateWrites := res.accepted, res.late
+	res.mu.Unlock()
+	s := f.Stats()
+	mib := func(b uint64) float64 { return float64(b) / (1 << 20) }
+	t.Logf("%v of load: %d operations, %d grants (%d held, %d expired on arrival), %d resource writes accepted, %d late; "+
+		"%d partitions, %d pauses, %d delay and %d duplicate changes; faults %+v (total %d); %d violations; "+
+		"goroutines %d/%d, heap %.1f/%.1f MiB",
+		elapsed.Round(time.Millisecond), h.ops.Load(), held+empty, held, empty, accepted, lateWrites,
+		n.partitions, n.pauses, n.delays, n.duplicates, s, s.Total(), len(violations),
+		goroutinesBefore, goroutinesAfter, mib(heapBefore), mib(heapAfter))
+	fmt.Printf("soak: %d operations, %d faults, %d violations, goroutines before/after %d/%d, heap before/after %.1f/%.1f MiB\n",
+		h.ops.Load(), s.Total(), len(violations), goroutinesBefore, goroutinesAfter, mib(heapBefore), mib(heapAfter))
+
+	require.Empty(t, violations, "violations:\n%s", strings.Join(violations, "\n"))
+	require.NotZero(t, held, "no lock was held: the load made no progress")
+	require.LessOrEqual(t, heapAfter, 2*heapBefore+soakHeapSlack, "heap grew: %.1f MiB before, %.1f after", mib(heapBefore), mib(heapAfter))
+}
+
+// soakResources returns the number of goroutines and the live heap after
+// a GC.
+func soakResources() (goroutines int, heap uint64) {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return runtime.NumGoroutine(), m.HeapAlloc
+}
+
+// soakHotClient locks random hot keys with short leases until stopped;
+// while it holds one (by its own count) it writes its token to res, then
+// extends the lease, updates the value (writing the new token) or does
+// nothing, a few times, and releases the key or lets the lease run out.
+// A failed ExtendLease or Update ends its hold: it releases with the
+// values the key may have.
+func soakHotClient(l *lockeractor.Locker, node, cl int, rng *rand.Rand, keys []string, h *history, res *resource, stopped func() bool) {
+	pace := func(max time.Duration) { time.Sleep(time.Duration(rng.Int64N(int64(max)) + 1)) } // pacing only
+	for seq := 0; !stopped(); seq++ {
+		key := keys[rng.IntN(len(keys))]
+		lease := time.Duration(100+rng.IntN(300)) * time.Millisecond
+		who := fmt.Sprintf("n%d.c%d.%d", node, cl, seq)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		invoke := time.Now()
+		r, err := l.Lock(ctx, key, []byte(who), lease)
+		h.ops.Add(1)
+		if err != nil {
+			cancel()
+			pace(20 * time.Millisecond)
+			continue
+		}
+		g := &grant{key: key, who: who, node: node, token: r.Token, invoke: invoke, ok: time.Now(), end: invoke.Add(lease)}
+		h.add(g)
+		res.write(key, r.Token, g.end, who)
+		values := [][]byte{[]byte(who)} // what the key may hold; the last one if every write succeeded
+		holding := true
+		for step := rng.IntN(4); holding && step > 0; step-- {
+			pace(lease / 3)
+			invoke := time.Now()
+			if !invoke.Before(g.end) {
+				holding = false
+				break
+			}
+			value := values[len(values)-1]
+			switch rng.IntN(3) {
+			case 0:
+				extended := time.Duration(100+rng.IntN(300)) * time.Millisecond
+				_, err = l.ExtendLease(ctx, key, value, extended)
+				if err == nil {
+					h.extend(g, invoke, extended)
+				}
+			case 1:
+				next := []byte(fmt.Sprintf("%s.u%d", who, step))
+				r, err = l.Update(ctx, key, value, next)
+				values = append(values, next)
+				if err == nil {
+					values = values[len(values)-1:]
+					res.write(key, r.Token, g.end, who)
+				}
+			default:
+				continue
+			}
+			h.ops.Add(1)
+			holding = err == nil
+		}
+		if holding && rng.IntN(5) == 0 { // let the lease run out
+			cancel()
+			continue
+		}
+		h.setEnd(g, time.Now())
+		for _, v := range values {
+			if _, err := l.Release(ctx, key, v); err == nil {
+				h.ops.Add(1)
+				break
+			}
+			h.ops.Add(1)
+		}
+		cancel()
+	}
+}
+
+// soakBulkClient holds soakBulkKeys keys of its own and renews them all
+// with one Batch until stopped: keys it holds are extended, keys it lost
+// (a failed renewal, whatever its outcome) are locked again under a new
+// value.
+func soakBulkClient(l *lockeractor.Locker, node int, rng *rand.Rand, h *history, stopped func() bool) {
+	type bulk struct {
+		key, value string
+		g          *grant // nil: not held
+	}
+	ks := make([]bulk, soakBulkKeys)
+	for i := range ks {
+		ks[i].key = fmt.Sprintf("bulk.n%d.%03d", node, i)
+	}
+	for round := 0; !stopped(); round++ {
+		invoke := time.Now()
+		ops := make([]lockeractor.Op, len(ks))
+		for i := range ks {
+			k := &ks[i]
+			if k.g != nil && !invoke.Before(k.g.end) {
+				k.g = nil // ran out by its count
+			}
+			if k.g != nil {
+				ops[i] = lockeractor.Op{Kind: lockeractor.OpExtendLease, Key: k.key, Value: []byte(k.value), Lease: soakBulkLease}
+				continue
+			}
+			k.value = fmt.Sprintf("n%d.bulk.%d", node, round)
+			ops[i] = lockeractor.Op{Kind: lockeractor.OpLock, Key: k.key, Value: []byte(k.value), Lease: soakBulkLease}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		rs, err := l.Batch(ctx, ops)
+		cancel()
+		ok := time.Now()
+		h.ops.Add(int64(len(ops)))
+		for i := range ks {
+			k := &ks[i]
+			switch {
+			case err != nil || rs[i].Err != nil:
+				if k.g != nil {
+					h.setEnd(k.g, ok)
+					k.g = nil
+				}
+			case ops[i].Kind == lockeractor.OpLock:
+				k.g = &grant{key: k.key, who: k.value, node: node, token: rs[i].Result.Token, invoke: invoke, ok: ok, end: invoke.Add(soakBulkLease)}
+				h.add(k.g)
+			default:
+				h.extend(k.g, invoke, soakBulkLease)
+			}
+		}
+		time.Sleep(time.Duration(100+rng.IntN(200)) * time.Millisecond) // pacing only
+	}
+}

@@ -324,6 +324,14 @@ type grant struct {
 	invoke   time.Time // Lock called
 	ok       time.Time // Lock returned
 	end      time.Time // invoke+lease, or when Release was called if earlier
+	events   []string  // what the holder did after its Lock, for a violation report
+}
+
+// note records what the holder of g did (under h.mu), for reports.
+func (h *history) note(g *grant, format string, args ...any) {
+	h.mu.Lock()
+	g.events = append(g.events, time.Now().Format(time.StampMicro)+" "+fmt.Sprintf(format, args...))
+	h.mu.Unlock()
 }
 
 // history records the grants of a run.
@@ -388,9 +396,9 @@ func (h *history) check() (violations []string, held, empty int) {
 		var prev *grant // the earlier grant with the latest end
 		for i, g := range gs {
 			if prev != nil && g.ok.Before(prev.end) {
-				violations = append(violations, fmt.Sprintf("%s: double grant: %s (node %d, token %d) holds [%v, %v) while %s (node %d, token %d) holds until %v",
-					key, g.who, g.node, g.token, g.ok.Format(time.StampMicro), g.end.Format(time.StampMicro),
-					prev.who, prev.node, prev.token, prev.end.Format(time.StampMicro)))
+				violations = append(violations, fmt.Sprintf("%s: double grant: %s (node %d, token %d, invoked %v) holds [%v, %v) while %s (node %d, token %d, invoked %v) holds until %v; their steps: %q and %q",
+					key, g.who, g.node, g.token, g.invoke.Format(time.StampMicro), g.ok.Format(time.StampMicro), g.end.Format(time.StampMicro),
+					prev.who, prev.node, prev.token, prev.invoke.Format(time.StampMicro), prev.end.Format(time.StampMicro), g.events, prev.events))
 			}
 			if i > 0 && g.token <= gs[i-1].token {
 				violations = append(violations, fmt.Sprintf("%s: token %d of %s (granted %v) not above %d of the earlier holder %s",

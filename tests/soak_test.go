@@ -224,6 +224,7 @@ func soakHotClient(l *lockeractor.Locker, node, cl int, rng *rand.Rand, keys []s
 		}
 		g := &grant{key: key, who: who, node: node, token: r.Token, invoke: invoke, ok: time.Now(), end: invoke.Add(lease)}
 		h.add(g)
+		h.note(g, "locked for %v: %+v", lease, r)
 		res.write(key, r.Token, g.end, who)
 		values := [][]byte{[]byte(who)} // what the key may hold; the last one if every write succeeded
 		holding := true
@@ -239,12 +240,14 @@ func soakHotClient(l *lockeractor.Locker, node, cl int, rng *rand.Rand, keys []s
 			case 0:
 				extended := time.Duration(100+rng.IntN(300)) * time.Millisecond
 				_, err = l.ExtendLease(ctx, key, value, extended)
+				h.note(g, "extend %v invoked %v: %v", extended, invoke.Format(time.StampMicro), err)
 				if err == nil {
 					h.extend(g, invoke, extended)
 				}
 			case 1:
 				next := []byte(fmt.Sprintf("%s.u%d", who, step))
 				r, err = l.Update(ctx, key, value, next)
+				h.note(g, "update invoked %v: %v", invoke.Format(time.StampMicro), err)
 				values = append(values, next)
 				if err == nil {
 					values = values[len(values)-1:]
@@ -257,12 +260,15 @@ func soakHotClient(l *lockeractor.Locker, node, cl int, rng *rand.Rand, keys []s
 			holding = err == nil
 		}
 		if holding && rng.IntN(5) == 0 { // let the lease run out
+			h.note(g, "lets the lease run out")
 			cancel()
 			continue
 		}
 		h.setEnd(g, time.Now())
 		for _, v := range values {
-			if _, err := l.Release(ctx, key, v); err == nil {
+			_, err := l.Release(ctx, key, v)
+			h.note(g, "release %q: %v", v, err)
+			if err == nil {
 				h.ops.Add(1)
 				break
 			}

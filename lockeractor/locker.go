@@ -213,9 +213,11 @@ func (l *Locker) Update(ctx context.Context, key string, value, newValue []byte)
 	return l.one(ctx, Op{Kind: OpUpdate, Key: key, Value: value, NewValue: newValue})
 }
 
-// ExtendLease restarts key's lease at lease if a quorum of masters holds
-// value; masters that lack the key receive it (repair). Result.Token is
-// the holder's token.
+// ExtendLease makes key's lease last at least lease from now if a quorum
+// of masters holds value; masters that lack the key receive it (repair).
+// It never shortens a lease (Release ends one), so a holder whose
+// ExtendLease failed with an unknown outcome may keep counting from its
+// previous lease. Result.Token is the holder's token.
 func (l *Locker) ExtendLease(ctx context.Context, key string, value []byte, lease time.Duration) (Result, error) {
 	return l.one(ctx, Op{Kind: OpExtendLease, Key: key, Value: value, Lease: lease})
 }

@@ -583,7 +583,7 @@ func (c *Core) apply(key string, it *messages.CommitItem, now int64) messages.Re
 	}
 	switch it.GetKind() {
 	case messages.WriteKind_WRITE_KIND_LOCK, messages.WriteKind_WRITE_KIND_EXTEND:
-		c.putLease(key, it.GetValue(), now+it.GetLeaseMs()*int64(time.Millisecond), it.GetToken())
+		c.putLease(key, it.GetValue(), c.leaseDeadline(key, it, now), it.GetToken())
 	case messages.WriteKind_WRITE_KIND_UPDATE:
 		if c.store.get(key, now) == nil {
 			return messages.Reason_REASON_NOT_FOUND // expired since the promise
@@ -609,6 +609,21 @@ func (c *Core) applied(key string, it *messages.CommitItem, now int64) bool {
 		return e.deleted
 	}
 	return !e.deleted && e.deadline > now && sameValue(e.value, it.GetValue())
+}
+
+// leaseDeadline is when the lease of a Lock or Extend item ends here:
+// now plus its lease, but an Extend never shortens a lease this peer
+// holds. A holder whose ExtendLease failed with an unknown outcome can
+// then keep counting from its last known lease: the extension may have
+// landed on some masters, but cannot have cut the lease short there.
+func (c *Core) leaseDeadline(key string, it *messages.CommitItem, now int64) int64 {
+	d := now + it.GetLeaseMs()*int64(time.Millisecond)
+	if it.GetKind() == messages.WriteKind_WRITE_KIND_EXTEND {
+		if e := c.store.get(key, now); e != nil && sameValue(e.value, it.GetValue()) && e.deadline > d {
+			return e.deadline
+		}
+	}
+	return d
 }
 
 // release deletes key, leaving a tombstone with the holder's token for at
@@ -648,7 +663,7 @@ func (c *Core) repair(key string, it *messages.CommitItem, live, mine bool, now 
 	}
 	switch it.GetKind() {
 	case messages.WriteKind_WRITE_KIND_LOCK, messages.WriteKind_WRITE_KIND_EXTEND:
-		c.putLease(key, it.GetValue(), now+it.GetLeaseMs()*int64(time.Millisecond), it.GetToken())
+		c.putLease(key, it.GetValue(), c.leaseDeadline(key, it, now), it.GetToken())
 	case messages.WriteKind_WRITE_KIND_UPDATE:
 		if e == nil {
 			return messages.Reason_REASON_NOT_FOUND // no lease to keep

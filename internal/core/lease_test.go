@@ -739,3 +739,32 @@ func TestReadMaster(t *testing.T) {
 		}
 	})
 }
+
+// TestExtendNeverShortens checks that an ExtendLease with a shorter lease
+// than the one left keeps the longer lease, so that a holder whose extend
+// failed with an unknown outcome may keep counting from its last lease.
+func TestExtendNeverShortens(t *testing.T) {
+	n := masters(t, 2, n1, n2, n3)
+	n.do1(n1, lockOp("k", "v", 10*time.Second))
+	before := n.core(n2).store.raw("k").deadline
+	if o := n.do1(n1, extendOp("k", "v", time.Second)); !o.OK {
+		t.Fatalf("extend: %+v", o)
+	}
+	for _, a := range []string{n1, n2, n3} {
+		if d := n.core(a).store.raw("k").deadline; d < before {
+			t.Fatalf("%s: the extend cut the lease from %v to %v", a, time.Duration(before), time.Duration(d))
+		}
+	}
+	n.sleep(5 * time.Second)
+	if _, ok := n.read(n2, "k"); !ok {
+		t.Fatal("the lease ended at the shorter extension")
+	}
+	// A longer extension does extend it.
+	if o := n.do1(n1, extendOp("k", "v", 20*time.Second)); !o.OK {
+		t.Fatalf("extend: %+v", o)
+	}
+	n.sleep(10 * time.Second)
+	if _, ok := n.read(n2, "k"); !ok {
+		t.Fatal("the longer extension did not hold")
+	}
+}

@@ -260,10 +260,10 @@ func (c *Core) moveFailed() {
 	c.finishReconf(false, dominant(rc.refusals), describe(rc.refusals))
 }
 
-func (c *Core) onReconfAck(from string, a *messages.AdminReply) bool {
+func (c *Core) onReconfAck(from string, a *messages.AdminReply) {
 	rc := c.rc
 	if rc == nil || a.GetRequest() != rc.id || rc.counted[from] {
-		return rc != nil && a.GetRequest() == rc.id
+		return
 	}
 	ok := a.GetReason() == messages.Reason_REASON_UNSPECIFIED
 	switch {
@@ -284,7 +284,6 @@ func (c *Core) onReconfAck(from string, a *messages.AdminReply) bool {
 		}
 		c.syncProgress()
 	}
-	return true
 }
 
 func (c *Core) syncProgress() {

@@ -277,7 +277,7 @@ func (c *Core) decide(x *txn, now int64) bool {
 		x.commit[i] = x.prep[i].Reached()
 		x.commits[i] = QuorumOf(x.member)
 	}
-	for addr, p := range x.answered {
+	for _, p := range x.answered {
 		if p == nil {
 			continue
 		}
@@ -298,7 +298,6 @@ func (c *Core) decide(x *txn, now int64) bool {
 				x.token[i] = max(x.token[i], it.GetToken())
 			}
 		}
-		_ = addr
 	}
 	for _, addr := range x.masters {
 		p, answered := x.answered[addr]

@@ -93,7 +93,7 @@ func Example() {
 	fmt.Println(state())
 
 	// The state timeout locks the door again.
-	for state() != "locked" {
+	for deadline := time.Now().Add(5 * time.Second); state() != "locked" && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 	res, _ := r.Request(ctx, "front-door", Status{})

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
 )
 
@@ -162,18 +163,8 @@ func TestContextEndsWaits(t *testing.T) {
 	cancel2()
 	require.ErrorIs(t, <-done, context.Canceled)
 	require.ErrorIs(t, l.WaitForRelease(context.Background(), "absent"), lockeractor.ErrKeyNotLocked)
-	testWaitersGone(t, l)
-}
-
-func testWaitersGone(t *testing.T, l *lockeractor.Locker) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for l.Summary().Waiters != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("cancelled waiters still registered: %+v", l.Summary())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testcluster.Eventually(t, 5*time.Second, func() bool { return l.Summary().Waiters == 0 },
+		"cancelled waiters still registered: %+v", l.Summary())
 }
 
 func TestStopWakesWaiters(t *testing.T) {
@@ -183,9 +174,7 @@ func TestStopWakesWaiters(t *testing.T) {
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { _, err := l.WaitFor(context.Background(), "never"); done <- err }()
-	for l.Summary().Waiters == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	testcluster.Eventually(t, 5*time.Second, func() bool { return l.Summary().Waiters == 1 }, "the waiter never registered")
 	l.Stop()
 	require.ErrorIs(t, <-done, lockeractor.ErrStopped)
 }

@@ -11,25 +11,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/protoactor-locker/locker/fsm"
+	"github.com/protoactor-locker/locker/internal/registrytest"
 	"github.com/protoactor-locker/locker/internal/testcluster"
-	"github.com/protoactor-locker/locker/lockeractor"
 	"github.com/protoactor-locker/locker/registry"
 )
 
-func single(t testing.TB) (*actor.ActorSystem, *registry.Registry) {
-	t.Helper()
-	sys := actor.NewActorSystem(testcluster.Quiet()...)
-	l, err := lockeractor.Start(sys)
-	require.NoError(t, err)
-	r := registry.New(l)
-	require.NotNil(t, r)
-	t.Cleanup(func() {
-		r.Stop()
-		l.Stop()
-		sys.Shutdown()
-	})
-	return sys, r
-}
+// single is registrytest.Single.
+func single(t testing.TB) (*actor.ActorSystem, *registry.Registry) { return registrytest.Single(t) }
 
 func TestDoor(t *testing.T) {
 	sys := actor.NewActorSystem(testcluster.Quiet()...)

@@ -11,28 +11,15 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/protoactor-locker/locker/internal/registrytest"
 	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
 	"github.com/protoactor-locker/locker/registry"
 	"github.com/protoactor-locker/locker/server"
 )
 
-// single starts one actor system without remote, with a Locker and a
-// Registry; all stop when t ends.
-func single(t testing.TB) (*actor.ActorSystem, *registry.Registry) {
-	t.Helper()
-	sys := actor.NewActorSystem(testcluster.Quiet()...)
-	l, err := lockeractor.Start(sys)
-	require.NoError(t, err)
-	r := registry.New(l)
-	require.NotNil(t, r)
-	t.Cleanup(func() {
-		r.Stop()
-		l.Stop()
-		sys.Shutdown()
-	})
-	return sys, r
-}
+// single is registrytest.Single.
+func single(t testing.TB) (*actor.ActorSystem, *registry.Registry) { return registrytest.Single(t) }
 
 // serverProps is the elixir_locker test's Server: it answers "stop" with
 // "ok" and stops, echoes anything else, and panics on "boom". Strings

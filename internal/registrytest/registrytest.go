@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/protoactor-locker/locker/internal/testcluster"
+	"github.com/protoactor-locker/locker/lockeractor"
 	"github.com/protoactor-locker/locker/registry"
 )
 
@@ -56,3 +57,24 @@ func (c *Cluster) Registry(i int) *registry.Registry { return c.Registries[i] }
 
 // LeakOptions are the goroutines goleak ignores (testcluster.LeakOptions).
 func LeakOptions() []goleak.Option { return testcluster.LeakOptions() }
+
+// Single starts one actor system without remote, with a Locker and a
+// Registry (so it runs under -race); all stop when tb ends.
+func Single(tb testing.TB) (*actor.ActorSystem, *registry.Registry) {
+	tb.Helper()
+	sys := actor.NewActorSystem(testcluster.Quiet()...)
+	l, err := lockeractor.Start(sys)
+	if err != nil {
+		tb.Fatalf("starting the Locker: %v", err)
+	}
+	r := registry.New(l)
+	if r == nil {
+		tb.Fatal("registry.New returned nil")
+	}
+	tb.Cleanup(func() {
+		r.Stop()
+		l.Stop()
+		sys.Shutdown()
+	})
+	return sys, r
+}

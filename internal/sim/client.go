@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/protoactor-locker/locker/internal/core"
+	"github.com/protoactor-locker/locker/internal/linearize"
 	"github.com/protoactor-locker/locker/messages"
 )
 
@@ -147,7 +148,7 @@ func (c *client) submit(key string, h *holding, op core.Op) {
 	c.busy = true
 	s.res.Operations++
 	invokeLocal := c.p.clock.Now()
-	rec := s.hist.invoke(c.id, s.keys[key].long, op, s.now)
+	rec := s.invoke(c.id, s.keys[key].long, op, s.now)
 	answered := 0
 	p := c.p
 	s.note("client %d on %s invokes %v %q %q->%q lease %dms", c.id, p.addr, op.Kind, key, op.Value, op.NewValue, op.LeaseMs)
@@ -168,7 +169,7 @@ func (c *client) submit(key string, h *holding, op core.Op) {
 			}
 		}
 		s.res.Outcomes[res.String()]++
-		rec.finish(res, o.Token, s.now)
+		s.hist.Finish(rec, res, o.Token, s.now)
 		s.note("client %d: %v %q answered %v token %d votes %d commits %d reasons %v", c.id, op.Kind, key, res, o.Token, o.Votes, o.Commits, o.Reasons)
 		c.answered(key, h, op, o, res, invokeLocal, rec)
 	})
@@ -176,27 +177,15 @@ func (c *client) submit(key string, h *holding, op core.Op) {
 }
 
 // Outcome is the outcome class of a write as a client sees it.
-type Outcome uint8
+type Outcome = linearize.Outcome
 
 // The outcome classes of a write.
 const (
-	Pending Outcome = iota // not answered (yet)
-	OK                     // it took effect
-	Failed                 // it did not take effect: nothing was committed
-	Unknown                // it failed after commits went out: it may have taken effect
+	Pending = linearize.Pending // not answered (yet)
+	OK      = linearize.OK      // it took effect
+	Failed  = linearize.Failed  // it did not take effect: nothing was committed
+	Unknown = linearize.Unknown // it failed after commits went out: it may have taken effect
 )
-
-func (r Outcome) String() string {
-	switch r {
-	case OK:
-		return "ok"
-	case Failed:
-		return "fail"
-	case Unknown:
-		return "unknown"
-	}
-	return "pending"
-}
 
 func outcomeOf(o core.Outcome) Outcome {
 	switch {

@@ -583,7 +583,7 @@ func (s *Sim) finish(check bool) *Result {
 		s.res.ResourceRefused += k.resource.refused
 	}
 	s.res.SimTime = time.Duration(s.now)
-	s.hist.closeOpen()
+	s.hist.CloseOpen()
 	s.res.History = s.hist
 	if check {
 		s.checkLinearizable()

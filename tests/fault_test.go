@@ -34,11 +34,7 @@ func faultSeed(t *testing.T) uint64 {
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("seed %d: go test ./tests/ -run '^%s$' -count=1 -fault.seed=%d", seed, t.Name(), seed)
-		}
-	})
+	logSeedOnFailure(t, seed)
 	return seed
 }
 
@@ -82,7 +78,10 @@ func shared(f *lockeractor.Faults) func(int) []lockeractor.Option {
 // its own Faults (one per side) with the same partition {A} | {B, C}:
 // A cannot lock, B and C can; after Heal A can again, and sees B's lock.
 func TestFaultsPartitionMinorityCannotLockAndHealRestores(t *testing.T) {
-	seed := faultSeed(t)
+	seeded(t, testFaultsPartitionMinorityCannotLockAndHealRestores)
+}
+
+func testFaultsPartitionMinorityCannotLockAndHealRestores(t *testing.T, seed uint64) {
 	fs := []*lockeractor.Faults{lockeractor.NewFaults(seed), lockeractor.NewFaults(seed + 1), lockeractor.NewFaults(seed + 2)}
 	c := startFaultCluster(t, 3, func(i int) []lockeractor.Option { return faultOptions(fs[i]) })
 	ctx := testCtx(t)
@@ -121,7 +120,11 @@ func TestFaultsPartitionMinorityCannotLockAndHealRestores(t *testing.T) {
 // 3 still succeeds from A, promptly (decided when A and B have answered,
 // not at the request timeout); C's own writes fail, their answers lost.
 func TestFaultsDropEverythingToOneMaster(t *testing.T) {
-	f := lockeractor.NewFaults(faultSeed(t))
+	seeded(t, testFaultsDropEverythingToOneMaster)
+}
+
+func testFaultsDropEverythingToOneMaster(t *testing.T, seed uint64) {
+	f := lockeractor.NewFaults(seed)
 	c := startFaultCluster(t, 3, shared(f))
 	ctx := testCtx(t)
 	f.Drop(lockeractor.AnyAddress, c.Nodes[C].Addr, 1)
@@ -162,8 +165,10 @@ func TestFaultsDropEverythingToOneMaster(t *testing.T) {
 // acknowledgement; the write then fails with ErrNoQuorum, flagged as of
 // unknown outcome, though it may be applied. Tokens of the writes that
 // succeed still grow.
-func TestFaultsDelayAndDuplicate(t *testing.T) {
-	f := lockeractor.NewFaults(faultSeed(t))
+func TestFaultsDelayAndDuplicate(t *testing.T) { seeded(t, testFaultsDelayAndDuplicate) }
+
+func testFaultsDelayAndDuplicate(t *testing.T, seed uint64) {
+	f := lockeractor.NewFaults(seed)
 	c := startFaultCluster(t, 3, shared(f))
 	ctx := testCtx(t)
 
@@ -217,7 +222,11 @@ func TestFaultsDelayAndDuplicate(t *testing.T) {
 // TestFaultsPauseHoldsMessagesUntilResume pauses C with W = 3: A's Lock
 // waits for C's promise, which comes only after Resume.
 func TestFaultsPauseHoldsMessagesUntilResume(t *testing.T) {
-	f := lockeractor.NewFaults(faultSeed(t))
+	seeded(t, testFaultsPauseHoldsMessagesUntilResume)
+}
+
+func testFaultsPauseHoldsMessagesUntilResume(t *testing.T, seed uint64) {
+	f := lockeractor.NewFaults(seed)
 	c := startFaultCluster(t, 3, func(int) []lockeractor.Option {
 		return append(faultOptions(f), lockeractor.WithRequestTimeout(5*time.Second), lockeractor.WithWriteLockTimeout(10*time.Second))
 	})
@@ -422,9 +431,16 @@ func (h *history) check() (violations []string, held, empty int) {
 // reconfigure both sides again (now the other way round); heal. Every
 // successful Lock writes to a protected resource with its token; the
 // history is checked for overlapping holders and fencing order (see
-// history.check). Replay with -fault.seed=N.
-func TestFaultPartitionScenario(t *testing.T) {
-	seed := faultSeed(t)
+// history.check). Meanwhile one checked client per member writes two
+// long-lease keys (checkedClient: Lock, Update, ExtendLease, Release),
+// so the reconfigurations run under writes whose histories are checked
+// for linearizability, and a lease a client surely holds must never be
+// refused as absent by a write quorum (no committed lease is lost across
+// the changes of masters). Every write is recorded. Replay with
+// -fault.seed=N.
+func TestFaultPartitionScenario(t *testing.T) { seeded(t, testFaultPartitionScenario) }
+
+func testFaultPartitionScenario(t *testing.T, seed uint64) {
 	t.Logf("seed %d", seed)
 	f := lockeractor.NewFaults(seed)
 	c := startFaultCluster(t, 5, shared(f))
@@ -432,18 +448,31 @@ func TestFaultPartitionScenario(t *testing.T) {
 	f.Duplicate(lockeractor.AnyAddress, lockeractor.AnyAddress, 0.05)
 
 	keys := []string{"hot0", "hot1", "hot2"}
+	long := checkedKeys("long", 2)
+	rec := newRecorder(long...)
 	h := &history{byNode: make([]atomic.Int64, 5)}
 	res := newResource()
 	var refused atomic.Int64 // resource writes refused to a timely holder
 	stop := make(chan struct{})
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
+	}
 	var clients sync.WaitGroup
+	var load checkedLoad
 	for node := range 5 {
+		load.add(&clients, fixedRef(c.Peer(node)), node, seed, long, rec, h, res, stopped)
 		for cl := range 2 {
 			clients.Add(1)
 			go func() {
 				defer clients.Done()
 				rng := rand.New(rand.NewPCG(seed, uint64(node*2+cl+1)))
 				l := c.Peer(node)
+				id := rec.client()
 				for seq := 0; ; seq++ {
 					select {
 					case <-stop:
@@ -455,7 +484,7 @@ func TestFaultPartitionScenario(t *testing.T) {
 					who := fmt.Sprintf("n%d.c%d.%d", node, cl, seq)
 					ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 					invoke := time.Now()
-					r, err := l.Lock(ctx, key, []byte(who), lease)
+					r, err := rec.write(ctx, l, id, lockeractor.Op{Kind: lockeractor.OpLock, Key: key, Value: []byte(who), Lease: lease})
 					ok := time.Now()
 					h.ops.Add(1)
 					if err != nil {
@@ -471,7 +500,7 @@ func TestFaultPartitionScenario(t *testing.T) {
 					time.Sleep(time.Duration(rng.Int64N(int64(lease / 2)))) // pacing: the holder works
 					if rng.IntN(5) > 0 {                                    // else let the lease run out
 						h.setEnd(g, time.Now())
-						_, _ = l.Release(ctx, key, []byte(who))
+						_, _ = rec.write(ctx, l, id, lockeractor.Op{Kind: lockeractor.OpRelease, Key: key, Value: []byte(who)})
 						h.ops.Add(1)
 					}
 					cancel()
@@ -533,6 +562,7 @@ func TestFaultPartitionScenario(t *testing.T) {
 	}
 
 	progress("all connected", 20, 0, 1, 2, 3, 4)
+	testcluster.Eventually(t, 10*time.Second, func() bool { return load.succeeded() >= 10 }, "checked writes succeed")
 
 	// Locks in flight at a split may still land on the minority side;
 	// none invoked after it: its messages to the majority are dropped.
@@ -576,11 +606,18 @@ func TestFaultPartitionScenario(t *testing.T) {
 	violations = append(violations, res.violations...)
 	accepted, lateWrites := res.accepted, res.late
 	res.mu.Unlock()
+	violations = append(violations, load.violations()...)
+	checkStart := time.Now()
+	lin := rec.check()
+	violations = append(violations, failures(lin)...)
 	require.Empty(t, late1, "nodes 0, 1 granted locks invoked during the split")
 	require.Empty(t, late2, "nodes 3, 4 granted locks invoked during the split")
 	s := f.Stats()
-	t.Logf("%d operations, %d grants (%d held, %d expired on arrival), %d resource writes accepted, %d late; faults %+v (total %d); %d violations",
-		h.ops.Load(), held+empty, held, empty, accepted, lateWrites, s, s.Total(), len(violations))
+	t.Logf("%d operations, %d grants (%d held, %d expired on arrival), %d resource writes accepted, %d late; "+
+		"%d checked writes on %d keys (%d succeeded), linearizability checked in %v; faults %+v (total %d); %d violations",
+		rec.hist.Len(), held+empty, held, empty, accepted, lateWrites,
+		lin.Operations, lin.Keys, load.succeeded(), time.Since(checkStart).Round(time.Millisecond), s, s.Total(), len(violations))
+	summary{histories: lin.Keys, operations: rec.hist.Len(), faults: int(s.Total()), violations: len(violations)}.print(t, seed)
 	require.Empty(t, violations, "violations:\n%s", strings.Join(violations, "\n"))
 	require.Zero(t, refused.Load())
 }
@@ -589,8 +626,10 @@ func TestFaultPartitionScenario(t *testing.T) {
 // its lease: another client takes the key meanwhile; after Resume the
 // paused holder's Update and Release are refused, and the protected
 // resource refuses its stale token.
-func TestFaultsPausedHolderPastItsLease(t *testing.T) {
-	f := lockeractor.NewFaults(faultSeed(t))
+func TestFaultsPausedHolderPastItsLease(t *testing.T) { seeded(t, testFaultsPausedHolderPastItsLease) }
+
+func testFaultsPausedHolderPastItsLease(t *testing.T, seed uint64) {
+	f := lockeractor.NewFaults(seed)
 	c := startFaultCluster(t, 3, shared(f))
 	ctx := testCtx(t)
 	r := newResource()

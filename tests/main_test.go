@@ -19,5 +19,16 @@ import (
 func TestMain(m *testing.M) {
 	// Only protoactor's and gRPC's own leftovers are ignored; see
 	// testcluster.LeakOptions for each and why.
-	goleak.VerifyTestMain(m, testcluster.LeakOptions()...)
+	goleak.VerifyTestMain(withTotals{m}, testcluster.LeakOptions()...)
+}
+
+// withTotals runs the tests, then prints the totals of the fault tests'
+// summaries (printFaultTotals).
+type withTotals struct{ m *testing.M }
+
+// Run runs the tests and prints the totals.
+func (w withTotals) Run() int {
+	code := w.m.Run()
+	printFaultTotals()
+	return code
 }

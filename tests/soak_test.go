@@ -2,8 +2,9 @@ package tests
 
 // The soak run of issue 5: a bounded run of mixed load on three nodes
 // with faults injected throughout, checked like the partition scenario
-// (history.check and the protected resource of fault_test.go), that also
-// watches goroutines and heap for growth.
+// (history.check and the protected resource of fault_test.go, and the
+// checked keys' histories for linearizability), that also watches
+// goroutines and heap for growth.
 
 import (
 	"context"
@@ -57,12 +58,16 @@ type soakCounters struct {
 // `-soak.duration=2m`; .ci/run gives 15 s) of mixed load on three nodes over real remote, all
 // masters, W = 2: on every node two clients Lock, ExtendLease, Update and
 // Release four hot keys with short leases, writing each token to the
-// protected resource, and one client holds 100 keys renewed by Batch.
+// protected resource, and one client holds 100 keys renewed by Batch;
+// one checked client per node writes two long-lease keys (checkedClient)
+// whose histories are checked for linearizability at the end. Every
+// write is recorded (linearize.History).
 // One shared Faults partitions a random node off for a moment, pauses a
 // node now and then, and changes random delays (reordering) and
 // duplicates throughout. At the end the faults are healed, the load
 // stops, the write locks must drain, and the history must have no
-// violation (history.check, resource refusals of a timely holder).
+// violation (history.check, resource refusals of a timely holder, lost
+// leases of the checked clients, linearizability of the checked keys).
 // Goroutines and heap (after GC) are compared with the cluster still
 // running, before the load and after it drained. The seed is logged;
 // replay with -soak.seed=N (the run is reproducible in distribution
@@ -83,6 +88,8 @@ func TestSoak(t *testing.T) {
 	goroutinesBefore, heapBefore := soakResources()
 
 	keys := []string{"hot0", "hot1", "hot2", "hot3"}
+	long := checkedKeys("long", 2)
+	rec := newRecorder(long...)
 	h := &history{byNode: make([]atomic.Int64, 3)}
 	res := newResource()
 	stop := make(chan struct{})
@@ -95,19 +102,21 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	var clients sync.WaitGroup
+	var load checkedLoad
 	for node := range 3 {
 		for cl := range 2 {
 			clients.Add(1)
 			go func() {
 				defer clients.Done()
-				soakHotClient(c.Peer(node), node, cl, rand.New(rand.NewPCG(seed, uint64(node*3+cl+1))), keys, h, res, stopped)
+				soakHotClient(c.Peer(node), node, cl, rand.New(rand.NewPCG(seed, uint64(node*3+cl+1))), keys, h, res, rec, stopped)
 			}()
 		}
 		clients.Add(1)
 		go func() {
 			defer clients.Done()
-			soakBulkClient(c.Peer(node), node, rand.New(rand.NewPCG(seed, uint64(node*3+3))), h, stopped)
+			soakBulkClient(c.Peer(node), node, rand.New(rand.NewPCG(seed, uint64(node*3+3))), h, rec, stopped)
 		}()
+		load.add(&clients, fixedRef(c.Peer(node)), node, seed, long, rec, h, res, stopped)
 	}
 	halt := func() {
 		if !stopped() {
@@ -175,19 +184,27 @@ func TestSoak(t *testing.T) {
 	violations = append(violations, res.violations...)
 	accepted, lateWrites := res.accepted, res.late
 	res.mu.Unlock()
+	violations = append(violations, load.violations()...)
+	checkStart := time.Now()
+	lin := rec.check()
+	violations = append(violations, failures(lin)...)
+	checkTime := time.Since(checkStart)
 	s := f.Stats()
 	mib := func(b uint64) float64 { return float64(b) / (1 << 20) }
 	t.Logf("%v of load: %d operations, %d grants (%d held, %d expired on arrival), %d resource writes accepted, %d late; "+
+		"%d checked writes on %d keys (%d succeeded), linearizability checked in %v; "+
 		"%d partitions, %d pauses, %d delay and %d duplicate changes; faults %+v (total %d); %d violations; "+
 		"goroutines %d/%d, heap %.1f/%.1f MiB",
-		elapsed.Round(time.Millisecond), h.ops.Load(), held+empty, held, empty, accepted, lateWrites,
+		elapsed.Round(time.Millisecond), rec.hist.Len(), held+empty, held, empty, accepted, lateWrites,
+		lin.Operations, lin.Keys, load.succeeded(), checkTime.Round(time.Millisecond),
 		n.partitions, n.pauses, n.delays, n.duplicates, s, s.Total(), len(violations),
 		goroutinesBefore, goroutinesAfter, mib(heapBefore), mib(heapAfter))
-	fmt.Printf("soak: %d operations, %d faults, %d violations, goroutines before/after %d/%d, heap before/after %.1f/%.1f MiB\n",
-		h.ops.Load(), s.Total(), len(violations), goroutinesBefore, goroutinesAfter, mib(heapBefore), mib(heapAfter))
+	fmt.Printf("soak: %d histories, %d operations, %d faults, %d violations, goroutines before/after %d/%d, heap before/after %.1f/%.1f MiB\n",
+		lin.Keys, rec.hist.Len(), s.Total(), len(violations), goroutinesBefore, goroutinesAfter, mib(heapBefore), mib(heapAfter))
 
 	require.Empty(t, violations, "violations:\n%s", strings.Join(violations, "\n"))
 	require.NotZero(t, held, "no lock was held: the load made no progress")
+	require.NotZero(t, load.succeeded(), "no checked write succeeded: the checked load made no progress")
 	require.LessOrEqual(t, heapAfter, 2*heapBefore+soakHeapSlack, "heap grew: %.1f MiB before, %.1f after", mib(heapBefore), mib(heapAfter))
 }
 
@@ -206,15 +223,16 @@ func soakResources() (goroutines int, heap uint64) {
 // nothing, a few times, and releases the key or lets the lease run out.
 // A failed ExtendLease or Update ends its hold: it releases with the
 // values the key may have.
-func soakHotClient(l *lockeractor.Locker, node, cl int, rng *rand.Rand, keys []string, h *history, res *resource, stopped func() bool) {
+func soakHotClient(l *lockeractor.Locker, node, cl int, rng *rand.Rand, keys []string, h *history, res *resource, rec *recorder, stopped func() bool) {
 	pace := func(max time.Duration) { time.Sleep(time.Duration(rng.Int64N(int64(max)) + 1)) } // pacing only
+	id := rec.client()
 	for seq := 0; !stopped(); seq++ {
 		key := keys[rng.IntN(len(keys))]
 		lease := time.Duration(100+rng.IntN(300)) * time.Millisecond
 		who := fmt.Sprintf("n%d.c%d.%d", node, cl, seq)
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		invoke := time.Now()
-		r, err := l.Lock(ctx, key, []byte(who), lease)
+		r, err := rec.write(ctx, l, id, lockeractor.Op{Kind: lockeractor.OpLock, Key: key, Value: []byte(who), Lease: lease})
 		h.ops.Add(1)
 		if err != nil {
 			cancel()
@@ -238,14 +256,14 @@ func soakHotClient(l *lockeractor.Locker, node, cl int, rng *rand.Rand, keys []s
 			switch rng.IntN(3) {
 			case 0:
 				extended := time.Duration(100+rng.IntN(300)) * time.Millisecond
-				_, err = l.ExtendLease(ctx, key, value, extended)
+				_, err = rec.write(ctx, l, id, lockeractor.Op{Kind: lockeractor.OpExtendLease, Key: key, Value: value, Lease: extended})
 				h.note(g, "extend %v invoked %v: %v", extended, invoke.Format(time.StampMicro), err)
 				if err == nil {
 					h.extend(g, invoke, extended)
 				}
 			case 1:
 				next := []byte(fmt.Sprintf("%s.u%d", who, step))
-				r, err = l.Update(ctx, key, value, next)
+				r, err = rec.write(ctx, l, id, lockeractor.Op{Kind: lockeractor.OpUpdate, Key: key, Value: value, NewValue: next})
 				h.note(g, "update invoked %v: %v", invoke.Format(time.StampMicro), err)
 				values = append(values, next)
 				if err == nil {
@@ -265,7 +283,7 @@ func soakHotClient(l *lockeractor.Locker, node, cl int, rng *rand.Rand, keys []s
 		}
 		h.setEnd(g, time.Now())
 		for _, v := range values {
-			_, err := l.Release(ctx, key, v)
+			_, err := rec.write(ctx, l, id, lockeractor.Op{Kind: lockeractor.OpRelease, Key: key, Value: v})
 			h.note(g, "release %q: %v", v, err)
 			if err == nil {
 				h.ops.Add(1)
@@ -281,7 +299,8 @@ func soakHotClient(l *lockeractor.Locker, node, cl int, rng *rand.Rand, keys []s
 // with one Batch until stopped: keys it holds are extended, keys it lost
 // (a failed renewal, whatever its outcome) are locked again under a new
 // value.
-func soakBulkClient(l *lockeractor.Locker, node int, rng *rand.Rand, h *history, stopped func() bool) {
+func soakBulkClient(l *lockeractor.Locker, node int, rng *rand.Rand, h *history, rec *recorder, stopped func() bool) {
+	id := rec.client()
 	type bulk struct {
 		key, value string
 		g          *grant // nil: not held
@@ -306,7 +325,7 @@ func soakBulkClient(l *lockeractor.Locker, node int, rng *rand.Rand, h *history,
 			ops[i] = lockeractor.Op{Kind: lockeractor.OpLock, Key: k.key, Value: []byte(k.value), Lease: soakBulkLease}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		rs, err := l.Batch(ctx, ops)
+		rs, err := rec.batch(ctx, l, id, ops)
 		cancel()
 		ok := time.Now()
 		h.ops.Add(int64(len(ops)))

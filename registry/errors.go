@@ -63,13 +63,21 @@ func argError(arg, format string, args ...any) error {
 	return &ArgumentError{Arg: arg, Problem: fmt.Sprintf(format, args...)}
 }
 
+// MaxLease is the longest lease CheckLease accepts: a year. Longer ones
+// would overflow the store's deadlines (nanoseconds in an int64) long
+// before they could matter.
+const MaxLease = 365 * 24 * time.Hour
+
 // CheckLease validates a lease length and its renewal threshold: both
 // positive, the threshold shorter than the lease, and the lease at least
-// a millisecond (the store's resolution). It returns an *ArgumentError.
+// a millisecond (the store's resolution) and at most MaxLease. It
+// returns an *ArgumentError.
 func CheckLease(lease, threshold time.Duration) error {
 	switch {
 	case lease < time.Millisecond:
 		return argError("lease", "%v is shorter than a millisecond", lease)
+	case lease > MaxLease:
+		return argError("lease", "%v is longer than MaxLease (%v)", lease, MaxLease)
 	case threshold <= 0:
 		return argError("threshold", "%v is not positive", threshold)
 	case threshold >= lease:

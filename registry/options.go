@@ -3,6 +3,8 @@ package registry
 import (
 	"strings"
 	"time"
+
+	"github.com/protoactor-locker/locker/lockeractor"
 )
 
 // Config is what a Registry is created with. Build it with options.
@@ -27,6 +29,10 @@ type Config struct {
 	// ReleaseTimeout bounds the release of the names of an actor that
 	// stopped (default 5 s).
 	ReleaseTimeout time.Duration
+	// Clock is the time source of leases and renewals (default the
+	// system clock). Give the Registry the clock its Locker was started
+	// with (lockeractor.WithClock), so that both count a lease alike.
+	Clock lockeractor.Clock
 }
 
 // Option changes a Config.
@@ -41,8 +47,21 @@ func DefaultConfig() Config {
 		MaxBatch:       20000,
 		RequestTimeout: 5 * time.Second,
 		ReleaseTimeout: 5 * time.Second,
+		Clock:          systemClock{},
 	}
 }
+
+// systemClock is the default Clock: the system's monotonic clock.
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Since reads the monotonic clock only, cheaper than Now.
+func (systemClock) Since(t time.Time) time.Duration { return time.Since(t) }
+
+// WithClock sets the time source of leases and renewals: the clock the
+// Locker was started with (lockeractor.WithClock).
+func WithClock(c lockeractor.Clock) Option { return func(cfg *Config) { cfg.Clock = c } }
 
 // WithKeyPrefix sets the prefix of the store keys of names.
 func WithKeyPrefix(p string) Option { return func(c *Config) { c.KeyPrefix = p } }
@@ -76,6 +95,8 @@ func (c Config) validate() error {
 		return argError("request timeout", "%v is not positive", c.RequestTimeout)
 	case c.ReleaseTimeout <= 0:
 		return argError("release timeout", "%v is not positive", c.ReleaseTimeout)
+	case c.Clock == nil:
+		return argError("clock", "nil")
 	}
 	return nil
 }

@@ -35,7 +35,9 @@ type Registry struct {
 	cfg    Config
 	logger *slog.Logger
 	ext    *extension
-	base   time.Time // origin of the monotonic nanoseconds in entry.ownedUntil
+	clock  lockeractor.Clock             // cfg.Clock
+	since  func(time.Time) time.Duration // clock.Since when it has one
+	base   time.Time                     // origin of the monotonic nanoseconds in entry.ownedUntil (a clock reading)
 	cache  *cache
 	pid    *actor.PID // the registry actor: events, watches of named actors
 
@@ -65,7 +67,8 @@ type hold struct {
 	pid       *actor.PID
 	lease     time.Duration
 	threshold time.Duration
-	deadline  time.Time // end of the lease last obtained; guarded by Registry.mu
+	deadline  time.Time // end of the lease last obtained (Registry clock); guarded by Registry.mu
+	token     uint64    // fencing token of the registration; guarded by Registry.mu
 	seq       uint64    // which due item is current; guarded by Registry.mu
 	linked    bool      // tied to pid's life (Commit called); guarded by Registry.mu
 	entry     *entry
@@ -105,9 +108,17 @@ func New(l *lockeractor.Locker, opts ...Option) *Registry {
 		return cur
 	}
 	r := &Registry{
-		l: l, system: system, cfg: cfg, logger: logger, ext: ext, base: time.Now(), cache: newCache(),
+		l: l, system: system, cfg: cfg, logger: logger, ext: ext, clock: cfg.Clock, base: cfg.Clock.Now(), cache: newCache(),
 		owned: map[string]*hold{}, byPID: map[pidKey]map[string]*hold{},
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+	switch c := cfg.Clock.(type) {
+	case systemClock:
+		r.since = nil // nanotime calls time.Since directly
+	case interface{ Since(time.Time) time.Duration }:
+		r.since = c.Since
+	default:
+		r.since = func(t time.Time) time.Duration { return c.Now().Sub(t) }
 	}
 	if !ext.current.CompareAndSwap(nil, r) {
 		return ext.current.Load()
@@ -188,7 +199,15 @@ func (r *Registry) Held() int {
 }
 
 // nanotime is the Registry's monotonic clock, in nanoseconds since base.
-func (r *Registry) nanotime() int64 { return int64(time.Since(r.base)) }
+func (r *Registry) nanotime() int64 {
+	if r.since == nil {
+		return int64(time.Since(r.base))
+	}
+	return int64(r.since(r.base))
+}
+
+// now reads the Registry's clock (Config.Clock).
+func (r *Registry) now() time.Time { return r.clock.Now() }
 
 func (r *Registry) mono(t time.Time) int64 { return int64(t.Sub(r.base)) }
 
@@ -297,7 +316,9 @@ func (res *Reservation) Commit() {
 	}
 }
 
-// Cancel releases the name if this reservation still holds it.
+// Cancel releases the name if this reservation still holds it. A name
+// the masters no longer hold for it (its lease ran out, it was taken)
+// needs no release: Cancel returns nil.
 func (res *Reservation) Cancel(ctx context.Context) error {
 	r, h := res.r, res.h
 	r.mu.Lock()
@@ -309,7 +330,10 @@ func (res *Reservation) Cancel(ctx context.Context) error {
 	if !live {
 		return nil
 	}
-	return r.release(ctx, h)
+	if err := notRegistered(h.name, r.release(ctx, h)); !errors.Is(err, ErrNotRegistered) {
+		return err
+	}
+	return nil
 }
 
 // acquire locks name for pid, or extends the lease if it already holds
@@ -325,18 +349,24 @@ func (r *Registry) acquire(ctx context.Context, name string, pid *actor.PID, lea
 		if cur != nil && !cur.entry.matches(value) {
 			return nil, &AlreadyRegisteredError{Name: name, Holder: cur.pid}
 		}
-		start := time.Now()
+		start := r.now()
+		var res lockeractor.Result
 		var err error
 		if cur != nil {
-			_, err = r.l.ExtendLease(ctx, key, value, lease)
+			res, err = r.l.ExtendLease(ctx, key, value, lease)
 		} else {
-			_, err = r.l.Lock(ctx, key, value, lease)
+			res, err = r.l.Lock(ctx, key, value, lease)
 		}
 		if err == nil {
-			return r.own(name, key, value, pid, lease, threshold, start), nil
+			return r.own(name, key, value, pid, lease, threshold, start, res.Token), nil
 		}
 		var qe *lockeractor.QuorumError
-		if !errors.As(err, &qe) {
+		switch {
+		case errors.Is(err, lockeractor.ErrInvalidArgument):
+			// The checks above pass, so the store refused the entry's
+			// size: the name (with the PID) does not fit in a message.
+			return nil, argError("name", "%d bytes do not fit in the store: %v", len(name), err)
+		case !errors.As(err, &qe):
 			return nil, fmt.Errorf("registry: registering %q: %w", name, err)
 		}
 		switch {
@@ -348,9 +378,9 @@ func (r *Registry) acquire(ctx context.Context, name string, pid *actor.PID, lea
 			if found && string(holder) == string(value) {
 				// Held for this very PID (a concurrent Register, or a
 				// Registry before this one): extend it and hold it.
-				start = time.Now()
-				if _, err := r.l.ExtendLease(ctx, key, value, lease); err == nil {
-					return r.own(name, key, value, pid, lease, threshold, start), nil
+				start = r.now()
+				if res, err := r.l.ExtendLease(ctx, key, value, lease); err == nil {
+					return r.own(name, key, value, pid, lease, threshold, start, res.Token), nil
 				}
 			} else if found {
 				return nil, &AlreadyRegisteredError{Name: name, Holder: decodePID(holder)}
@@ -406,10 +436,10 @@ func (r *Registry) readHolder(ctx context.Context, key string) ([]byte, bool, er
 }
 
 // own records a name this Registry now holds, with a lease obtained by
-// a call started at start.
-func (r *Registry) own(name, key string, value []byte, pid *actor.PID, lease, threshold time.Duration, start time.Time) *hold {
+// a call started at start and the registration's fencing token.
+func (r *Registry) own(name, key string, value []byte, pid *actor.PID, lease, threshold time.Duration, start time.Time, token uint64) *hold {
 	e := r.cache.put(name, key, value, pid)
-	h := &hold{name: name, key: key, value: e.value, pid: e.pid, lease: lease, threshold: threshold, entry: e}
+	h := &hold{name: name, key: key, value: e.value, pid: e.pid, lease: lease, threshold: threshold, token: token, entry: e}
 	r.mu.Lock()
 	if old := r.owned[name]; old != nil {
 		h.linked = old.linked
@@ -514,7 +544,7 @@ func (r *Registry) Unregister(ctx context.Context, name string) error {
 	}
 	r.mu.Unlock()
 	if h != nil {
-		return r.release(ctx, h)
+		return notRegistered(name, r.release(ctx, h))
 	}
 	key := r.cfg.KeyPrefix + name
 	v, found, err := r.readHolder(ctx, key)
@@ -524,7 +554,13 @@ func (r *Registry) Unregister(ctx context.Context, name string) error {
 	if !found {
 		return fmt.Errorf("%w: %q", ErrNotRegistered, name)
 	}
-	err = r.release(ctx, &hold{name: name, key: key, value: v})
+	return notRegistered(name, r.release(ctx, &hold{name: name, key: key, value: v}))
+}
+
+// notRegistered turns a release refused because the masters no longer
+// hold the value (released, expired or taken meanwhile) into
+// ErrNotRegistered.
+func notRegistered(name string, err error) error {
 	var qe *lockeractor.QuorumError
 	if errors.As(err, &qe) && (hasReason(qe, lockeractor.ReasonNotFound) || hasReason(qe, lockeractor.ReasonValueDiffers)) {
 		return fmt.Errorf("%w: %q (%v)", ErrNotRegistered, name, err)
@@ -532,20 +568,67 @@ func (r *Registry) Unregister(ctx context.Context, name string) error {
 	return err
 }
 
-// WhereIs returns the PID registered under name as this node's store
-// holds it, or nil when the name is unknown, released or expired here.
-// It asks nobody: on a replica it lags the masters by up to a
-// replication interval, and an expiry shows once the store's lease timer
-// has fired. For a name seen before it is one map lookup: no store read,
-// no decoding, no allocation.
+// WhereIs returns the PID registered under name as this node knows it,
+// or nil when the name is unknown, released or expired here. It asks
+// nobody: on a replica it lags the masters by up to a replication
+// interval. It never returns a name whose lease has ended on this node,
+// not even before the store's expiry timer fires: a name this Registry
+// holds is checked against the end of the lease it last obtained (on
+// Config.Clock), any other against this node's store, which compares
+// its own deadline on its own clock (Locker.DirtyRead). For a name seen
+// before it is a map lookup and a clock reading (plus a store read for
+// a name held elsewhere): no decoding, no allocation.
 func (r *Registry) WhereIs(name string) *actor.PID {
 	if r == nil {
 		return nil
 	}
-	if e := r.cache.get(name); e != nil {
+	if e := r.cache.get(name); e != nil && r.live(e) {
 		return e.pid
 	}
 	return r.whereIsSlow(name)
+}
+
+// live reports whether e's lease runs on this node: this Registry holds
+// the name and the lease it last obtained has not ended, or this node's
+// store holds e's value (it never returns a value past its lease).
+func (r *Registry) live(e *entry) bool {
+	if u := e.ownedUntil.Load(); u != 0 && r.nanotime() < u {
+		return true
+	}
+	v, err := r.l.DirtyRead(e.key)
+	return err == nil && e.matches(v)
+}
+
+// Lease is a name this Registry holds, as it last registered or renewed
+// it.
+type Lease struct {
+	Name string
+	PID  *actor.PID
+	// Token is the registration's fencing token (lockeractor.Result.Token
+	// of its Lock): strictly greater than the token of every earlier
+	// registration of the name. Hand it to the resource the holder
+	// writes to, and let the resource refuse smaller ones.
+	Token uint64
+	// Deadline is the end of the lease as this Registry counts it, on
+	// Config.Clock, from the start of the call that obtained it; masters
+	// hold the name at least that long. Past it the holder must not act
+	// as the name's owner until a renewal moves it.
+	Deadline time.Time
+}
+
+// Owned returns the lease of name if this Registry holds it (registered
+// here and neither unregistered, nor stopped with its actor, nor lost).
+func (r *Registry) Owned(name string) (Lease, bool) {
+	if r == nil {
+		return Lease{}, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := r.owned[name]
+	if h == nil {
+		return Lease{}, false
+	}
+	return Lease{Name: name, PID: h.pid, Token: h.token, Deadline: h.deadline}, true
 }
 
 // whereIsSlow reads and decodes name's value and remembers the result,

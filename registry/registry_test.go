@@ -205,3 +205,20 @@ func BenchmarkWhereIsParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkWhereIsOthers resolves a name this Registry does not hold
+// (written to the store directly, as another node's registration
+// arrives): the lookup most callers make.
+func BenchmarkWhereIsOthers(b *testing.B) {
+	_, r := single(b)
+	_, err := r.Locker().Lock(context.Background(), r.Key("other"), []byte("\x01127.0.0.1:1\x00$other"), time.Minute)
+	require.NoError(b, err)
+	testcluster.Eventually(b, time.Second, func() bool { return r.WhereIs("other") != nil }, "resolved")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if r.WhereIs("other") == nil {
+			b.Fatal("not found")
+		}
+	}
+}

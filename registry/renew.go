@@ -50,7 +50,7 @@ func (r *Registry) renewLoop() {
 		d := liveCheck
 		r.mu.Lock()
 		if r.due.Len() > 0 {
-			if until := time.Until(r.due[0].at); until < d {
+			if until := r.due[0].at.Sub(r.now()); until < d {
 				d = max(until, 0)
 			}
 		}
@@ -76,7 +76,7 @@ func (r *Registry) renewLoop() {
 
 // renewDue renews every lease due within the renew window.
 func (r *Registry) renewDue() {
-	horizon := time.Now().Add(r.cfg.RenewWindow)
+	horizon := r.now().Add(r.cfg.RenewWindow)
 	for {
 		r.mu.Lock()
 		var batch []*hold
@@ -114,7 +114,7 @@ func (r *Registry) renew(batch []*hold, seqs []uint64) {
 		}
 	}
 	r.mu.Unlock()
-	ctx, cancel := context.WithDeadline(context.Background(), last)
+	ctx, cancel := context.WithTimeout(context.Background(), last.Sub(r.now()))
 	defer cancel()
 	go func() {
 		select {
@@ -123,9 +123,9 @@ func (r *Registry) renew(batch []*hold, seqs []uint64) {
 		case <-ctx.Done():
 		}
 	}()
-	start := time.Now()
+	start := r.now()
 	res, err := r.l.Batch(ctx, ops)
-	now := time.Now()
+	now := r.now()
 	var lost []*hold
 	var why []error
 	r.mu.Lock()
@@ -138,6 +138,9 @@ func (r *Registry) renew(batch []*hold, seqs []uint64) {
 			opErr = res[i].Err
 		}
 		if opErr == nil {
+			if tok := res[i].Result.Token; tok != 0 {
+				h.token = tok
+			}
 			r.extendLocked(h, start.Add(h.lease))
 			continue
 		}

@@ -27,7 +27,14 @@ type Cluster struct {
 // everything stops when tb ends.
 func New(tb testing.TB, n int, opts ...registry.Option) *Cluster {
 	tb.Helper()
-	c := &Cluster{Cluster: testcluster.New(tb, n)}
+	return NewWith(tb, n, nil, opts...)
+}
+
+// NewWith is New with lockerOpts for every node's Locker (e.g.
+// lockeractor.WithFaults with one Faults shared by all nodes).
+func NewWith(tb testing.TB, n int, lockerOpts []lockeractor.Option, opts ...registry.Option) *Cluster {
+	tb.Helper()
+	c := &Cluster{Cluster: testcluster.New(tb, n, lockerOpts...)}
 	var all []int
 	for i := range n {
 		all = append(all, i)

@@ -13,6 +13,8 @@
 package core
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -144,6 +146,7 @@ const (
 	timerPush
 	timerReconf
 	timerGossip
+	timerRetry // resend what a reconfiguration step or a sync still waits for
 )
 
 type timer struct {
@@ -391,6 +394,8 @@ func (c *Core) Tick() {
 			c.push(now)
 		case timerReconf:
 			c.reconfTimer(t.id)
+		case timerRetry:
+			c.retryTimer(t, now)
 		case timerGossip:
 			c.gossip()
 			c.schedule(timer{at: now + c.gossipInterval(), kind: timerGossip})
@@ -417,11 +422,15 @@ func (c *Core) Unreachable(addr string) {
 	}
 	c.down[addr] = true
 	now := c.now()
-	for _, x := range c.txns {
-		c.txnUnreachable(x, addr, now)
+	// In the order of their ids, not of the maps: the order decides the
+	// order of the answers and of the messages and ids that follow.
+	for _, id := range slices.Sorted(maps.Keys(c.txns)) {
+		if x := c.txns[id]; x != nil { // an earlier one may have retired it
+			c.txnUnreachable(x, addr, now)
+		}
 	}
-	for _, r := range c.reqs {
-		if r.waiting(addr) {
+	for _, id := range slices.Sorted(maps.Keys(c.reqs)) {
+		if r := c.reqs[id]; r != nil && r.waiting(addr) {
 			r.answer(c, addr, nil)
 		}
 	}
@@ -435,8 +444,8 @@ func (c *Core) Close() {
 		return
 	}
 	c.closed = true
-	for _, x := range c.txns {
-		if !x.replied {
+	for _, id := range slices.Sorted(maps.Keys(c.txns)) { // answer in a replayable order
+		if x := c.txns[id]; !x.replied {
 			x.replied = true
 			outs := make([]Outcome, len(x.ops))
 			for i := range outs {
@@ -445,8 +454,8 @@ func (c *Core) Close() {
 			x.batch.done(x.offset, outs)
 		}
 	}
-	for _, r := range c.reqs {
-		r.stop()
+	for _, id := range slices.Sorted(maps.Keys(c.reqs)) {
+		c.reqs[id].stop()
 	}
 	if c.rc != nil {
 		rc := c.rc
@@ -743,15 +752,19 @@ func (c *Core) onReplicate(r *messages.Replicate) {
 			continue
 		}
 		// A write in progress here does not stop a newer state from
-		// landing: its commit, if it comes, is newer still, and a new
-		// master copying leases (Sync) must not skip a lease because a
-		// doomed write locked the key.
+		// landing: a new master copying leases (Sync) must not skip a
+		// lease because a doomed write locked the key. But the write was
+		// promised against the state it replaces, so its promise goes: a
+		// late Release or Extend of the replaced lease would otherwise
+		// end or overwrite the new one. (A commit of the very write that
+		// produced the new state still lands: see applied.)
 		cur := c.store.raw(key)
 		deadline := now + en.GetLeaseMs()*int64(time.Millisecond)
 		if en.GetDeleted() {
 			c.observe(en.GetToken())
 			if cur != nil && !cur.deleted && cur.token <= en.GetToken() {
 				c.store.tombstone(key, en.GetToken())
+				c.dropLock(key)
 			}
 			// Keep the tombstone (made here if the key was absent) for the
 			// lease the sender had left, so that a stale copy of the
@@ -770,6 +783,9 @@ func (c *Core) onReplicate(r *messages.Replicate) {
 		}
 		if cur != nil && !cur.deleted && cur.token == en.GetToken() && cur.deadline >= deadline {
 			continue // the same lease, already extended further here
+		}
+		if cur == nil || cur.deleted || cur.token != en.GetToken() {
+			c.dropLock(key)
 		}
 		c.observe(en.GetToken())
 		c.putLease(key, en.GetValue(), deadline, en.GetToken())

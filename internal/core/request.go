@@ -1,6 +1,9 @@
 package core
 
 import (
+	"maps"
+	"slices"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/protoactor-locker/locker/messages"
@@ -66,7 +69,7 @@ func (r *request) stop() {
 }
 
 func (c *Core) requestDeadline(r *request) {
-	for addr := range r.pending {
+	for _, addr := range slices.Sorted(maps.Keys(r.pending)) {
 		r.answer(c, addr, nil)
 	}
 }
@@ -109,7 +112,7 @@ func (c *Core) admin(cluster []string, reply func(map[string]AdminResult), build
 	c.reqs[r.id] = r
 	c.schedule(timer{at: r.deadline, kind: timerRequest, id: r.id})
 	msg := build(r.id)
-	for a := range r.pending {
+	for _, a := range slices.Sorted(maps.Keys(r.pending)) {
 		c.send(a, msg)
 	}
 	c.drain()

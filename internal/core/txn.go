@@ -1,6 +1,7 @@
 package core
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -133,8 +134,10 @@ func (c *Core) Submit(ops []Op, reply func([]Outcome)) {
 // retryStale starts again, under the configuration just adopted, the
 // writes that were refused for a stale epoch.
 func (c *Core) retryStale() {
-	for id, x := range c.txns {
-		if !x.awaiting || x.replied {
+	// In the order of their ids: each begins a transaction with a fresh id.
+	for _, id := range slices.Sorted(maps.Keys(c.txns)) {
+		x := c.txns[id]
+		if x == nil || !x.awaiting || x.replied {
 			continue
 		}
 		x.replied = true // the new transaction answers for it
@@ -537,7 +540,9 @@ func (c *Core) checkDone(x *txn, now int64) {
 		}
 	}
 	c.reply(x)
-	c.retire(x)
+	if x.replied { // not while it waits to start again under a newer configuration (retryStale)
+		c.retire(x)
+	}
 }
 
 // retire forgets x once it has replied and every master has answered
@@ -568,7 +573,9 @@ func (c *Core) reply(x *txn) {
 	x.replied = true
 	outs := make([]Outcome, len(x.ops))
 	for i := range x.ops {
-		o := Outcome{W: x.w, Votes: x.prep[i].Yes(), Phase: x.phase(i), Reasons: x.reasons[i]}
+		// The caller owns Reasons: the txn lives on after its answer
+		// (grace, retire) and late promises still write its own map.
+		o := Outcome{W: x.w, Votes: x.prep[i].Yes(), Phase: x.phase(i), Reasons: maps.Clone(x.reasons[i])}
 		if x.commit[i] {
 			o.Commits = x.commits[i].Yes()
 			o.OK = x.commits[i].Reached()

@@ -2,9 +2,12 @@ package core
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/protoactor-locker/locker/messages"
 )
@@ -83,7 +86,18 @@ type reconf struct {
 	deadline  int64
 }
 
-// syncJob is a Sync this peer carries out as a new master.
+// syncJob is a Sync this peer carries out as a new master (or a
+// catch-up after a restart).
+//
+// Loss: a snapshot counts only when the entries received for it (its
+// Replicate parts, each counted once however often it arrives) add up to
+// the count its SnapshotDone announces; one part lost makes it
+// incomplete, and the source is asked again for a whole new snapshot. A
+// source that has sent nothing for a retry interval (the request, a part
+// or the SnapshotDone lost) is asked again too, until the job's deadline.
+// Any snapshot the source takes after it moved to the job's epoch holds
+// every lease it had under the epoch before, so asking again loses
+// nothing.
 type syncJob struct {
 	request  uint64
 	coord    string
@@ -92,22 +106,114 @@ type syncJob struct {
 	done     map[string]bool
 	failed   map[string]bool
 	sources  []string
-	asked    map[uint64]string // snapshot request id -> source
-	received map[uint64]int64  // snapshot request id -> entries received so far
-	tries    map[string]int    // snapshot requests sent per source
+	asked    map[uint64]string           // snapshot request id -> source, for every request not answered yet
+	parts    map[uint64]map[string]int64 // snapshot request id -> the parts received, by first key -> entries
+	heard    map[string]int64            // source -> when it was last asked or last sent something
+	retry    uint64                      // the id of this job's resend timer
 	deadline int64
 }
 
-// maxSnapshotTries bounds how often a peer asks one source again for a
-// snapshot that arrived incomplete.
-const maxSnapshotTries = 3
+// newSyncJob starts copying snapshots from sources under key.
+func (c *Core) newSyncJob(key string, request uint64, coord string, epoch uint64, need int, sources []string) *syncJob {
+	now := c.now()
+	job := &syncJob{
+		request: request, coord: coord, epoch: epoch, need: need, sources: sources,
+		done: map[string]bool{}, failed: map[string]bool{}, asked: map[uint64]string{},
+		parts: map[uint64]map[string]int64{}, heard: map[string]int64{},
+		retry: c.id(), deadline: now + c.syncTimeout(),
+	}
+	c.syncs[key] = job
+	c.schedule(timer{at: job.deadline, kind: timerReconf})
+	c.schedule(timer{at: now + c.retryInterval(), kind: timerRetry, key: key, id: job.retry})
+	for _, src := range sources {
+		if src == c.cfg.Self {
+			job.done[src] = true
+			continue
+		}
+		c.askSnapshot(job, src, now)
+	}
+	return job
+}
 
 // askSnapshot asks src for a snapshot for job.
-func (c *Core) askSnapshot(job *syncJob, src string) {
+func (c *Core) askSnapshot(job *syncJob, src string, now int64) {
 	id := c.id()
 	job.asked[id] = src
-	job.tries[src]++
+	job.heard[src] = now
 	c.send(src, &messages.SnapshotRequest{Request: id, Epoch: job.epoch})
+}
+
+// received is how many entries of snapshot id arrived.
+func (job *syncJob) received(id uint64) int64 {
+	n := int64(0)
+	for _, k := range job.parts[id] {
+		n += k
+	}
+	return n
+}
+
+// forget drops the requests to src still unanswered.
+func (job *syncJob) forget(src string) {
+	for id, s := range job.asked {
+		if s == src {
+			delete(job.asked, id)
+			delete(job.parts, id)
+		}
+	}
+}
+
+// retryInterval is how long a reconfiguration step or a sync waits for
+// an answer before it sends its message again: messages can be lost,
+// and every one of them is safe to repeat.
+func (c *Core) retryInterval() int64 { return max(int64(c.cfg.RequestTimeout)/5, 1) }
+
+// retryTimer sends again what the reconfiguration step or the sync job
+// named by t still waits for, and sets the next retry.
+func (c *Core) retryTimer(t timer, now int64) {
+	next := timer{at: now + c.retryInterval(), kind: timerRetry, key: t.key, id: t.id}
+	if t.key != "" {
+		job := c.syncs[t.key]
+		if job == nil || job.retry != t.id || job.deadline <= now {
+			return
+		}
+		for _, src := range job.sources {
+			if !job.done[src] && !job.failed[src] && now-job.heard[src] >= c.retryInterval() {
+				c.askSnapshot(job, src, now)
+			}
+		}
+		c.schedule(next)
+		return
+	}
+	rc := c.rc
+	if rc == nil || rc.id != t.id || rc.discovering != nil || now >= rc.deadline {
+		return
+	}
+	var msg proto.Message
+	var to []string
+	switch {
+	case rc.kind == stepMove && !rc.committed:
+		msg, to = prepareMsg(rc), rc.from.Voters()
+	case rc.kind == stepMove:
+		msg, to = &messages.ConfigCommit{Request: rc.id, Next: toProto(rc.next)}, rc.from.Voters()
+	case rc.kind == stepSync:
+		msg, to = syncMsg(rc), rc.next.Masters
+	default:
+		return
+	}
+	for _, a := range to {
+		if !rc.counted[a] {
+			c.send(a, msg)
+		}
+	}
+	c.schedule(next)
+}
+
+func prepareMsg(rc *reconf) *messages.ConfigPrepare {
+	return &messages.ConfigPrepare{Request: rc.id, FromEpoch: rc.from.Epoch, Next: toProto(rc.next)}
+}
+
+func syncMsg(rc *reconf) *messages.Sync {
+	return &messages.Sync{Request: rc.id, Epoch: rc.next.Epoch, Sources: rc.next.OldMasters, Need: int32(rc.next.OldW)}
 }
 
 // maxReconfSteps bounds one Reconfigure call (resume a joint state,
@@ -188,9 +294,11 @@ func (c *Core) startMove(from, next *Membership) {
 	rc := c.rc
 	rc.kind, rc.id, rc.from, rc.next, rc.committed = stepMove, c.id(), from, next, false
 	rc.counted, rc.q, rc.refusals = map[string]bool{}, QuorumOf(from), map[string]messages.Reason{}
-	rc.deadline = c.now() + int64(c.cfg.RequestTimeout)
+	now := c.now()
+	rc.deadline = now + int64(c.cfg.RequestTimeout)
 	c.schedule(timer{at: rc.deadline, kind: timerReconf, id: rc.id})
-	prep := &messages.ConfigPrepare{Request: rc.id, FromEpoch: from.Epoch, Next: toProto(next)}
+	c.schedule(timer{at: now + c.retryInterval(), kind: timerRetry, id: rc.id})
+	prep := prepareMsg(rc)
 	for _, v := range from.Voters() {
 		c.send(v, prep)
 	}
@@ -201,9 +309,11 @@ func (c *Core) startSync(j *Membership) {
 	rc.kind, rc.id, rc.from, rc.next = stepSync, c.id(), j, j
 	rc.counted, rc.refusals = map[string]bool{}, map[string]messages.Reason{}
 	rc.sync = Tally{W: j.W, Masters: len(j.Masters)}
-	rc.deadline = c.now() + c.syncTimeout()
+	now := c.now()
+	rc.deadline = now + c.syncTimeout()
 	c.schedule(timer{at: rc.deadline, kind: timerReconf, id: rc.id})
-	msg := &messages.Sync{Request: rc.id, Epoch: j.Epoch, Sources: j.OldMasters, Need: int32(j.OldW)}
+	c.schedule(timer{at: now + c.retryInterval(), kind: timerRetry, id: rc.id})
+	msg := syncMsg(rc)
 	for _, m := range j.Masters {
 		c.send(m, msg)
 	}
@@ -275,8 +385,16 @@ func (c *Core) onReconfAck(from string, a *messages.AdminReply) {
 		}
 		c.moveProgress()
 	case rc.kind == stepSync && contains(rc.next.Masters, from):
+		if a.GetReason() == messages.Reason_REASON_STALE_EPOCH {
+			// Behind: it missed the move into the joint configuration.
+			// It asks this peer for it (ConfigQuery); the Sync goes again
+			// at the next retry.
+			rc.refusals[from] = a.GetReason()
+			return
+		}
 		rc.counted[from] = true
 		if ok {
+			delete(rc.refusals, from)
 			rc.sync.Yes++
 		} else {
 			rc.sync.No++
@@ -321,8 +439,9 @@ func (c *Core) reconfTimer(id uint64) {
 			c.moveProgress()
 		}
 	}
-	for key, job := range c.syncs {
-		if job.deadline > c.now() {
+	for _, key := range slices.Sorted(maps.Keys(c.syncs)) { // replayable order of replies and ids
+		job := c.syncs[key]
+		if job == nil || job.deadline > c.now() {
 			continue
 		}
 		delete(c.syncs, key)
@@ -430,27 +549,23 @@ func (c *Core) adopt(next *Membership) {
 }
 
 func (c *Core) onSync(from string, s *messages.Sync) {
-	now := c.now()
-	job := &syncJob{
-		request: s.GetRequest(), coord: from, epoch: s.GetEpoch(), need: int(s.GetNeed()),
-		done: map[string]bool{}, failed: map[string]bool{}, sources: SortedSet(s.GetSources()),
-		asked: map[uint64]string{}, received: map[uint64]int64{}, tries: map[string]int{}, deadline: now + c.syncTimeout(),
+	key := fmt.Sprintf("%s/%d", from, s.GetRequest())
+	if c.syncs[key] != nil {
+		return // sent again while the job runs
 	}
-	if c.member.Load().Epoch < job.epoch || job.need < 1 || job.need > len(job.sources) {
-		c.send(from, &messages.AdminReply{Request: job.request, Reason: messages.Reason_REASON_STALE_EPOCH,
-			Message: fmt.Sprintf("this peer is at epoch %d, the sync needs %d", c.member.Load().Epoch, job.epoch)})
+	sources, need := SortedSet(s.GetSources()), int(s.GetNeed())
+	if need < 1 || need > len(sources) {
+		c.send(from, &messages.AdminReply{Request: s.GetRequest(), Reason: messages.Reason_REASON_INVALID_ARGUMENT,
+			Message: fmt.Sprintf("a sync that needs %d of %d sources", need, len(sources))})
 		return
 	}
-	key := fmt.Sprintf("%s/%d", from, job.request)
-	c.syncs[key] = job
-	c.schedule(timer{at: job.deadline, kind: timerReconf})
-	for _, src := range job.sources {
-		if src == c.cfg.Self {
-			job.done[src] = true
-			continue
-		}
-		c.askSnapshot(job, src)
+	if epoch := c.member.Load().Epoch; epoch < s.GetEpoch() {
+		c.send(from, &messages.AdminReply{Request: s.GetRequest(), Reason: messages.Reason_REASON_STALE_EPOCH,
+			Message: fmt.Sprintf("this peer is at epoch %d, the sync needs %d", epoch, s.GetEpoch())})
+		c.send(from, &messages.ConfigQuery{}) // learn the configuration whose commit it missed
+		return
 	}
+	job := c.newSyncJob(key, s.GetRequest(), from, s.GetEpoch(), need, sources)
 	c.syncCheck(key, job)
 }
 
@@ -476,8 +591,14 @@ func (c *Core) syncCheck(key string, job *syncJob) {
 
 func (c *Core) onSnapshotRequest(from string, r *messages.SnapshotRequest) {
 	cur := c.member.Load()
-	if cur.Epoch < r.GetEpoch() {
+	switch {
+	case cur.Epoch < r.GetEpoch():
 		c.send(from, &messages.SnapshotDone{Request: r.GetRequest(), Reason: messages.Reason_REASON_STALE_EPOCH})
+		return
+	case c.catchingUp:
+		// Restarted empty and still copying: what it holds may lack
+		// leases it held before, so it is no source yet.
+		c.send(from, &messages.SnapshotDone{Request: r.GetRequest(), Reason: messages.Reason_REASON_CATCHING_UP})
 		return
 	}
 	keys := make([]string, 0, len(c.store.entries))
@@ -496,35 +617,58 @@ func (c *Core) onSnapshotRequest(from string, r *messages.SnapshotRequest) {
 }
 
 func (c *Core) onSnapshotDone(from string, d *messages.SnapshotDone) {
-	for key, job := range c.syncs {
-		src, ok := job.asked[d.GetRequest()]
+	id := d.GetRequest()
+	for key, job := range c.syncs { // request ids are unique: at most one job asked for id
+		src, ok := job.asked[id]
 		if !ok || src != from {
 			continue
 		}
-		delete(job.asked, d.GetRequest())
-		got := job.received[d.GetRequest()]
-		delete(job.received, d.GetRequest())
-		switch {
-		case d.GetReason() != messages.Reason_REASON_UNSPECIFIED:
-			job.failed[src] = true
-		case got != d.GetEntries() && job.tries[src] < maxSnapshotTries:
-			c.askSnapshot(job, src) // a part of it was lost on the way: again
+		got := job.received(id)
+		delete(job.asked, id)
+		delete(job.parts, id)
+		now := c.now()
+		job.heard[src] = now
+		switch d.GetReason() {
+		case messages.Reason_REASON_UNSPECIFIED:
+		case messages.Reason_REASON_STALE_EPOCH, messages.Reason_REASON_CATCHING_UP:
+			// Not ready yet: it missed the move (tell it the configuration)
+			// or is catching up itself. Asked again at the next retry.
+			if cur := c.member.Load(); cur.Epoch >= job.epoch && d.GetReason() == messages.Reason_REASON_STALE_EPOCH {
+				c.send(src, &messages.ConfigCommit{Next: toProto(cur)})
+			}
 			return
-		case got != d.GetEntries():
-			job.failed[src] = true
 		default:
-			job.done[src] = true
+			job.failed[src] = true
+			job.forget(src)
+			c.syncCheck(key, job)
+			return
 		}
+		if got != d.GetEntries() {
+			c.askSnapshot(job, src, now) // a part of it was lost on the way: a whole new snapshot
+			return
+		}
+		job.done[src] = true
+		job.forget(src)
 		c.syncCheck(key, job)
 		return
 	}
 }
 
-// snapshotPart counts the entries of a snapshot message for its job.
+// snapshotPart records a part of a snapshot for its job. A part repeated
+// on the way counts once: parts hold distinct keys in order, so their
+// first keys tell them apart.
 func (c *Core) snapshotPart(r *messages.Replicate) {
-	for _, job := range c.syncs {
-		if _, ok := job.asked[r.GetSnapshot()]; ok {
-			job.received[r.GetSnapshot()] += int64(len(r.GetEntries()))
+	id := r.GetSnapshot()
+	if len(r.GetEntries()) == 0 {
+		return
+	}
+	for _, job := range c.syncs { // request ids are unique: at most one job asked for id
+		if src, ok := job.asked[id]; ok {
+			if job.parts[id] == nil {
+				job.parts[id] = map[string]int64{}
+			}
+			job.parts[id][r.GetEntries()[0].GetKey()] = int64(len(r.GetEntries()))
+			job.heard[src] = c.now()
 			return
 		}
 	}
@@ -689,18 +833,7 @@ func (c *Core) startCatchUp(m *Membership) {
 		return
 	}
 	c.catchingUp = true
-	now := c.now()
-	job := &syncJob{
-		request: 0, coord: "", epoch: m.Epoch, need: need,
-		done: map[string]bool{}, failed: map[string]bool{}, sources: others,
-		asked: map[uint64]string{}, received: map[uint64]int64{}, tries: map[string]int{}, deadline: now + c.syncTimeout(),
-	}
-	key := fmt.Sprintf("catch-up/%d", m.Epoch)
-	c.syncs[key] = job
-	c.schedule(timer{at: job.deadline, kind: timerReconf})
-	for _, src := range others {
-		c.askSnapshot(job, src)
-	}
+	c.newSyncJob(fmt.Sprintf("catch-up/%d", m.Epoch), 0, "", m.Epoch, need, others)
 }
 
 // CatchingUp reports whether this peer is copying leases before it votes.

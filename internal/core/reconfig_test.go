@@ -233,8 +233,9 @@ func TestReconfigure(t *testing.T) {
 		n := masters(t, 2, n1, n2, n3)
 		n.start(n4)
 		n.do1(n1, lockOp("k", "v", time.Minute))
-		// Drop every Sync: the change stops in the joint configuration.
-		n.holdIf = func(p packet) bool { _, ok := p.msg.(*messages.Sync); return ok }
+		// Drop every Sync of the first coordinator, sent again or not: the
+		// change stops in the joint configuration.
+		n.holdIf = func(p packet) bool { _, ok := p.msg.(*messages.Sync); return ok && p.from == n1 }
 		var r *ReconfigResult
 		n.core(n1).Reconfigure([]string{n2, n3, n4}, nil, func(x ReconfigResult) { r = &x })
 		n.run()
@@ -246,11 +247,11 @@ func TestReconfigure(t *testing.T) {
 		if o := n.do1(n2, extendOp("k", "v", time.Minute)); !o.OK {
 			t.Fatalf("extend in the joint configuration: %+v", o)
 		}
-		n.holdIf = nil
-		n.held = nil // the first coordinator's syncs are lost
 		for i := 0; r == nil && i < 200; i++ {
 			n.sleep(100 * time.Millisecond)
 		}
+		n.holdIf = nil
+		n.held = nil // the first coordinator's syncs are lost
 		if r == nil || r.OK {
 			t.Fatalf("the stalled reconfiguration answered %+v", r)
 		}

@@ -444,13 +444,19 @@ func (l *Locker) SetNodes(ctx context.Context, cluster, masters, replicas []stri
 		return invalid("nil context")
 	}
 	l.explicitConfig(ctx)
-	ms, rs := core.SortedSet(masters), core.SortedSet(replicas)
-	if msg := core.CheckNodes(ms, rs, l.core.Membership().W); msg != "" {
-		return invalid("%s", msg)
-	}
 	cl, err := checkCluster(cluster)
 	if err != nil {
 		return err
+	}
+	// This peer's W is checked here only if the change is for this peer
+	// too; every peer of cluster checks the masters against its own W.
+	w := 0
+	if slices.Contains(cl, l.self) {
+		w = l.core.Membership().W
+	}
+	ms, rs := core.SortedSet(masters), core.SortedSet(replicas)
+	if msg := core.CheckNodes(ms, rs, w); msg != "" {
+		return invalid("%s", msg)
 	}
 	return l.admin(ctx, &adminCall{cluster: cl, masters: ms, replicas: rs})
 }

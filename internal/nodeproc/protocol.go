@@ -1,0 +1,120 @@
+package nodeproc
+
+import "github.com/protoactor-locker/locker/messages"
+
+// Environment variables a node process reads.
+const (
+	// EnvNode, when set (to anything), makes a test binary whose TestMain
+	// calls Main run as a node process instead of its tests.
+	EnvNode = "LOCKER_NODE"
+	// EnvPort is the port the node's remote listens on (0: any free
+	// port; the ready line tells which).
+	EnvPort = "LOCKER_NODE_PORT"
+	// EnvName names the node in its error messages.
+	EnvName = "LOCKER_NODE_NAME"
+)
+
+// Ops of Command.
+const (
+	OpConnect     = "connect"     // Touch every peer in Addrs once (opens the endpoints)
+	OpSetNodes    = "setnodes"    // SetNodes(Addrs, Masters, Replicas) then SetW(Addrs, W)
+	OpReconfigure = "reconfigure" // Reconfigure(Masters, Replicas)
+	OpConfig      = "config"      // reply with the node's Configuration
+	OpLoad        = "load"        // start Load's clients; the reply comes at once
+	OpStopLoad    = "stopload"    // stop the clients and reply when every one has returned
+	OpWrite       = "write"       // one recorded write (Write)
+	OpBatch       = "batch"       // one recorded Batch (Batch)
+	OpWaitFor     = "waitfor"     // WaitFor(Key) within TimeoutMs
+	OpRead        = "read"        // DirtyRead(Key)
+	OpProbe       = "probe"       // Lock and Release a fresh key; reply with the Lock's votes
+	OpSummary     = "summary"     // reply with the Locker's Summary
+)
+
+// Command is one line the parent writes to a node's stdin.
+type Command struct {
+	ID        int      `json:"id"`
+	Op        string   `json:"op"`
+	Addrs     []string `json:"addrs,omitempty"`
+	Masters   []string `json:"masters,omitempty"`
+	Replicas  []string `json:"replicas,omitempty"`
+	W         int      `json:"w,omitempty"`
+	Key       string   `json:"key,omitempty"`
+	TimeoutMs int64    `json:"timeoutMs,omitempty"`
+	Load      *Load    `json:"load,omitempty"`
+	Write     *Write   `json:"write,omitempty"`
+	Batch     []Write  `json:"batch,omitempty"`
+}
+
+// Load is what the clients of OpLoad do: Clients goroutines, client ids
+// ClientBase, ClientBase+1, ..., each running lock cycles (Lock, maybe
+// Update, maybe ExtendLease, Release) on a key drawn from Hot (checked:
+// leases of HotLeaseMs, longer than the run) or Short (unchecked: leases
+// of ShortLeaseMs, sometimes left to expire). Every write is recorded.
+type Load struct {
+	Clients      int      `json:"clients"`
+	ClientBase   int      `json:"clientBase"`
+	Seed         uint64   `json:"seed"`
+	Hot          []string `json:"hot"`
+	Short        []string `json:"short"`
+	HotLeaseMs   int64    `json:"hotLeaseMs"`
+	ShortLeaseMs int64    `json:"shortLeaseMs"`
+}
+
+// Write is one write a node performs and records.
+type Write struct {
+	Client   int                `json:"client"`
+	Checked  bool               `json:"checked"`
+	Kind     messages.WriteKind `json:"kind"`
+	Key      string             `json:"key"`
+	Value    string             `json:"value"`
+	NewValue string             `json:"newValue,omitempty"`
+	LeaseMs  int64              `json:"leaseMs,omitempty"`
+}
+
+// Kinds of Event.
+const (
+	EvReady  = "ready" // the node runs; Addr is its address
+	EvReply  = "reply" // the answer to Command ID
+	EvInvoke = "inv"   // a write is invoked (written before the call)
+	EvReturn = "ret"   // a write answered (written after the call)
+	EvLog    = "log"   // a note for the test log
+)
+
+// Event is one line a node writes to its stdout.
+type Event struct {
+	Ev string `json:"ev"`
+	// EvReady
+	Addr string `json:"addr,omitempty"`
+	// EvReply
+	ID  int    `json:"id,omitempty"`
+	Err string `json:"err,omitempty"`
+	// OpConfig
+	Epoch    uint64   `json:"epoch,omitempty"`
+	Masters  []string `json:"masters,omitempty"`
+	Replicas []string `json:"replicas,omitempty"`
+	W        int      `json:"w,omitempty"`
+	// OpWrite, OpProbe (Votes, Token); OpWaitFor, OpRead (Value)
+	Outcome string         `json:"outcome,omitempty"`
+	Votes   int            `json:"votes,omitempty"`
+	Token   uint64         `json:"token,omitempty"`
+	Value   string         `json:"value,omitempty"`
+	Results []BatchOutcome `json:"results,omitempty"`
+	// OpSummary
+	Leases  int `json:"leases,omitempty"`
+	Waiters int `json:"waiters,omitempty"`
+	// EvInvoke, EvReturn: Seq pairs them within one process; T is the
+	// wall clock in Unix nanoseconds (comparable across the processes of
+	// one machine). EvInvoke carries Write, EvReturn Outcome and Token.
+	Seq   int64  `json:"seq,omitempty"`
+	T     int64  `json:"t,omitempty"`
+	Write *Write `json:"write,omitempty"`
+	// EvLog
+	Msg string `json:"msg,omitempty"`
+}
+
+// BatchOutcome is the answer to one write of an OpBatch.
+type BatchOutcome struct {
+	Outcome string `json:"outcome"`
+	Token   uint64 `json:"token,omitempty"`
+	Err     string `json:"err,omitempty"`
+}

@@ -103,6 +103,6 @@ func TestSimulation(t *testing.T) {
 	}
 	close(jobs)
 	wg.Wait()
-	t.Logf("%d steps in %v", stepsRun.Load(), time.Since(start).Round(time.Millisecond))
-	fmt.Printf("simulation: %d histories, %d operations, %d faults, %d violations\n", histories.Load(), ops.Load(), faults.Load(), violations.Load())
+	fmt.Printf("simulation: %d histories, %d operations, %d faults, %d violations (%d steps in %v)\n",
+		histories.Load(), ops.Load(), faults.Load(), violations.Load(), stepsRun.Load(), time.Since(start).Round(time.Second))
 }

@@ -199,6 +199,12 @@ type OpResult struct {
 	Err    error
 }
 
+// MaxLease is the longest lease Lock, ExtendLease and Batch accept: a
+// year. A longer one fails with ErrInvalidArgument; leases are counted
+// in nanoseconds in an int64, which a lease near its maximum would
+// overflow.
+const MaxLease = core.MaxLease
+
 // Lock takes key with value for lease, if no master of a quorum holds the
 // key. Result.Token is a fencing token strictly greater than every token
 // handed out before for key. The holder may count on the lease from the
@@ -301,6 +307,9 @@ func (l *Locker) coreOp(op Op) (core.Op, error) {
 		ms := op.Lease.Milliseconds()
 		if ms == 0 {
 			return core.Op{}, invalid("lease %v for %q is shorter than a millisecond", op.Lease, op.Key)
+		}
+		if op.Lease > MaxLease {
+			return core.Op{}, invalid("lease %v for %q is longer than MaxLease (%v)", op.Lease, op.Key, MaxLease)
 		}
 		c.LeaseMs = ms
 		c.Kind = messages.WriteKind_WRITE_KIND_LOCK

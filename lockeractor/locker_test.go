@@ -3,6 +3,7 @@ package lockeractor_test
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -63,6 +64,9 @@ func TestBadInputIsInvalidArgument(t *testing.T) {
 	_, cases["zero lease"] = l.Lock(ctx, "k", []byte("v"), 0)
 	_, cases["negative lease"] = l.ExtendLease(ctx, "k", []byte("v"), -time.Second)
 	_, cases["sub-millisecond lease"] = l.Lock(ctx, "k", []byte("v"), time.Microsecond)
+	_, cases["lease over MaxLease"] = l.Lock(ctx, "k", []byte("v"), lockeractor.MaxLease+time.Millisecond)
+	_, cases["lease of math.MaxInt64"] = l.Lock(ctx, "k", []byte("v"), math.MaxInt64)
+	_, cases["extend over MaxLease"] = l.ExtendLease(ctx, "k", []byte("v"), math.MaxInt64-time.Millisecond)
 	_, cases["nil context"] = l.Lock(nilCtx, "k", []byte("v"), time.Second)
 	_, cases["value too large"] = l.Lock(ctx, "k", make([]byte, 1<<20), time.Second)
 	_, cases["unknown op kind"] = l.Batch(ctx, []lockeractor.Op{{Kind: 99, Key: "k"}})
@@ -83,6 +87,22 @@ func TestBadInputIsInvalidArgument(t *testing.T) {
 	require.ErrorIs(t, err, lockeractor.ErrInvalidArgument)
 	_, err = lockeractor.Start(nil)
 	require.ErrorIs(t, err, lockeractor.ErrInvalidArgument)
+}
+
+// TestMaxLeaseHolds checks that a lease of MaxLease is held (its
+// deadline does not overflow) and released like any other.
+func TestMaxLeaseHolds(t *testing.T) {
+	l := start(t)
+	ctx := context.Background()
+	_, err := l.Lock(ctx, "k", []byte("v"), lockeractor.MaxLease)
+	require.NoError(t, err)
+	v, err := l.DirtyRead("k")
+	require.NoError(t, err)
+	require.Equal(t, "v", string(v))
+	_, err = l.ExtendLease(ctx, "k", []byte("v"), lockeractor.MaxLease)
+	require.NoError(t, err)
+	_, err = l.Release(ctx, "k", []byte("v"))
+	require.NoError(t, err)
 }
 
 func TestWithWAboveMastersCannotWrite(t *testing.T) {

@@ -712,7 +712,16 @@ type Replicate struct {
 	Epoch   uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	Entries []*Entry               `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
 	// The SnapshotRequest this message answers; 0 for a replication batch.
-	Snapshot      uint64 `protobuf:"varint,3,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	Snapshot uint64 `protobuf:"varint,3,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// The sender's incarnation: a number drawn when its peer started, so
+	// that a replica tells a restarted master (whose sequence starts
+	// again) from a master it follows. Set on replication batches; 0 on
+	// snapshot parts and from peers that do not number their batches.
+	Incarnation uint64 `protobuf:"varint,4,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	// The number of this replication batch in the sender's incarnation,
+	// from 1 up without gaps; a replica that sees a gap asks the sender for
+	// a snapshot.
+	Sequence      uint64 `protobuf:"varint,5,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -764,6 +773,20 @@ func (x *Replicate) GetEntries() []*Entry {
 func (x *Replicate) GetSnapshot() uint64 {
 	if x != nil {
 		return x.Snapshot
+	}
+	return 0
+}
+
+func (x *Replicate) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *Replicate) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
 	}
 	return 0
 }
@@ -1071,9 +1094,14 @@ func (x *ConfigPromise) GetCurrent() *Configuration {
 // also how peers learn a configuration they missed. Answered with an
 // AdminReply when request is not 0.
 type ConfigCommit struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Request       uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
-	Next          *Configuration         `protobuf:"bytes,2,opt,name=next,proto3" json:"next,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Request uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
+	Next    *Configuration         `protobuf:"bytes,2,opt,name=next,proto3" json:"next,omitempty"`
+	// Set by a master's periodic gossip: its incarnation and the sequence
+	// of the last replication batch it sent (see Replicate), so that a
+	// replica that missed batches learns it is behind. 0 otherwise.
+	Incarnation   uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	Sequence      uint64 `protobuf:"varint,4,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1120,6 +1148,20 @@ func (x *ConfigCommit) GetNext() *Configuration {
 		return x.Next
 	}
 	return nil
+}
+
+func (x *ConfigCommit) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *ConfigCommit) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
 }
 
 // ConfigQuery asks a peer for its configuration; answered with a
@@ -1288,10 +1330,15 @@ func (x *SnapshotRequest) GetEpoch() uint64 {
 // SnapshotDone ends a snapshot (after its Replicate messages, on the same
 // ordered channel).
 type SnapshotDone struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Request       uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
-	Reason        Reason                 `protobuf:"varint,2,opt,name=reason,proto3,enum=locker.v1.Reason" json:"reason,omitempty"`
-	Entries       int64                  `protobuf:"varint,3,opt,name=entries,proto3" json:"entries,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Request uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
+	Reason  Reason                 `protobuf:"varint,2,opt,name=reason,proto3,enum=locker.v1.Reason" json:"reason,omitempty"`
+	Entries int64                  `protobuf:"varint,3,opt,name=entries,proto3" json:"entries,omitempty"`
+	// The sender's incarnation and the sequence of the last replication
+	// batch it sent when it took the snapshot: the snapshot holds every
+	// change of the batches up to it.
+	Incarnation   uint64 `protobuf:"varint,4,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	Sequence      uint64 `protobuf:"varint,5,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1343,6 +1390,20 @@ func (x *SnapshotDone) GetReason() Reason {
 func (x *SnapshotDone) GetEntries() int64 {
 	if x != nil {
 		return x.Entries
+	}
+	return 0
+}
+
+func (x *SnapshotDone) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *SnapshotDone) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
 	}
 	return 0
 }
@@ -1701,11 +1762,13 @@ const file_locker_proto_rawDesc = "" +
 	"\x05items\x18\x02 \x03(\v2\x18.locker.v1.CommittedItemR\x05items\"J\n" +
 	"\rCommittedItem\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12)\n" +
-	"\x06reason\x18\x02 \x01(\x0e2\x11.locker.v1.ReasonR\x06reason\"i\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x11.locker.v1.ReasonR\x06reason\"\xa7\x01\n" +
 	"\tReplicate\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12*\n" +
 	"\aentries\x18\x02 \x03(\v2\x10.locker.v1.EntryR\aentries\x12\x1a\n" +
-	"\bsnapshot\x18\x03 \x01(\x04R\bsnapshot\"z\n" +
+	"\bsnapshot\x18\x03 \x01(\x04R\bsnapshot\x12 \n" +
+	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\x12\x1a\n" +
+	"\bsequence\x18\x05 \x01(\x04R\bsequence\"z\n" +
 	"\x05Entry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x19\n" +
@@ -1729,10 +1792,12 @@ const file_locker_proto_rawDesc = "" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x18\n" +
 	"\agranted\x18\x02 \x01(\bR\agranted\x12)\n" +
 	"\x06reason\x18\x03 \x01(\x0e2\x11.locker.v1.ReasonR\x06reason\x122\n" +
-	"\acurrent\x18\x04 \x01(\v2\x18.locker.v1.ConfigurationR\acurrent\"V\n" +
+	"\acurrent\x18\x04 \x01(\v2\x18.locker.v1.ConfigurationR\acurrent\"\x94\x01\n" +
 	"\fConfigCommit\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12,\n" +
-	"\x04next\x18\x02 \x01(\v2\x18.locker.v1.ConfigurationR\x04next\"\r\n" +
+	"\x04next\x18\x02 \x01(\v2\x18.locker.v1.ConfigurationR\x04next\x12 \n" +
+	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\x12\x1a\n" +
+	"\bsequence\x18\x04 \x01(\x04R\bsequence\"\r\n" +
 	"\vConfigQuery\"d\n" +
 	"\x04Sync\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x14\n" +
@@ -1741,11 +1806,13 @@ const file_locker_proto_rawDesc = "" +
 	"\x04need\x18\x04 \x01(\x05R\x04need\"A\n" +
 	"\x0fSnapshotRequest\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"m\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"\xab\x01\n" +
 	"\fSnapshotDone\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12)\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x11.locker.v1.ReasonR\x06reason\x12\x18\n" +
-	"\aentries\x18\x03 \x01(\x03R\aentries\"p\n" +
+	"\aentries\x18\x03 \x01(\x03R\aentries\x12 \n" +
+	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\x12\x1a\n" +
+	"\bsequence\x18\x05 \x01(\x04R\bsequence\"p\n" +
 	"\bSetNodes\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +

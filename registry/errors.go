@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/protoactor-locker/locker/lockeractor"
 )
 
 // Errors of the registry. Each is wrapped with %w (or carried by a typed
@@ -63,10 +65,9 @@ func argError(arg, format string, args ...any) error {
 	return &ArgumentError{Arg: arg, Problem: fmt.Sprintf(format, args...)}
 }
 
-// MaxLease is the longest lease CheckLease accepts: a year. Longer ones
-// would overflow the store's deadlines (nanoseconds in an int64) long
-// before they could matter.
-const MaxLease = 365 * 24 * time.Hour
+// MaxLease is the longest lease CheckLease accepts: lockeractor.MaxLease
+// (a year), the longest a Locker accepts.
+const MaxLease = lockeractor.MaxLease
 
 // CheckLease validates a lease length and its renewal threshold: both
 // positive, the threshold shorter than the lease, and the lease at least

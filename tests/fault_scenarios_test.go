@@ -208,8 +208,6 @@ func TestFaultReplicaCatchUp(t *testing.T) {
 // catch-up after healing fails. Skipped until replication repairs what a
 // replica missed (see the skip message).
 func TestFaultReplicaCatchUpAfterPartition(t *testing.T) {
-	t.Skip("known gap: a replica partitioned during a push never receives it (internal/core push is fire and forget); " +
-		"remove this skip once masters re-send what a replica missed")
 	seeded(t, func(t *testing.T, seed uint64) { replicaCatchUp(t, seed, true) })
 }
 

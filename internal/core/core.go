@@ -14,6 +14,7 @@ package core
 
 import (
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"sync/atomic"
@@ -93,6 +94,29 @@ type Op struct {
 	LeaseMs  int64  // Lock and Extend
 }
 
+// MaxLease is the longest lease a write may ask for: a year. A Lock or
+// Extend with a longer one is refused (REASON_INVALID_ARGUMENT), and a
+// lease arriving longer in a Replicate is cut to it, so that deadlines
+// (nanoseconds in an int64) never overflow.
+const MaxLease = 365 * 24 * time.Hour
+
+// maxLeaseMs is MaxLease in the wire's milliseconds.
+const maxLeaseMs = int64(MaxLease / time.Millisecond)
+
+// ValidLease reports whether ms is a lease a Lock or Extend may ask for:
+// at least a millisecond and at most MaxLease.
+func ValidLease(ms int64) bool { return ms > 0 && ms <= maxLeaseMs }
+
+// leaseEnd is now plus ms milliseconds, ms cut to [0, MaxLease], and
+// saturating rather than overflowing.
+func leaseEnd(now, ms int64) int64 {
+	d := min(max(ms, 0), maxLeaseMs) * int64(time.Millisecond)
+	if now > math.MaxInt64-d {
+		return math.MaxInt64
+	}
+	return now + d
+}
+
 // Phase says how far a write got.
 type Phase int
 
@@ -146,7 +170,8 @@ const (
 	timerPush
 	timerReconf
 	timerGossip
-	timerRetry // resend what a reconfiguration step or a sync still waits for
+	timerRetry  // resend what a reconfiguration step or a sync still waits for
+	timerFollow // a replica checks what it missed of a master's pushes (key: the master)
 )
 
 type timer struct {
@@ -188,6 +213,13 @@ type Core struct {
 	cfgPromiseEpoch uint64              // the epoch that promise moves away from
 	catchingUp      bool                // copying leases after a restart; no promises until done
 	mastersSince    uint64              // the epoch from which the current masters hold
+
+	// Replication catch-up (follow.go).
+	incarnation uint64             // drawn when the Core is built, never 0
+	replSeq     uint64             // the sequence of the last push sent to replicas
+	replLost    bool               // state changed without a push since: the next announced sequence takes a number
+	follows     map[string]*follow // as a replica: what it knows of each master's pushes
+	slots       map[string]int     // as a replica: each master's vouch bit
 }
 
 // New returns a Core that knows only itself: masters = [Self], no
@@ -210,6 +242,7 @@ func New(cfg Config) *Core {
 	c.store = NewStore(c.now)
 	c.member.Store(&Membership{Masters: []string{cfg.Self}, W: cfg.W})
 	c.hlc = uint64(c.base.UnixMicro())
+	c.incarnation = incarnation(cfg.Seed, c.base)
 	c.schedule(timer{at: c.gossipInterval(), kind: timerGossip})
 	return c
 }
@@ -326,10 +359,7 @@ func (c *Core) step(from string, msg proto.Message) {
 	case *messages.Committed:
 		c.onCommitted(from, m)
 	case *messages.Replicate:
-		if m.GetSnapshot() != 0 {
-			c.snapshotPart(m)
-		}
-		c.onReplicate(m)
+		c.onReplicate(from, m)
 	case *messages.SetNodes:
 		c.onSetNodes(from, m)
 	case *messages.SetW:
@@ -346,6 +376,7 @@ func (c *Core) step(from string, msg proto.Message) {
 		c.onConfigPromise(from, m)
 	case *messages.ConfigCommit:
 		c.onConfigCommit(from, m)
+		c.heardGossip(from, m)
 	case *messages.ConfigQuery:
 		c.onConfigQuery(from)
 	case *messages.Sync:
@@ -396,6 +427,8 @@ func (c *Core) Tick() {
 			c.reconfTimer(t.id)
 		case timerRetry:
 			c.retryTimer(t, now)
+		case timerFollow:
+			c.followTimer(t, now)
 		case timerGossip:
 			c.gossip()
 			c.schedule(timer{at: now + c.gossipInterval(), kind: timerGossip})
@@ -561,7 +594,7 @@ func (c *Core) onCommit(from string, cm *messages.Commit) {
 			// leases were copied without this write, so it must not land.
 			ci.Reason = messages.Reason_REASON_STALE_EPOCH
 		case it.GetKind() < messages.WriteKind_WRITE_KIND_LOCK || it.GetKind() > messages.WriteKind_WRITE_KIND_RELEASE ||
-			key == "" || (it.GetLeaseMs() <= 0 && (it.GetKind() == messages.WriteKind_WRITE_KIND_LOCK || it.GetKind() == messages.WriteKind_WRITE_KIND_EXTEND)):
+			key == "" || (!ValidLease(it.GetLeaseMs()) && (it.GetKind() == messages.WriteKind_WRITE_KIND_LOCK || it.GetKind() == messages.WriteKind_WRITE_KIND_EXTEND)):
 			ci.Reason = messages.Reason_REASON_INVALID_ARGUMENT
 		case it.GetRepair():
 			ci.Reason = c.repair(key, it, live, mine, now)
@@ -626,7 +659,7 @@ func (c *Core) applied(key string, it *messages.CommitItem, now int64) bool {
 // then keep counting from its last known lease: the extension may have
 // landed on some masters, but cannot have cut the lease short there.
 func (c *Core) leaseDeadline(key string, it *messages.CommitItem, now int64) int64 {
-	d := now + it.GetLeaseMs()*int64(time.Millisecond)
+	d := leaseEnd(now, it.GetLeaseMs())
 	if it.GetKind() == messages.WriteKind_WRITE_KIND_EXTEND {
 		if e := c.store.get(key, now); e != nil && sameValue(e.value, it.GetValue()) && e.deadline > d {
 			return e.deadline
@@ -692,6 +725,7 @@ func (c *Core) putLease(key string, value []byte, deadline int64, token uint64) 
 // logChange queues key for the next replication batch.
 func (c *Core) logChange(key string, now int64) {
 	if len(c.member.Load().Replicas) == 0 {
+		c.replLost = true // replicas that join later must learn they lack it
 		return
 	}
 	c.changed[key] = struct{}{}
@@ -711,6 +745,7 @@ func (c *Core) push(now int64) {
 	changed := c.changed
 	c.changed = map[string]struct{}{}
 	if len(m.Replicas) == 0 || !m.IsMaster(c.cfg.Self) {
+		c.replLost = true
 		return
 	}
 	keys := make([]string, 0, len(changed))
@@ -719,6 +754,10 @@ func (c *Core) push(now int64) {
 	}
 	sort.Strings(keys)
 	batches := c.entryMessages(keys, now, m.Epoch)
+	for _, b := range batches {
+		c.replSeq++
+		b.Incarnation, b.Sequence = c.incarnation, c.replSeq
+	}
 	for _, r := range m.Replicas {
 		for _, b := range batches {
 			c.send(r, b)
@@ -744,8 +783,36 @@ func Fits(op Op, limit int) bool {
 	return EntrySize(op.Key, op.Value, op.NewValue) <= limit-overhead
 }
 
-func (c *Core) onReplicate(r *messages.Replicate) {
+// onReplicate applies the entries of a push, or of a snapshot part, from
+// peer from. As a replica following from (see follow.go), it skips a
+// push it has already had and records which masters vouch for its
+// leases; as a master, a change that arrives this way (leases copied
+// from other masters) is one its own replicas were not pushed.
+func (c *Core) onReplicate(from string, r *messages.Replicate) {
 	now := c.now()
+	var vouch, seen uint32
+	if id := r.GetSnapshot(); id != 0 {
+		c.snapshotPart(r)
+		if f := c.followPart(from, r); f != nil {
+			vouch, seen = f.bit(), f.bit()
+		}
+	} else {
+		if f := c.follower(from, r.GetIncarnation(), now); f != nil {
+			if !c.heardSeq(from, f, r.GetSequence(), true, now) {
+				return // a repeat, or settled by a snapshot since
+			}
+			vouch = f.bit()
+			if f.snap != 0 {
+				seen = vouch // confirms what the snapshot in flight may lack
+			}
+		}
+	}
+	if seen != 0 {
+		c.follows[from].seen = true
+	}
+	if len(r.GetEntries()) > 0 && c.member.Load().IsMaster(c.cfg.Self) {
+		c.replLost = true
+	}
 	for _, en := range r.GetEntries() {
 		key := en.GetKey()
 		if key == "" {
@@ -759,7 +826,7 @@ func (c *Core) onReplicate(r *messages.Replicate) {
 		// end or overwrite the new one. (A commit of the very write that
 		// produced the new state still lands: see applied.)
 		cur := c.store.raw(key)
-		deadline := now + en.GetLeaseMs()*int64(time.Millisecond)
+		deadline := leaseEnd(now, en.GetLeaseMs())
 		if en.GetDeleted() {
 			c.observe(en.GetToken())
 			if cur != nil && !cur.deleted && cur.token <= en.GetToken() {
@@ -778,17 +845,24 @@ func (c *Core) onReplicate(r *messages.Replicate) {
 		if en.GetLeaseMs() <= 0 {
 			continue
 		}
-		if cur != nil && (cur.token > en.GetToken() || (cur.deleted && cur.token >= en.GetToken())) {
+		switch {
+		case cur != nil && (cur.token > en.GetToken() || (cur.deleted && cur.token >= en.GetToken())):
 			continue // newer state here already
+		case cur != nil && !cur.deleted && cur.token == en.GetToken() && cur.deadline >= deadline:
+			// The same lease, already extended further here.
+		default:
+			if cur == nil || cur.deleted || cur.token != en.GetToken() {
+				c.dropLock(key)
+			}
+			c.observe(en.GetToken())
+			c.putLease(key, en.GetValue(), deadline, en.GetToken())
 		}
-		if cur != nil && !cur.deleted && cur.token == en.GetToken() && cur.deadline >= deadline {
-			continue // the same lease, already extended further here
+		if vouch != 0 {
+			if e := c.store.raw(key); e != nil && !e.deleted && e.token == en.GetToken() {
+				e.vouch |= vouch
+				e.seen |= seen
+			}
 		}
-		if cur == nil || cur.deleted || cur.token != en.GetToken() {
-			c.dropLock(key)
-		}
-		c.observe(en.GetToken())
-		c.putLease(key, en.GetValue(), deadline, en.GetToken())
 	}
 }
 

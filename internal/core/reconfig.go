@@ -613,10 +613,13 @@ func (c *Core) onSnapshotRequest(from string, r *messages.SnapshotRequest) {
 		c.send(from, m)
 		n += len(m.Entries)
 	}
-	c.send(from, &messages.SnapshotDone{Request: r.GetRequest(), Entries: int64(n)})
+	c.send(from, &messages.SnapshotDone{Request: r.GetRequest(), Entries: int64(n), Incarnation: c.incarnation, Sequence: c.replicaSeq()})
 }
 
 func (c *Core) onSnapshotDone(from string, d *messages.SnapshotDone) {
+	if c.followDone(from, d) {
+		return
+	}
 	id := d.GetRequest()
 	for key, job := range c.syncs { // request ids are unique: at most one job asked for id
 		src, ok := job.asked[id]
@@ -853,7 +856,7 @@ func (c *Core) gossip() {
 	if m.Epoch == 0 || !m.IsMaster(c.cfg.Self) {
 		return
 	}
-	msg := &messages.ConfigCommit{Next: toProto(m)}
+	msg := &messages.ConfigCommit{Next: toProto(m), Incarnation: c.incarnation, Sequence: c.replicaSeq()}
 	for _, a := range m.Everyone() {
 		if a != c.cfg.Self {
 			c.send(a, msg)

@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"sync"
+	"time"
 )
 
 // entry is one key as a peer holds it. A released key stays as a
@@ -13,6 +14,12 @@ type entry struct {
 	deadline int64 // monotonic nanoseconds (Clock base), exclusive
 	token    uint64
 	deleted  bool
+	// On a replica: the masters (by slot, see follow.go) that pushed or
+	// snapshotted this lease with this token and have not shown since
+	// that they dropped it (vouch), and those that confirmed it during
+	// the snapshot being taken from them (seen). Only the peer reads and
+	// writes them, without mu: readers never touch them.
+	vouch, seen uint32
 }
 
 // waiter is one blocked WaitFor or WaitForRelease call.
@@ -189,6 +196,27 @@ func (s *Store) lists(key string) *waitLists {
 	return l
 }
 
+// Lease is what a store keeps for one key, for checkers.
+type Lease struct {
+	Value    []byte
+	Token    uint64
+	Left     time.Duration // until the deadline (<= 0: past it)
+	Released bool          // a tombstone
+}
+
+// Lookup returns what the store keeps for key, tombstones and entries
+// past their deadline included.
+func (s *Store) Lookup(key string) (Lease, bool) {
+	now := s.now()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.entries[key]
+	if e == nil {
+		return Lease{}, false
+	}
+	return Lease{Value: e.value, Token: e.token, Left: time.Duration(e.deadline - now), Released: e.deleted}, true
+}
+
 // get returns the live entry of key at now (nil when absent, released
 // or expired). Only the peer calls it.
 func (s *Store) get(key string, now int64) *entry {
@@ -209,14 +237,17 @@ func (s *Store) put(key string, value []byte, deadline int64, token uint64) {
 	s.mu.Lock()
 	e := s.entries[key]
 	fresh := e == nil || e.deleted || e.deadline <= now || !sameValue(e.value, value)
+	var vouch, seen uint32
 	if e == nil {
 		e = &entry{}
 		s.entries[key] = e
 		s.live++
 	} else if e.deleted {
 		s.live++
+	} else if e.token == token {
+		vouch, seen = e.vouch, e.seen // the same lease, renewed: who vouched for it still does
 	}
-	*e = entry{value: value, deadline: deadline, token: token}
+	*e = entry{value: value, deadline: deadline, token: token, vouch: vouch, seen: seen}
 	if l := s.waits[key]; l != nil && len(l.present) > 0 {
 		for _, w := range l.present {
 			w.value = value
@@ -312,6 +343,24 @@ func (s *Store) expire(key string, now int64) bool {
 	s.wakeReleased(key)
 	s.mu.Unlock()
 	s.notify(Change{Kind: Expired, Key: key, Value: e.value, Token: e.token})
+	return true
+}
+
+// drop removes the live entry of key, leaving no tombstone, and wakes
+// the key's WaitForRelease callers: a replica learnt that the masters
+// no longer hold it (see follow.go). It reports whether it dropped one.
+func (s *Store) drop(key string) bool {
+	s.mu.Lock()
+	e := s.entries[key]
+	if e == nil || e.deleted {
+		s.mu.Unlock()
+		return false
+	}
+	delete(s.entries, key)
+	s.live--
+	s.wakeReleased(key)
+	s.mu.Unlock()
+	s.notify(Change{Kind: Released, Key: key, Value: e.value, Token: e.token})
 	return true
 }
 

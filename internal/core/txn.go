@@ -106,6 +106,10 @@ func (c *Core) Submit(ops []Op, reply func([]Outcome)) {
 		reply(nil)
 		return
 	}
+	if bad := invalidOps(ops); len(bad) > 0 {
+		c.refuseInvalid(ops, bad, reply)
+		return
+	}
 	var stages [][][2]int
 	var stage [][2]int
 	start, size := 0, 0
@@ -129,6 +133,45 @@ func (c *Core) Submit(ops []Op, reply func([]Outcome)) {
 	b := &batch{c: c, ops: ops, outs: make([]Outcome, len(ops)), stages: stages, reply: reply}
 	b.next()
 	c.drain()
+}
+
+// invalidOps returns the indices of the ops no master may apply: a Lock
+// or Extend whose lease is not in [1 ms, MaxLease].
+func invalidOps(ops []Op) []int {
+	var bad []int
+	for i, op := range ops {
+		if (op.Kind == messages.WriteKind_WRITE_KIND_LOCK || op.Kind == messages.WriteKind_WRITE_KIND_EXTEND) && !ValidLease(op.LeaseMs) {
+			bad = append(bad, i)
+		}
+	}
+	return bad
+}
+
+// refuseInvalid answers the ops at bad as refused by this peer
+// (REASON_INVALID_ARGUMENT, nothing sent) and submits the others.
+func (c *Core) refuseInvalid(ops []Op, bad []int, reply func([]Outcome)) {
+	w := c.member.Load().W
+	outs := make([]Outcome, len(ops))
+	var rest []Op
+	var at []int
+	for i, op := range ops {
+		if slices.Contains(bad, i) {
+			outs[i] = Outcome{W: w, Reasons: map[string]messages.Reason{c.cfg.Self: messages.Reason_REASON_INVALID_ARGUMENT}}
+			continue
+		}
+		rest = append(rest, op)
+		at = append(at, i)
+	}
+	if len(rest) == 0 {
+		reply(outs)
+		return
+	}
+	c.Submit(rest, func(o []Outcome) {
+		for j, i := range at {
+			outs[i] = o[j]
+		}
+		reply(outs)
+	})
 }
 
 // retryStale starts again, under the configuration just adopted, the

@@ -1,8 +1,11 @@
 package sim
 
 import (
+	"fmt"
 	"slices"
 	"time"
+
+	"github.com/protoactor-locker/locker/internal/core"
 )
 
 // keyState is what the checkers know about one key.
@@ -102,6 +105,73 @@ func (s *Sim) checkInvariants() {
 				return
 			}
 			holder = c.id
+		}
+	}
+}
+
+// convergeMargin is the lease a key must have left on every peer that
+// holds it for checkConverged to judge it: with clocks 1 % apart, a key
+// closer to its deadline may have expired on some peers and not others.
+const convergeMargin = 2 * time.Second
+
+// checkConverged checks, after the quiet time, that every replica holds
+// what the masters hold: no live key that no master holds, and no older
+// state (or nothing at all) where a write quorum of masters holds a
+// lease with the newest token any master knows of the key. Keys a
+// minority holds or released (writes with unknown outcomes) may go
+// either way on a replica and are not judged; neither is anything while
+// the peers disagree on the configuration, a change of masters is half
+// done or a master still copies leases after a restart.
+func (s *Sim) checkConverged() {
+	var m *core.Membership
+	for _, p := range s.peers {
+		if p.down {
+			return
+		}
+		if pm := p.core.Membership(); m == nil || pm.Epoch > m.Epoch {
+			m = pm
+		}
+	}
+	for _, p := range s.peers {
+		if pm := p.core.Membership(); pm.Epoch != m.Epoch || pm.Joint() || p.core.CatchingUp() {
+			fmt.Println("CONV skipped", s.cfg.Seed, pm.Epoch, m.Epoch, pm.Joint(), p.core.CatchingUp())
+			return
+		}
+	}
+	fmt.Println("CONV judged", s.cfg.Seed)
+keys:
+	for _, key := range s.keyList {
+		var newest core.Lease
+		holders, live, released := 0, 0, uint64(0)
+		for _, a := range m.Masters {
+			l, ok := s.addr[a].core.Store().Lookup(key)
+			switch {
+			case !ok || l.Left <= 0:
+			case l.Released:
+				released = max(released, l.Token)
+			case l.Left < convergeMargin:
+				continue keys // about to expire here: not judged
+			case live == 0 || l.Token > newest.Token:
+				newest, holders, live = l, 1, live+1
+			case l.Token == newest.Token:
+				holders++
+				live++
+			default:
+				live++
+			}
+		}
+		for _, r := range m.Replicas {
+			l, ok := s.addr[r].core.Store().Lookup(key)
+			held := ok && !l.Released && l.Left > 0
+			switch {
+			case held && l.Left < convergeMargin:
+			case live == 0 && held:
+				s.violate("replica divergence", "replica %s holds %q = %q (token %d) that no master holds", r, key, l.Value, l.Token)
+			case live > 0 && holders >= m.W && newest.Token > released &&
+				(!ok || (held && l.Token < newest.Token) || (!held && l.Token < newest.Token)):
+				s.violate("replica divergence", "replica %s holds %q as %+v; %d masters hold %q (token %d), the newest",
+					r, key, l, holders, newest.Value, newest.Token)
+			}
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"bytes"
 	"container/heap"
 	"fmt"
 	"math/rand/v2"
@@ -196,6 +195,7 @@ type Sim struct {
 	traceAt int
 	stopped bool
 	cfgDone bool
+	quiet   bool // the final quiet time: no faults, no new client writes
 }
 
 // New builds a simulation from cfg; nothing runs until Run.
@@ -308,36 +308,21 @@ func (s *Sim) flush(p *peer) {
 	if p.down {
 		return
 	}
-	// The Core may emit messages in an order that depends on Go's map
-	// iteration; sorting them (by destination, then encoding) keeps a
-	// seed's run the same from one execution to the next. Reordering
-	// within one batch is allowed: the network reorders anyway.
-	type wire struct {
-		env core.Envelope
-		b   []byte
-	}
-	var out []wire
+	// The Core's outbox is in a deterministic order (see
+	// internal/core/order_test.go): sent as it is, a seed's run is the
+	// same from one execution to the next.
+	faulty := s.cfgDone && !s.quiet
 	for _, env := range p.core.TakeOutbox() {
 		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(env.Msg)
 		if err != nil {
 			panic(fmt.Sprintf("sim: encoding %T: %v", env.Msg, err))
 		}
-		out = append(out, wire{env, b})
-	}
-	slices.SortStableFunc(out, func(x, y wire) int {
-		if c := strings.Compare(x.env.To, y.env.To); c != 0 {
-			return c
-		}
-		return bytes.Compare(x.b, y.b)
-	})
-	for _, w := range out {
-		env, b := w.env, w.b
 		copies := 1
-		if s.cfgDone && s.rng.Float64() < s.loss {
+		if faulty && s.rng.Float64() < s.loss {
 			s.fault("lost message")
 			continue
 		}
-		if s.cfgDone && s.rng.Float64() < s.dup {
+		if faulty && s.rng.Float64() < s.dup {
 			s.fault("duplicated message")
 			copies = 2
 		}
@@ -347,7 +332,7 @@ func (s *Sim) flush(p *peer) {
 				panic(fmt.Sprintf("sim: decoding %T: %v", env.Msg, err))
 			}
 			at := s.now + s.minDelay + s.rng.Int64N(s.delay)
-			if s.cfgDone && s.rng.Float64() < s.slow {
+			if faulty && s.rng.Float64() < s.slow {
 				// A slow message: later ones between the pair overtake it.
 				at += s.rng.Int64N(int64(200 * time.Millisecond))
 				s.fault("reordered message")
@@ -402,8 +387,13 @@ func (s *Sim) runOne() bool {
 	case evPacket:
 		s.deliver(e)
 	case evClient:
-		e.client.act()
+		if !s.quiet {
+			e.client.act()
+		}
 	case evFault:
+		if s.quiet {
+			break
+		}
 		s.injectFault()
 		s.push(&event{at: s.now + s.rng.Int64N(int64(200*time.Millisecond)), kind: evFault})
 	case evRestart:
@@ -573,7 +563,65 @@ func (s *Sim) Run() *Result {
 		}
 		s.checkInvariants()
 	}
+	if !s.stopped {
+		s.quiesce()
+	}
 	return s.finish(!s.stopped || s.cfg.KeepGoing)
+}
+
+// quietTime is how long a run goes on without faults or new writes
+// before checkConverged: a few gossip intervals, for the peers to learn
+// the configuration, crashed masters to copy leases and replicas to
+// repair what they missed.
+const quietTime = 5 * time.Second
+
+// quiesce heals the network, stops the faults and the clients' new
+// writes, lets quietTime pass, and checks that the replicas converged.
+func (s *Sim) quiesce() {
+	s.quiet = true
+	s.groups, s.partitioned = nil, false
+	s.note("quiet from now on")
+	s.runFor(quietTime)
+	// A change of masters left half done (its coordinator crashed or gave
+	// up) is finished, as the next Reconfigure would.
+	if m := s.newestMembership(); m != nil && m.Joint() && !s.stopped {
+		replicas := append(slices.Clone(m.Replicas), slices.DeleteFunc(slices.Clone(m.OldMasters), func(a string) bool {
+			return slices.Contains(m.Masters, a)
+		})...)
+		for _, a := range m.Masters {
+			if p := s.addr[a]; p.available(s.now) {
+				s.note("%s finishes the change of masters", a)
+				p.core.Reconfigure(m.Masters, replicas, func(r core.ReconfigResult) {
+					s.note("reconfiguration by %s answered %+v", a, r)
+				})
+				s.flush(p)
+				s.runFor(3 * quietTime)
+				break
+			}
+		}
+	}
+	if !s.stopped {
+		s.checkConverged()
+	}
+}
+
+// runFor runs events for d of simulated time, checking the invariants.
+func (s *Sim) runFor(d time.Duration) {
+	for until := s.now + int64(d); s.now < until && !s.stopped && s.runOne(); {
+		s.checkInvariants()
+	}
+}
+
+// newestMembership is the configuration of the highest epoch a running
+// peer has.
+func (s *Sim) newestMembership() *core.Membership {
+	var m *core.Membership
+	for _, p := range s.peers {
+		if pm := p.core.Membership(); !p.down && (m == nil || pm.Epoch > m.Epoch) {
+			m = pm
+		}
+	}
+	return m
 }
 
 func (s *Sim) finish(check bool) *Result {

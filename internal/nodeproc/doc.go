@@ -17,7 +17,7 @@
 // EnvPort set, reads the ready line, and talks to it in JSON lines:
 // Commands on its stdin, Events on its stdout. Every write the node makes
 // is recorded as an EvInvoke line before the call and an EvReturn line
-// after it, with the wall clock in Unix nanoseconds, so the parent can
+// after it, with the machine-wide monotonic clock (CLOCK_MONOTONIC) in nanoseconds, so the parent can
 // merge the histories of all processes, including those of a process
 // killed with SIGKILL mid-write (its open invocations stay open-ended:
 // their outcome is unknown). A node exits when its stdin closes.

@@ -248,7 +248,7 @@ const (
 // after it.
 func (n *node) write(ctx context.Context, w Write) (linearize.Outcome, uint64, error) {
 	seq := n.seq.Add(1)
-	n.emit(Event{Ev: EvInvoke, Seq: seq, T: time.Now().UnixNano(), Write: &w})
+	n.emit(Event{Ev: EvInvoke, Seq: seq, T: monotonicNanos(), Write: &w})
 	var res lockeractor.Result
 	var err error
 	lease := time.Duration(w.LeaseMs) * time.Millisecond
@@ -265,7 +265,7 @@ func (n *node) write(ctx context.Context, w Write) (linearize.Outcome, uint64, e
 		err = fmt.Errorf("%w: kind %v", lockeractor.ErrInvalidArgument, w.Kind)
 	}
 	out := linearize.OutcomeOf(err)
-	n.emit(Event{Ev: EvReturn, Seq: seq, T: time.Now().UnixNano(), Outcome: out.String(), Token: res.Token, Err: errText(err)})
+	n.emit(Event{Ev: EvReturn, Seq: seq, T: monotonicNanos(), Outcome: out.String(), Token: res.Token, Err: errText(err)})
 	return out, res.Token, err
 }
 
@@ -286,7 +286,7 @@ func (n *node) batch(ctx context.Context, ws []Write) ([]BatchOutcome, error) {
 		ops[i] = lockeractor.Op{Kind: opKinds[w.Kind], Key: w.Key, Value: []byte(w.Value), NewValue: []byte(w.NewValue),
 			Lease: time.Duration(w.LeaseMs) * time.Millisecond}
 		seqs[i] = n.seq.Add(1)
-		n.emit(Event{Ev: EvInvoke, Seq: seqs[i], T: time.Now().UnixNano(), Write: &ws[i]})
+		n.emit(Event{Ev: EvInvoke, Seq: seqs[i], T: monotonicNanos(), Write: &ws[i]})
 	}
 	res, err := n.l.Batch(ctx, ops)
 	out := make([]BatchOutcome, len(ws))
@@ -297,7 +297,7 @@ func (n *node) batch(ctx context.Context, ws []Write) ([]BatchOutcome, error) {
 			token, e = res[i].Result.Token, res[i].Err
 		}
 		o := linearize.OutcomeOf(e)
-		n.emit(Event{Ev: EvReturn, Seq: seqs[i], T: time.Now().UnixNano(), Outcome: o.String(), Token: token, Err: errText(e)})
+		n.emit(Event{Ev: EvReturn, Seq: seqs[i], T: monotonicNanos(), Outcome: o.String(), Token: token, Err: errText(e)})
 		out[i] = BatchOutcome{Outcome: o.String(), Token: token, Err: errText(e)}
 	}
 	return out, err

@@ -103,8 +103,9 @@ type Event struct {
 	Leases  int `json:"leases,omitempty"`
 	Waiters int `json:"waiters,omitempty"`
 	// EvInvoke, EvReturn: Seq pairs them within one process; T is the
-	// wall clock in Unix nanoseconds (comparable across the processes of
-	// one machine). EvInvoke carries Write, EvReturn Outcome and Token.
+	// machine-wide monotonic clock (CLOCK_MONOTONIC) in nanoseconds,
+	// comparable across the processes of one machine. EvInvoke carries
+	// Write, EvReturn Outcome and Token.
 	Seq   int64  `json:"seq,omitempty"`
 	T     int64  `json:"t,omitempty"`
 	Write *Write `json:"write,omitempty"`

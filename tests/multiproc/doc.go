@@ -17,7 +17,7 @@
 // stdin and reads events from its stdout, one JSON line each (see
 // nodeproc.Command and nodeproc.Event). Each child records every write
 // its clients make as a line before the call and a line after it, with
-// the machine's wall clock; the parent merges the lines of all processes
+// the machine-wide monotonic clock; the parent merges the lines of all processes
 // into one linearize.History, in which the writes a killed process had
 // in flight stay open-ended (unknown outcome, never dropped), and checks
 // it with porcupine. The children are killed when the test ends, passed

@@ -202,11 +202,9 @@ func TestFaultReplicaCatchUp(t *testing.T) {
 
 // TestFaultReplicaCatchUpAfterPartition is TestFaultReplicaCatchUp with D
 // partitioned off instead of paused: the pushes it misses are lost, not
-// held. Masters push each change to replicas once, fire and forget, so
-// today D keeps the stale values (and the released keys) of every push
-// it missed until the key is written again or its lease runs out: the
-// catch-up after healing fails. Skipped until replication repairs what a
-// replica missed (see the skip message).
+// held. D sees the gap in the masters' push sequence (from a later push or
+// their gossip) and asks them for snapshots, so after healing it again
+// reads exactly what the masters hold, released keys gone included.
 func TestFaultReplicaCatchUpAfterPartition(t *testing.T) {
 	seeded(t, func(t *testing.T, seed uint64) { replicaCatchUp(t, seed, true) })
 }

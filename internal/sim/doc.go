@@ -53,6 +53,16 @@
 //     writes with one token.
 //   - Every write is answered at most once.
 //
+// At the end of a run (Config.Steps events), a quiet time: the network
+// heals and stops losing, duplicating and reordering messages, no fault
+// is injected and clients start no new write; a change of masters left
+// half done is finished with one more Reconfigure. Then every replica
+// must hold what the masters hold (replicas repair the pushes they
+// missed): no live key no master holds, and the newest lease when a
+// write quorum of masters holds it (keys a minority holds or released,
+// residue of writes with unknown outcomes, and keys about to expire are
+// not judged).
+//
 // The history: every write is recorded with its invocation and answer
 // times (simulated real time) and its outcome: ok, fail (nothing was
 // committed: Phase == core.PhasePrepare) or unknown (it failed after

@@ -1,0 +1,383 @@
+package core
+
+import (
+	"maps"
+	"math/bits"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/protoactor-locker/locker/messages"
+)
+
+// Replicas catching up (anti-entropy).
+//
+// Masters push their changes to replicas once, unacknowledged (push). A
+// replica cut off during a push would keep the stale value, or a key
+// released meanwhile, until the key changes again or its lease runs out.
+// So every master numbers its pushes: each Replicate it sends to replicas
+// carries its incarnation (drawn when its Core was built) and a sequence,
+// 1, 2, 3, ... without gaps within the incarnation. Its periodic
+// configuration gossip (a ConfigCommit every gossip interval) carries the
+// sequence of the last push it sent. A change a master makes without a
+// push (leases copied from other masters, changes made while it had no
+// replicas) takes a sequence number of its own, sent to nobody: replicas
+// see it as a gap.
+//
+// A replica tracks, per master it follows, the last sequence it heard of
+// and the sequences below it it has not received. A sequence still
+// missing a retry interval after it was noticed (messages between a pair
+// may overtake each other: the one missing may be on its way), a master
+// heard from for the first time after it pushed, or a master restarted
+// (a new incarnation) makes the replica ask that master for a snapshot,
+// one at a time, asked again when it stays unanswered for a retry
+// interval or arrives incomplete. A completed snapshot taken at
+// sequence P settles every sequence up to P; a push of a sequence the
+// replica already has or has settled is a repeat and is skipped whole.
+//
+// A snapshot carries the master's leases and its tombstones, but a
+// master keeps a tombstone only for the write-lock timeout: a key
+// released during a long partition is simply absent. Absent from one
+// master does not mean released, though: the master may have missed the
+// write that a quorum of others committed. So a replica remembers, for
+// each lease it holds, which masters vouched for it (pushed or
+// snapshotted it with its current token: a bit per master in the entry).
+// When a snapshot from master M completes, M stops vouching for every
+// lease it did not confirm during the snapshot (in a part, or in a push
+// that arrived meanwhile), and a lease that no master of the current
+// configuration vouches for any more is dropped, waking its
+// WaitForRelease callers. A lease dropped while some master still holds
+// it (it reached that master by a copy, never pushed) comes back with
+// that master's snapshot, which the replica asks for because copies take
+// a sequence number.
+//
+// None of this touches the masters' state or what they promise: a
+// replica's table serves only its local reads and waits.
+
+// maxMissing bounds the sequences a replica lists as missing from one
+// master; a larger gap makes it ask for a snapshot without listing them.
+const maxMissing = 256
+
+// follow is what a replica knows of one master's pushes.
+type follow struct {
+	inc     uint64           // the master's incarnation
+	last    uint64           // the highest sequence heard of (pushed, gossiped or settled by a snapshot)
+	missing map[uint64]int64 // sequences up to last not received -> when noticed
+	behind  bool             // a snapshot is due without a listed gap (a big gap, a restart, a refusal)
+	slot    int              // the master's vouch bit, -1 when it has none
+	snap    uint64           // the snapshot request in flight, 0 when none
+	heard   int64            // when the snapshot in flight was asked or last sent a part
+	parts   map[string]int64 // parts of the snapshot in flight: first key -> entries
+	seen    bool             // some entry carries this master's seen bit
+	wake    int64            // when the pending check timer comes due, 0 when none
+}
+
+func (f *follow) bit() uint32 {
+	if f.slot < 0 {
+		return 0
+	}
+	return 1 << f.slot
+}
+
+// tracks reports whether this peer follows from's pushes: it is a
+// replica and from a master in its configuration.
+func (c *Core) tracks(from string) bool {
+	m := c.member.Load()
+	return contains(m.Replicas, c.cfg.Self) && m.IsMaster(from)
+}
+
+// follower returns the follow of from for a message of incarnation inc,
+// nil when this peer does not track from (or inc is 0).
+//
+// A message of another incarnation than the one followed means the
+// master restarted: its sequence starts again, and what it holds now
+// (copied from the others) may differ from what it pushed before, so
+// the replica starts over and asks for a snapshot. A late message of the
+// earlier life looks the same (incarnations are not ordered: a clock may
+// step back across a restart); it costs a snapshot more, and the next
+// message of the current life switches back.
+func (c *Core) follower(from string, inc uint64, now int64) *follow {
+	if inc == 0 || !c.tracks(from) {
+		return nil
+	}
+	f := c.follows[from]
+	switch {
+	case f == nil:
+		if c.follows == nil {
+			c.follows = map[string]*follow{}
+		}
+		f = &follow{inc: inc, missing: map[uint64]int64{}, slot: c.slotFor(from)}
+		c.follows[from] = f
+	case f.inc != inc:
+		f.inc, f.last, f.missing, f.behind = inc, 0, map[uint64]int64{}, true
+		f.snap, f.parts = 0, nil
+		c.followWake(from, f, now+c.retryInterval())
+	}
+	return f
+}
+
+// heardSeq records that from's sequence seq was pushed (push) or that
+// from has pushed up to seq (gossip), and reports whether a push is new:
+// neither received nor settled by a snapshot before.
+func (c *Core) heardSeq(from string, f *follow, seq uint64, push bool, now int64) bool {
+	if seq > f.last {
+		first := f.last + 1
+		end := seq // the last sequence now missing
+		if push {
+			end = seq - 1
+		}
+		switch {
+		case first > end:
+		case end-first >= maxMissing || len(f.missing) >= maxMissing:
+			f.behind = true
+		default:
+			for q := first; q <= end; q++ {
+				f.missing[q] = now
+			}
+		}
+		f.last = seq
+		if f.behind || len(f.missing) > 0 {
+			c.followWake(from, f, now+c.retryInterval())
+		}
+		return true
+	}
+	if !push {
+		return true
+	}
+	if _, ok := f.missing[seq]; ok {
+		delete(f.missing, seq) // overtaken by a later one, arrived now
+		return true
+	}
+	return false
+}
+
+// followWake makes sure from's check runs at or before at.
+func (c *Core) followWake(from string, f *follow, at int64) {
+	if f.wake != 0 && f.wake <= at {
+		return
+	}
+	f.wake = at
+	c.schedule(timer{at: at, kind: timerFollow, key: from})
+}
+
+// followTimer runs the check of the follow t names, if t is its pending
+// timer.
+func (c *Core) followTimer(t timer, now int64) {
+	f := c.follows[t.key]
+	if f == nil || f.wake != t.at {
+		return
+	}
+	f.wake = 0
+	if !c.tracks(t.key) {
+		delete(c.follows, t.key) // no longer a master, or this peer no longer a replica
+		return
+	}
+	wait := c.retryInterval()
+	if f.snap != 0 {
+		if now-f.heard >= wait {
+			c.askFollowSnapshot(t.key, f, now) // the request, a part or the end was lost
+		}
+		c.followWake(t.key, f, f.heard+wait)
+		return
+	}
+	due, oldest := f.behind, int64(-1)
+	for _, at := range f.missing {
+		if at+wait <= now {
+			due = true
+		}
+		if oldest < 0 || at < oldest {
+			oldest = at
+		}
+	}
+	switch {
+	case due:
+		c.askFollowSnapshot(t.key, f, now)
+		c.followWake(t.key, f, now+wait)
+	case oldest >= 0:
+		c.followWake(t.key, f, oldest+wait)
+	}
+}
+
+// askFollowSnapshot asks from for a snapshot, replacing any in flight.
+func (c *Core) askFollowSnapshot(from string, f *follow, now int64) {
+	if f.seen {
+		c.clearSeen(f.bit())
+		f.seen = false
+	}
+	f.snap, f.heard, f.parts = c.id(), now, map[string]int64{}
+	c.send(from, &messages.SnapshotRequest{Request: f.snap})
+}
+
+// followPart records a part of the snapshot in flight from from, and
+// returns its follow (nil when r is no part of it).
+func (c *Core) followPart(from string, r *messages.Replicate) *follow {
+	f := c.follows[from]
+	if f == nil || f.snap == 0 || f.snap != r.GetSnapshot() {
+		return nil
+	}
+	if len(r.GetEntries()) > 0 {
+		f.parts[r.GetEntries()[0].GetKey()] = int64(len(r.GetEntries()))
+	}
+	f.heard = c.now()
+	return f
+}
+
+// followDone handles the end of a snapshot from from, and reports
+// whether it was one this peer asked for as a replica.
+func (c *Core) followDone(from string, d *messages.SnapshotDone) bool {
+	f := c.follows[from]
+	if f == nil || f.snap == 0 || f.snap != d.GetRequest() {
+		return false
+	}
+	now := c.now()
+	got := int64(0)
+	for _, n := range f.parts {
+		got += n
+	}
+	f.snap, f.parts, f.heard = 0, nil, now
+	switch {
+	case d.GetReason() != messages.Reason_REASON_UNSPECIFIED || d.GetIncarnation() != f.inc:
+		// Not ready (catching up after a restart), or restarted since:
+		// ask again after a retry interval.
+		f.behind = true
+		c.followWake(from, f, now+c.retryInterval())
+	case got != d.GetEntries():
+		c.askFollowSnapshot(from, f, now) // a part was lost on the way: a whole new snapshot
+		c.followWake(from, f, now+c.retryInterval())
+	default:
+		p := d.GetSequence()
+		for q := range f.missing {
+			if q <= p {
+				delete(f.missing, q)
+			}
+		}
+		f.last = max(f.last, p)
+		f.behind = false
+		c.settle(f)
+		if len(f.missing) > 0 {
+			c.followWake(from, f, now+c.retryInterval())
+		}
+	}
+	return true
+}
+
+// settle ends a completed snapshot from f's master: the master stops
+// vouching for the leases it did not confirm, and the leases no master
+// of the configuration vouches for any more are dropped.
+func (c *Core) settle(f *follow) {
+	b := f.bit()
+	if b == 0 {
+		return
+	}
+	voters := c.voterBits()
+	now := c.now()
+	var drop []string
+	// Without mu: the peer is the store's only writer, and vouch and seen
+	// are its own.
+	for k, e := range c.store.entries {
+		if e.deleted {
+			continue
+		}
+		if e.seen&b == 0 {
+			e.vouch &^= b
+			if e.vouch&voters == 0 && e.deadline > now {
+				drop = append(drop, k)
+			}
+		}
+		e.seen &^= b
+	}
+	f.seen = false
+	sort.Strings(drop) // wake and notify in a replayable order
+	for _, k := range drop {
+		c.store.drop(k)
+	}
+}
+
+// clearSeen clears the seen bits b of every entry.
+func (c *Core) clearSeen(b uint32) {
+	for _, e := range c.store.entries {
+		e.seen &^= b
+	}
+}
+
+// voterBits are the vouch bits of the masters of the configuration.
+func (c *Core) voterBits() uint32 {
+	var b uint32
+	for _, v := range c.member.Load().Voters() {
+		if s, ok := c.slots[v]; ok {
+			b |= 1 << s
+		}
+	}
+	return b
+}
+
+// slotFor returns the vouch bit index of master addr, assigning one if
+// it has none: a free one, or one of a peer that is no master any more
+// (whose bits are cleared from every entry first). -1 when all 32 are
+// taken by masters.
+func (c *Core) slotFor(addr string) int {
+	if s, ok := c.slots[addr]; ok {
+		return s
+	}
+	if c.slots == nil {
+		c.slots = map[string]int{}
+	}
+	var used uint32
+	for _, s := range c.slots {
+		used |= 1 << s
+	}
+	if used == ^uint32(0) {
+		m := c.member.Load()
+		var gone uint32
+		for _, a := range slices.Sorted(maps.Keys(c.slots)) {
+			if !m.IsMaster(a) {
+				gone |= 1 << c.slots[a]
+				delete(c.slots, a)
+			}
+		}
+		if gone == 0 {
+			return -1
+		}
+		for _, e := range c.store.entries {
+			e.vouch &^= gone
+			e.seen &^= gone
+		}
+		used &^= gone
+	}
+	s := bits.TrailingZeros32(^used)
+	c.slots[addr] = s
+	return s
+}
+
+// replicaSeq is the sequence a master announces: the last push it sent,
+// after taking a number for changes it made without a push.
+func (c *Core) replicaSeq() uint64 {
+	if c.replLost {
+		c.replSeq++
+		c.replLost = false
+	}
+	return c.replSeq
+}
+
+// heardGossip records the sequence a master's gossip announces.
+func (c *Core) heardGossip(from string, cm *messages.ConfigCommit) {
+	now := c.now()
+	if f := c.follower(from, cm.GetIncarnation(), now); f != nil {
+		c.heardSeq(from, f, cm.GetSequence(), false, now)
+	}
+}
+
+// incarnation draws a Core's incarnation from its seed (random in
+// production) and its start time, so that a restarted peer differs from
+// its earlier life; never 0 (0 marks a sender that does not number its
+// pushes).
+func incarnation(seed uint64, start time.Time) uint64 {
+	z := seed ^ uint64(start.UnixNano()) ^ 0x9e3779b97f4a7c15 // splitmix64
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	z ^= z >> 31
+	if z == 0 {
+		z = 1
+	}
+	return z
+}

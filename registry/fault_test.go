@@ -1,5 +1,3 @@
-//go:build !race
-
 // Registry names under node loss (issue 5): three nodes over real
 // remote with one shared lockeractor.Faults (random drops, delays and
 // duplicates between the peers), a partition healed, a node crashed.
@@ -32,16 +30,7 @@ var registrySeedFlag = flag.Uint64("registry.seed", 0, "seed of the registry fau
 // faults, not its exact schedule.
 func registrySeed(t *testing.T) uint64 {
 	t.Helper()
-	seed := *registrySeedFlag
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("seed %d: go test ./registry/ -run '^%s$' -count=1 -registry.seed=%d", seed, t.Name(), seed)
-		}
-	})
-	return seed
+	return testcluster.Seed(t, *registrySeedFlag, "./registry/", "registry.seed")
 }
 
 // holder is one registration of a name: a server actor and its tenure,

@@ -26,16 +26,12 @@ import (
 
 var faultSeedFlag = flag.Uint64("fault.seed", 0, "seed of the fault tests (0: from the clock)")
 
-// faultSeed returns the seed of a fault test and logs it, with the
-// command that replays it, when the test fails.
+// faultSeed returns the seed of a fault test (-fault.seed, else the
+// clock) and logs it, with the command that replays it, when the test
+// fails.
 func faultSeed(t *testing.T) uint64 {
 	t.Helper()
-	seed := *faultSeedFlag
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	logSeedOnFailure(t, seed)
-	return seed
+	return testcluster.Seed(t, *faultSeedFlag, "./tests/", "fault.seed")
 }
 
 // faultOptions are the options of the fault tests' peers: f's faults and

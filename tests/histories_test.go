@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/protoactor-locker/locker/internal/linearize"
+	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
 	"github.com/protoactor-locker/locker/messages"
 )
@@ -53,21 +54,10 @@ func seeded(t *testing.T, run func(t *testing.T, seed uint64)) {
 			t.Fatalf("-fault.seeds=%q: %q is not a positive seed", *faultSeedsFlag, f)
 		}
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			logSeedOnFailure(t, seed)
+			testcluster.LogSeedOnFailure(t, seed, "./tests/", "fault.seed")
 			run(t, seed)
 		})
 	}
-}
-
-// logSeedOnFailure logs, when t fails, seed and the command that replays
-// it (for the test t belongs to).
-func logSeedOnFailure(t *testing.T, seed uint64) {
-	name, _, _ := strings.Cut(t.Name(), "/")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("seed %d: go test ./tests/ -run '^%s$' -count=1 -fault.seed=%d", seed, name, seed)
-		}
-	})
 }
 
 // faultTotals adds up the summaries of the fault tests of this run, for

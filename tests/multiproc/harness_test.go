@@ -46,20 +46,7 @@ const (
 // it, when t fails.
 func seed(t *testing.T) uint64 {
 	t.Helper()
-	s := *seedFlag
-	if s == 0 {
-		s = uint64(time.Now().UnixNano())
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			race := ""
-			if testcluster.RaceEnabled {
-				race = " -race"
-			}
-			t.Logf("seed %d: go test%s ./tests/multiproc/ -run '^%s$' -count=1 -v -multiproc.seed=%d", s, race, t.Name(), s)
-		}
-	})
-	return s
+	return testcluster.Seed(t, *seedFlag, "./tests/multiproc/", "multiproc.seed")
 }
 
 // syncBuffer is a bytes.Buffer safe for the exec package's copying

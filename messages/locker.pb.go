@@ -721,7 +721,15 @@ type Replicate struct {
 	// The number of this replication batch in the sender's incarnation,
 	// from 1 up without gaps; a replica that sees a gap asks the sender for
 	// a snapshot.
-	Sequence      uint64 `protobuf:"varint,5,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Sequence uint64 `protobuf:"varint,5,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// Snapshot parts only: the snapshot this part belongs to, a number the
+	// sender draws for each snapshot it takes (unique to the sender; a
+	// SnapshotRequest answered twice gives two snapshots with different
+	// nonces), and the part's index in it, from 1. The receiver counts a
+	// snapshot complete only when parts 1 to SnapshotDone.parts of one
+	// nonce arrived from the peer it asked.
+	Nonce         uint64 `protobuf:"varint,6,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Part          uint32 `protobuf:"varint,7,opt,name=part,proto3" json:"part,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -787,6 +795,20 @@ func (x *Replicate) GetIncarnation() uint64 {
 func (x *Replicate) GetSequence() uint64 {
 	if x != nil {
 		return x.Sequence
+	}
+	return 0
+}
+
+func (x *Replicate) GetNonce() uint64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
+}
+
+func (x *Replicate) GetPart() uint32 {
+	if x != nil {
+		return x.Part
 	}
 	return 0
 }
@@ -1337,8 +1359,12 @@ type SnapshotDone struct {
 	// The sender's incarnation and the sequence of the last replication
 	// batch it sent when it took the snapshot: the snapshot holds every
 	// change of the batches up to it.
-	Incarnation   uint64 `protobuf:"varint,4,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
-	Sequence      uint64 `protobuf:"varint,5,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Incarnation uint64 `protobuf:"varint,4,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	Sequence    uint64 `protobuf:"varint,5,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// The nonce of the snapshot this ends (as its parts carry it) and how
+	// many parts it had.
+	Nonce         uint64 `protobuf:"varint,6,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Parts         uint32 `protobuf:"varint,7,opt,name=parts,proto3" json:"parts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1404,6 +1430,20 @@ func (x *SnapshotDone) GetIncarnation() uint64 {
 func (x *SnapshotDone) GetSequence() uint64 {
 	if x != nil {
 		return x.Sequence
+	}
+	return 0
+}
+
+func (x *SnapshotDone) GetNonce() uint64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
+}
+
+func (x *SnapshotDone) GetParts() uint32 {
+	if x != nil {
+		return x.Parts
 	}
 	return 0
 }
@@ -1762,13 +1802,15 @@ const file_locker_proto_rawDesc = "" +
 	"\x05items\x18\x02 \x03(\v2\x18.locker.v1.CommittedItemR\x05items\"J\n" +
 	"\rCommittedItem\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12)\n" +
-	"\x06reason\x18\x02 \x01(\x0e2\x11.locker.v1.ReasonR\x06reason\"\xa7\x01\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x11.locker.v1.ReasonR\x06reason\"\xd1\x01\n" +
 	"\tReplicate\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12*\n" +
 	"\aentries\x18\x02 \x03(\v2\x10.locker.v1.EntryR\aentries\x12\x1a\n" +
 	"\bsnapshot\x18\x03 \x01(\x04R\bsnapshot\x12 \n" +
 	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\x12\x1a\n" +
-	"\bsequence\x18\x05 \x01(\x04R\bsequence\"z\n" +
+	"\bsequence\x18\x05 \x01(\x04R\bsequence\x12\x14\n" +
+	"\x05nonce\x18\x06 \x01(\x04R\x05nonce\x12\x12\n" +
+	"\x04part\x18\a \x01(\rR\x04part\"z\n" +
 	"\x05Entry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x19\n" +
@@ -1806,13 +1848,15 @@ const file_locker_proto_rawDesc = "" +
 	"\x04need\x18\x04 \x01(\x05R\x04need\"A\n" +
 	"\x0fSnapshotRequest\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"\xab\x01\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"\xd7\x01\n" +
 	"\fSnapshotDone\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12)\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x11.locker.v1.ReasonR\x06reason\x12\x18\n" +
 	"\aentries\x18\x03 \x01(\x03R\aentries\x12 \n" +
 	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\x12\x1a\n" +
-	"\bsequence\x18\x05 \x01(\x04R\bsequence\"p\n" +
+	"\bsequence\x18\x05 \x01(\x04R\bsequence\x12\x14\n" +
+	"\x05nonce\x18\x06 \x01(\x04R\x05nonce\x12\x14\n" +
+	"\x05parts\x18\a \x01(\rR\x05parts\"p\n" +
 	"\bSetNodes\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +

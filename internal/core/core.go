@@ -39,8 +39,14 @@ type Config struct {
 	WriteLockTimeout    time.Duration // how long a promise holds a key
 	ReplicationInterval time.Duration // how often masters push to replicas
 	MaxMessageBytes     int           // size bound for one Prepare, Commit or Replicate
-	Clock               Clock
-	Seed                uint64 // first transaction id (random in production)
+	// MaxLease is the longest lease a write may ask for, in (0,
+	// MaxLeaseLimit]; 0 means DefaultMaxLease. It must be the same on
+	// every peer: a master restarted with empty memory votes again
+	// without copying leases once MaxLease (and the promises' time) has
+	// passed since it started (see catchUpWait).
+	MaxLease time.Duration
+	Clock    Clock
+	Seed     uint64 // first transaction id (random in production)
 }
 
 // Membership is the configuration a peer works with. Published values are
@@ -94,23 +100,35 @@ type Op struct {
 	LeaseMs  int64  // Lock and Extend
 }
 
-// MaxLease is the longest lease a write may ask for: a year. A Lock or
-// Extend with a longer one is refused (REASON_INVALID_ARGUMENT), and a
-// lease arriving longer in a Replicate is cut to it, so that deadlines
+// MaxLeaseLimit is the hard bound on Config.MaxLease: a year. A lease
+// arriving longer in a Replicate is cut to it, so that deadlines
 // (nanoseconds in an int64) never overflow.
-const MaxLease = 365 * 24 * time.Hour
+const MaxLeaseLimit = 365 * 24 * time.Hour
 
-// maxLeaseMs is MaxLease in the wire's milliseconds.
-const maxLeaseMs = int64(MaxLease / time.Millisecond)
+// DefaultMaxLease is the MaxLease of a Config that sets none: an hour.
+const DefaultMaxLease = time.Hour
 
-// ValidLease reports whether ms is a lease a Lock or Extend may ask for:
-// at least a millisecond and at most MaxLease.
-func ValidLease(ms int64) bool { return ms > 0 && ms <= maxLeaseMs }
+// maxLeaseLimitMs is MaxLeaseLimit in the wire's milliseconds.
+const maxLeaseLimitMs = int64(MaxLeaseLimit / time.Millisecond)
 
-// leaseEnd is now plus ms milliseconds, ms cut to [0, MaxLease], and
-// saturating rather than overflowing.
+// maxLease is the longest lease this peer accepts in a write.
+func (c *Core) maxLease() time.Duration {
+	if c.cfg.MaxLease <= 0 || c.cfg.MaxLease > MaxLeaseLimit {
+		return DefaultMaxLease
+	}
+	return c.cfg.MaxLease
+}
+
+// validLease reports whether ms is a lease a Lock or Extend may ask for
+// here: at least a millisecond and at most this peer's MaxLease. A
+// Lock or Extend with another one is refused (REASON_INVALID_ARGUMENT),
+// by its coordinator and by every master it reaches.
+func (c *Core) validLease(ms int64) bool { return ms > 0 && ms <= c.maxLease().Milliseconds() }
+
+// leaseEnd is now plus ms milliseconds, ms cut to [0, MaxLeaseLimit],
+// and saturating rather than overflowing.
 func leaseEnd(now, ms int64) int64 {
-	d := min(max(ms, 0), maxLeaseMs) * int64(time.Millisecond)
+	d := min(max(ms, 0), maxLeaseLimitMs) * int64(time.Millisecond)
 	if now > math.MaxInt64-d {
 		return math.MaxInt64
 	}
@@ -170,8 +188,9 @@ const (
 	timerPush
 	timerReconf
 	timerGossip
-	timerRetry  // resend what a reconfiguration step or a sync still waits for
-	timerFollow // a replica checks what it missed of a master's pushes (key: the master)
+	timerRetry   // resend what a reconfiguration step or a sync still waits for
+	timerFollow  // a replica checks what it missed of a master's pushes (key: the master)
+	timerCatchUp // the earlier life's leases and promises have all ended: stop catching up
 )
 
 type timer struct {
@@ -218,6 +237,7 @@ type Core struct {
 	incarnation uint64             // drawn when the Core is built, never 0
 	replSeq     uint64             // the sequence of the last push sent to replicas
 	replLost    bool               // state changed without a push since: the next announced sequence takes a number
+	snapNonce   uint64             // the nonce of the last snapshot this peer took (snapshotNonce)
 	follows     map[string]*follow // as a replica: what it knows of each master's pushes
 	slots       map[string]int     // as a replica: each master's vouch bit
 }
@@ -243,6 +263,7 @@ func New(cfg Config) *Core {
 	c.member.Store(&Membership{Masters: []string{cfg.Self}, W: cfg.W})
 	c.hlc = uint64(c.base.UnixMicro())
 	c.incarnation = incarnation(cfg.Seed, c.base)
+	c.snapNonce = c.incarnation
 	c.schedule(timer{at: c.gossipInterval(), kind: timerGossip})
 	return c
 }
@@ -429,6 +450,8 @@ func (c *Core) Tick() {
 			c.retryTimer(t, now)
 		case timerFollow:
 			c.followTimer(t, now)
+		case timerCatchUp:
+			c.endCatchUp()
 		case timerGossip:
 			c.gossip()
 			c.schedule(timer{at: now + c.gossipInterval(), kind: timerGossip})
@@ -594,7 +617,7 @@ func (c *Core) onCommit(from string, cm *messages.Commit) {
 			// leases were copied without this write, so it must not land.
 			ci.Reason = messages.Reason_REASON_STALE_EPOCH
 		case it.GetKind() < messages.WriteKind_WRITE_KIND_LOCK || it.GetKind() > messages.WriteKind_WRITE_KIND_RELEASE ||
-			key == "" || (!ValidLease(it.GetLeaseMs()) && (it.GetKind() == messages.WriteKind_WRITE_KIND_LOCK || it.GetKind() == messages.WriteKind_WRITE_KIND_EXTEND)):
+			key == "" || (!c.validLease(it.GetLeaseMs()) && (it.GetKind() == messages.WriteKind_WRITE_KIND_LOCK || it.GetKind() == messages.WriteKind_WRITE_KIND_EXTEND)):
 			ci.Reason = messages.Reason_REASON_INVALID_ARGUMENT
 		case it.GetRepair():
 			ci.Reason = c.repair(key, it, live, mine, now)
@@ -792,7 +815,7 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 	now := c.now()
 	var vouch, seen uint32
 	if id := r.GetSnapshot(); id != 0 {
-		c.snapshotPart(r)
+		c.snapshotPart(from, r)
 		if f := c.followPart(from, r); f != nil {
 			vouch, seen = f.bit(), f.bit()
 		}

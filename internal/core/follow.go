@@ -31,7 +31,8 @@ import (
 // heard from for the first time after it pushed, or a master restarted
 // (a new incarnation) makes the replica ask that master for a snapshot,
 // one at a time, asked again when it stays unanswered for a retry
-// interval or arrives incomplete. A completed snapshot taken at
+// interval or arrives incomplete (complete: every part of one snapshot,
+// from that master; see snapshotParts). A completed snapshot taken at
 // sequence P settles every sequence up to P; a push of a sequence the
 // replica already has or has settled is a repeat and is skipped whole.
 //
@@ -67,7 +68,7 @@ type follow struct {
 	slot    int              // the master's vouch bit, -1 when it has none
 	snap    uint64           // the snapshot request in flight, 0 when none
 	heard   int64            // when the snapshot in flight was asked or last sent a part
-	parts   map[string]int64 // parts of the snapshot in flight: first key -> entries
+	parts   snapshotParts    // parts of the snapshot in flight
 	seen    bool             // some entry carries this master's seen bit
 	wake    int64            // when the pending check timer comes due, 0 when none
 }
@@ -204,7 +205,7 @@ func (c *Core) askFollowSnapshot(from string, f *follow, now int64) {
 		c.clearSeen(f.bit())
 		f.seen = false
 	}
-	f.snap, f.heard, f.parts = c.id(), now, map[string]int64{}
+	f.snap, f.heard, f.parts = c.id(), now, snapshotParts{}
 	c.send(from, &messages.SnapshotRequest{Request: f.snap})
 }
 
@@ -215,9 +216,7 @@ func (c *Core) followPart(from string, r *messages.Replicate) *follow {
 	if f == nil || f.snap == 0 || f.snap != r.GetSnapshot() {
 		return nil
 	}
-	if len(r.GetEntries()) > 0 {
-		f.parts[r.GetEntries()[0].GetKey()] = int64(len(r.GetEntries()))
-	}
+	f.parts.add(r)
 	f.heard = c.now()
 	return f
 }
@@ -230,10 +229,7 @@ func (c *Core) followDone(from string, d *messages.SnapshotDone) bool {
 		return false
 	}
 	now := c.now()
-	got := int64(0)
-	for _, n := range f.parts {
-		got += n
-	}
+	whole := f.parts.complete(d)
 	f.snap, f.parts, f.heard = 0, nil, now
 	switch {
 	case d.GetReason() != messages.Reason_REASON_UNSPECIFIED || d.GetIncarnation() != f.inc:
@@ -241,7 +237,7 @@ func (c *Core) followDone(from string, d *messages.SnapshotDone) bool {
 		// ask again after a retry interval.
 		f.behind = true
 		c.followWake(from, f, now+c.retryInterval())
-	case got != d.GetEntries():
+	case !whole:
 		c.askFollowSnapshot(from, f, now) // a part was lost on the way: a whole new snapshot
 		c.followWake(from, f, now+c.retryInterval())
 	default:

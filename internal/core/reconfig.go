@@ -89,10 +89,12 @@ type reconf struct {
 // syncJob is a Sync this peer carries out as a new master (or a
 // catch-up after a restart).
 //
-// Loss: a snapshot counts only when the entries received for it (its
-// Replicate parts, each counted once however often it arrives) add up to
-// the count its SnapshotDone announces; one part lost makes it
-// incomplete, and the source is asked again for a whole new snapshot. A
+// Loss: a snapshot counts only when every part of it arrived from the
+// source asked (see snapshotParts): parts 1 to the count its SnapshotDone
+// announces, all of the one snapshot (nonce) it ends, each counted once
+// however often it arrives. One part lost makes it incomplete, and the
+// source is asked again for a whole new snapshot. A request repeated on
+// the way is answered with two snapshots, whose parts never mix. A
 // source that has sent nothing for a retry interval (the request, a part
 // or the SnapshotDone lost) is asked again too, until the job's deadline.
 // Any snapshot the source takes after it moved to the job's epoch holds
@@ -106,10 +108,10 @@ type syncJob struct {
 	done     map[string]bool
 	failed   map[string]bool
 	sources  []string
-	asked    map[uint64]string           // snapshot request id -> source, for every request not answered yet
-	parts    map[uint64]map[string]int64 // snapshot request id -> the parts received, by first key -> entries
-	heard    map[string]int64            // source -> when it was last asked or last sent something
-	retry    uint64                      // the id of this job's resend timer
+	asked    map[uint64]string        // snapshot request id -> source, for every request not answered yet
+	parts    map[uint64]snapshotParts // snapshot request id -> the parts received from its source
+	heard    map[string]int64         // source -> when it was last asked or last sent something
+	retry    uint64                   // the id of this job's resend timer
 	deadline int64
 }
 
@@ -119,7 +121,7 @@ func (c *Core) newSyncJob(key string, request uint64, coord string, epoch uint64
 	job := &syncJob{
 		request: request, coord: coord, epoch: epoch, need: need, sources: sources,
 		done: map[string]bool{}, failed: map[string]bool{}, asked: map[uint64]string{},
-		parts: map[uint64]map[string]int64{}, heard: map[string]int64{},
+		parts: map[uint64]snapshotParts{}, heard: map[string]int64{},
 		retry: c.id(), deadline: now + c.syncTimeout(),
 	}
 	c.syncs[key] = job
@@ -143,13 +145,55 @@ func (c *Core) askSnapshot(job *syncJob, src string, now int64) {
 	c.send(src, &messages.SnapshotRequest{Request: id, Epoch: job.epoch})
 }
 
-// received is how many entries of snapshot id arrived.
-func (job *syncJob) received(id uint64) int64 {
+// snapshotParts collects the parts of the snapshots that answer one
+// SnapshotRequest, from the peer asked: the entries of each part by the
+// snapshot's nonce and the part's index. A request repeated on the way
+// is answered twice, and the source's table may change in between,
+// shifting the parts' boundaries: parts of different answers must never
+// add up to one snapshot, so each answer is counted apart by its nonce.
+type snapshotParts map[uint64]map[uint32]int64
+
+// maxSnapshotAnswers bounds the answers to one request kept at once; a
+// request is repeated rarely, and more answers only cost a new request.
+const maxSnapshotAnswers = 4
+
+// add records part r (a part without a nonce or an index counts for
+// nothing).
+func (s snapshotParts) add(r *messages.Replicate) {
+	nonce, part := r.GetNonce(), r.GetPart()
+	if nonce == 0 || part == 0 {
+		return
+	}
+	p := s[nonce]
+	if p == nil {
+		if len(s) >= maxSnapshotAnswers {
+			return
+		}
+		p = map[uint32]int64{}
+		s[nonce] = p
+	}
+	p[part] = int64(len(r.GetEntries()))
+}
+
+// complete reports whether the snapshot d ends arrived whole: parts 1 to
+// d's count of d's nonce, holding d's count of entries in all.
+func (s snapshotParts) complete(d *messages.SnapshotDone) bool {
+	if d.GetNonce() == 0 {
+		return false
+	}
+	p := s[d.GetNonce()]
+	if len(p) != int(d.GetParts()) {
+		return false
+	}
 	n := int64(0)
-	for _, k := range job.parts[id] {
+	for i := uint32(1); i <= d.GetParts(); i++ {
+		k, ok := p[i]
+		if !ok {
+			return false
+		}
 		n += k
 	}
-	return n
+	return n == d.GetEntries()
 }
 
 // forget drops the requests to src still unanswered.
@@ -194,6 +238,8 @@ func (c *Core) retryTimer(t timer, now int64) {
 	case rc.kind == stepMove && !rc.committed:
 		msg, to = prepareMsg(rc), rc.from.Voters()
 	case rc.kind == stepMove:
+		// Resent to the old voters only, whose acks count; new masters
+		// that missed the first commit learn it from gossip or ConfigQuery.
 		msg, to = &messages.ConfigCommit{Request: rc.id, Next: toProto(rc.next)}, rc.from.Voters()
 	case rc.kind == stepSync:
 		msg, to = syncMsg(rc), rc.next.Masters
@@ -607,13 +653,27 @@ func (c *Core) onSnapshotRequest(from string, r *messages.SnapshotRequest) {
 	}
 	sort.Strings(keys)
 	msgs := c.entryMessages(keys, c.now(), cur.Epoch)
+	nonce := c.snapshotNonce()
 	n := 0
-	for _, m := range msgs {
-		m.Snapshot = r.GetRequest()
+	for i, m := range msgs {
+		m.Snapshot, m.Nonce, m.Part = r.GetRequest(), nonce, uint32(i+1)
 		c.send(from, m)
 		n += len(m.Entries)
 	}
-	c.send(from, &messages.SnapshotDone{Request: r.GetRequest(), Entries: int64(n), Incarnation: c.incarnation, Sequence: c.replicaSeq()})
+	c.send(from, &messages.SnapshotDone{Request: r.GetRequest(), Entries: int64(n), Incarnation: c.incarnation, Sequence: c.replicaSeq(),
+		Nonce: nonce, Parts: uint32(len(msgs))})
+}
+
+// snapshotNonce draws the nonce of a snapshot this peer takes: a
+// counter started at the incarnation (random in production), so unique
+// to this peer within its life and, but for a chance of 2^-64 per
+// snapshot, across its restarts.
+func (c *Core) snapshotNonce() uint64 {
+	c.snapNonce++
+	if c.snapNonce == 0 {
+		c.snapNonce++
+	}
+	return c.snapNonce
 }
 
 func (c *Core) onSnapshotDone(from string, d *messages.SnapshotDone) {
@@ -626,7 +686,7 @@ func (c *Core) onSnapshotDone(from string, d *messages.SnapshotDone) {
 		if !ok || src != from {
 			continue
 		}
-		got := job.received(id)
+		whole := job.parts[id].complete(d)
 		delete(job.asked, id)
 		delete(job.parts, id)
 		now := c.now()
@@ -646,7 +706,7 @@ func (c *Core) onSnapshotDone(from string, d *messages.SnapshotDone) {
 			c.syncCheck(key, job)
 			return
 		}
-		if got != d.GetEntries() {
+		if !whole {
 			c.askSnapshot(job, src, now) // a part of it was lost on the way: a whole new snapshot
 			return
 		}
@@ -657,20 +717,19 @@ func (c *Core) onSnapshotDone(from string, d *messages.SnapshotDone) {
 	}
 }
 
-// snapshotPart records a part of a snapshot for its job. A part repeated
-// on the way counts once: parts hold distinct keys in order, so their
-// first keys tell them apart.
-func (c *Core) snapshotPart(r *messages.Replicate) {
+// snapshotPart records a part of a snapshot from peer from for the job
+// that asked from for it (see snapshotParts).
+func (c *Core) snapshotPart(from string, r *messages.Replicate) {
 	id := r.GetSnapshot()
-	if len(r.GetEntries()) == 0 {
-		return
-	}
 	for _, job := range c.syncs { // request ids are unique: at most one job asked for id
 		if src, ok := job.asked[id]; ok {
-			if job.parts[id] == nil {
-				job.parts[id] = map[string]int64{}
+			if src != from {
+				return // not the peer asked
 			}
-			job.parts[id][r.GetEntries()[0].GetKey()] = int64(len(r.GetEntries()))
+			if job.parts[id] == nil {
+				job.parts[id] = snapshotParts{}
+			}
+			job.parts[id].add(r)
 			job.heard[src] = c.now()
 			return
 		}
@@ -812,7 +871,43 @@ func describe(refusals map[string]messages.Reason) string {
 // restart, and with the voters that never had a key it could form a
 // quorum that grants it twice. It copies snapshots from enough voters that
 // every write quorum includes one of them: n-W+1 of the n voters, all
-// other than itself. Until then it refuses promises (REASON_CATCHING_UP).
+// other than itself. Until then it refuses promises (REASON_CATCHING_UP)
+// and serves no snapshots.
+//
+// When W or more masters restart at once, the ones restarted cannot
+// copy from each other, and no n-W+1 other voters may serve: copying
+// would never end. Copying is not the only way to vote safely, though:
+// the leases and promises a peer lost can harm only while they live.
+// Every lease it acknowledged in its earlier life was committed at most
+// a request timeout plus a promise's life (the write-lock timeout) after
+// that life ended, and lasts at most MaxLease from then, if every peer
+// enforces the same MaxLease; a lease extended since without this peer
+// lives on W other masters, which outvote it. So catchUpWait after its
+// Core was built (after the earlier life ended, on its own monotonic
+// clock) a peer stops catching up and votes, copied or not.
+
+// catchUpWait is how long after it was built a Core may vote without
+// having copied leases: MaxLease and the write-lock timeout, with a
+// fiftieth more for clocks running at rates up to 1 % apart, and a
+// request timeout for commits in flight.
+func (c *Core) catchUpWait() int64 {
+	d := int64(c.maxLease()) + int64(c.cfg.WriteLockTimeout)
+	return d + d/50 + int64(c.cfg.RequestTimeout)
+}
+
+// endCatchUp stops catching up once catchUpWait has passed: the peer
+// votes and serves snapshots again; its copying stops.
+func (c *Core) endCatchUp() {
+	if !c.catchingUp {
+		return
+	}
+	c.catchingUp = false
+	for key, job := range c.syncs {
+		if job.coord == "" {
+			delete(c.syncs, key)
+		}
+	}
+}
 
 // catchUpNeed returns how many snapshots of other voters a peer that lost
 // its memory needs under m, and whether that many exist.
@@ -831,9 +926,12 @@ func catchUpNeed(m *Membership, self string) (int, []string) {
 // startCatchUp makes this peer copy leases before it votes under m.
 func (c *Core) startCatchUp(m *Membership) {
 	need, others := catchUpNeed(m, c.cfg.Self)
-	if !m.IsMaster(c.cfg.Self) || need <= 0 {
-		c.catchingUp = false
+	if !m.IsMaster(c.cfg.Self) || need <= 0 || c.now() >= c.catchUpWait() {
+		c.catchingUp = false // nothing to copy, or everything it lost has ended
 		return
+	}
+	if !c.catchingUp {
+		c.schedule(timer{at: c.catchUpWait(), kind: timerCatchUp})
 	}
 	c.catchingUp = true
 	c.newSyncJob(fmt.Sprintf("catch-up/%d", m.Epoch), 0, "", m.Epoch, need, others)

@@ -105,6 +105,7 @@ func TestSnapshotCountsEachPartOnce(t *testing.T) {
 	first := map[[2]string]uint64{}
 	parts := map[uint64]int{}
 	again := map[uint64]bool{}
+	duplicated, lost := 0, 0
 	n.holdIf = func(p packet) bool {
 		r, ok := p.msg.(*messages.Replicate)
 		if !ok || r.GetSnapshot() == 0 {
@@ -123,8 +124,10 @@ func TestSnapshotCountsEachPartOnce(t *testing.T) {
 		switch parts[id] {
 		case 1:
 			again[id] = true
+			duplicated++
 			n.queue = append([]packet{p}, n.queue...) // delivered now and again next
 		case 2:
+			lost++
 			return true
 		}
 		return false
@@ -134,6 +137,11 @@ func TestSnapshotCountsEachPartOnce(t *testing.T) {
 	}
 	if len(first) == 0 {
 		t.Fatal("no snapshot was sent")
+	}
+	// Not vacuous: snapshots of two parts or more, a first part repeated
+	// and a second lost in every first snapshot.
+	if duplicated != len(first) || lost != len(first) {
+		t.Fatalf("%d first snapshots, %d with a part repeated, %d with a part lost; want every one with both", len(first), duplicated, lost)
 	}
 	n.holdIf = nil
 	n.held = nil

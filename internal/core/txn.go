@@ -106,7 +106,7 @@ func (c *Core) Submit(ops []Op, reply func([]Outcome)) {
 		reply(nil)
 		return
 	}
-	if bad := invalidOps(ops); len(bad) > 0 {
+	if bad := invalidOps(ops, c.maxLease()); len(bad) > 0 {
 		c.refuseInvalid(ops, bad, reply)
 		return
 	}
@@ -136,11 +136,11 @@ func (c *Core) Submit(ops []Op, reply func([]Outcome)) {
 }
 
 // invalidOps returns the indices of the ops no master may apply: a Lock
-// or Extend whose lease is not in [1 ms, MaxLease].
-func invalidOps(ops []Op) []int {
+// or Extend whose lease is not in [1 ms, maxLease].
+func invalidOps(ops []Op, maxLease time.Duration) []int {
 	var bad []int
 	for i, op := range ops {
-		if (op.Kind == messages.WriteKind_WRITE_KIND_LOCK || op.Kind == messages.WriteKind_WRITE_KIND_EXTEND) && !ValidLease(op.LeaseMs) {
+		if (op.Kind == messages.WriteKind_WRITE_KIND_LOCK || op.Kind == messages.WriteKind_WRITE_KIND_EXTEND) && (op.LeaseMs <= 0 || op.LeaseMs > maxLease.Milliseconds()) {
 			bad = append(bad, i)
 		}
 	}
@@ -565,7 +565,10 @@ func (c *Core) checkDone(x *txn, now int64) {
 		c.retire(x)
 		return
 	}
-	if !x.decided {
+	if !x.decided || x.awaiting {
+		// Awaiting: refused only for a stale epoch, it waits for the
+		// newer configuration; retryStale or its deadline (txnTimer)
+		// answers it, once. A late answer or report must not fail it.
 		return
 	}
 	for i := range x.ops {

@@ -96,7 +96,7 @@ func Start(system *actor.ActorSystem, opts ...Option) (*Locker, error) {
 	self := system.Address()
 	c := core.New(core.Config{
 		Self: self, W: cfg.W, RequestTimeout: cfg.RequestTimeout, WriteLockTimeout: cfg.WriteLockTimeout,
-		ReplicationInterval: cfg.ReplicationInterval, MaxMessageBytes: cfg.MaxMessageBytes,
+		ReplicationInterval: cfg.ReplicationInterval, MaxMessageBytes: cfg.MaxMessageBytes, MaxLease: cfg.MaxLease,
 		Clock: cfg.Clock, Seed: binary.LittleEndian.Uint64(seed[:]) >> 1,
 	})
 	l := &Locker{system: system, cfg: cfg, self: self, core: c, store: c.Store(), ext: ext, stopped: make(chan struct{})}
@@ -199,11 +199,19 @@ type OpResult struct {
 	Err    error
 }
 
-// MaxLease is the longest lease Lock, ExtendLease and Batch accept: a
-// year. A longer one fails with ErrInvalidArgument; leases are counted
-// in nanoseconds in an int64, which a lease near its maximum would
-// overflow.
-const MaxLease = core.MaxLease
+// DefaultMaxLease is the longest lease a Locker accepts unless
+// WithMaxLease says otherwise: an hour.
+const DefaultMaxLease = core.DefaultMaxLease
+
+// MaxLeaseLimit bounds what WithMaxLease may set: a year. Leases are
+// counted in nanoseconds in an int64, which a lease near its maximum
+// would overflow; a lease arriving longer from a peer is cut to it.
+const MaxLeaseLimit = core.MaxLeaseLimit
+
+// MaxLease is the longest lease Lock, ExtendLease and Batch accept on
+// this Locker (Config.MaxLease); a longer one fails with
+// ErrInvalidArgument.
+func (l *Locker) MaxLease() time.Duration { return l.cfg.MaxLease }
 
 // Lock takes key with value for lease, if no master of a quorum holds the
 // key. Result.Token is a fencing token strictly greater than every token
@@ -308,8 +316,8 @@ func (l *Locker) coreOp(op Op) (core.Op, error) {
 		if ms == 0 {
 			return core.Op{}, invalid("lease %v for %q is shorter than a millisecond", op.Lease, op.Key)
 		}
-		if op.Lease > MaxLease {
-			return core.Op{}, invalid("lease %v for %q is longer than MaxLease (%v)", op.Lease, op.Key, MaxLease)
+		if op.Lease > l.cfg.MaxLease {
+			return core.Op{}, invalid("lease %v for %q is longer than MaxLease (%v)", op.Lease, op.Key, l.cfg.MaxLease)
 		}
 		c.LeaseMs = ms
 		c.Kind = messages.WriteKind_WRITE_KIND_LOCK

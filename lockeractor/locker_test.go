@@ -64,7 +64,7 @@ func TestBadInputIsInvalidArgument(t *testing.T) {
 	_, cases["zero lease"] = l.Lock(ctx, "k", []byte("v"), 0)
 	_, cases["negative lease"] = l.ExtendLease(ctx, "k", []byte("v"), -time.Second)
 	_, cases["sub-millisecond lease"] = l.Lock(ctx, "k", []byte("v"), time.Microsecond)
-	_, cases["lease over MaxLease"] = l.Lock(ctx, "k", []byte("v"), lockeractor.MaxLease+time.Millisecond)
+	_, cases["lease over MaxLease"] = l.Lock(ctx, "k", []byte("v"), lockeractor.DefaultMaxLease+time.Millisecond)
 	_, cases["lease of math.MaxInt64"] = l.Lock(ctx, "k", []byte("v"), math.MaxInt64)
 	_, cases["extend over MaxLease"] = l.ExtendLease(ctx, "k", []byte("v"), math.MaxInt64-time.Millisecond)
 	_, cases["nil context"] = l.Lock(nilCtx, "k", []byte("v"), time.Second)
@@ -87,22 +87,38 @@ func TestBadInputIsInvalidArgument(t *testing.T) {
 	require.ErrorIs(t, err, lockeractor.ErrInvalidArgument)
 	_, err = lockeractor.Start(nil)
 	require.ErrorIs(t, err, lockeractor.ErrInvalidArgument)
+	for _, d := range []time.Duration{0, -time.Second, time.Microsecond, lockeractor.MaxLeaseLimit + time.Millisecond} {
+		_, err = lockeractor.Start(quietSystem(), lockeractor.WithMaxLease(d))
+		require.ErrorIs(t, err, lockeractor.ErrInvalidArgument, "WithMaxLease(%v)", d)
+	}
 }
 
-// TestMaxLeaseHolds checks that a lease of MaxLease is held (its
-// deadline does not overflow) and released like any other.
+// TestMaxLeaseHolds checks that a lease of the Locker's MaxLease is held
+// (its deadline does not overflow, also at MaxLeaseLimit) and released
+// like any other, and that a longer one is refused.
 func TestMaxLeaseHolds(t *testing.T) {
-	l := start(t)
-	ctx := context.Background()
-	_, err := l.Lock(ctx, "k", []byte("v"), lockeractor.MaxLease)
-	require.NoError(t, err)
-	v, err := l.DirtyRead("k")
-	require.NoError(t, err)
-	require.Equal(t, "v", string(v))
-	_, err = l.ExtendLease(ctx, "k", []byte("v"), lockeractor.MaxLease)
-	require.NoError(t, err)
-	_, err = l.Release(ctx, "k", []byte("v"))
-	require.NoError(t, err)
+	for _, limit := range []time.Duration{0, time.Minute, lockeractor.MaxLeaseLimit} {
+		var opts []lockeractor.Option
+		want := lockeractor.DefaultMaxLease
+		if limit > 0 {
+			opts, want = append(opts, lockeractor.WithMaxLease(limit)), limit
+		}
+		l := start(t, opts...)
+		require.Equal(t, want, l.MaxLease())
+		ctx := context.Background()
+		_, err := l.Lock(ctx, "k", []byte("v"), l.MaxLease())
+		require.NoError(t, err)
+		v, err := l.DirtyRead("k")
+		require.NoError(t, err)
+		require.Equal(t, "v", string(v))
+		_, err = l.ExtendLease(ctx, "k", []byte("v"), l.MaxLease())
+		require.NoError(t, err)
+		_, err = l.ExtendLease(ctx, "k", []byte("v"), l.MaxLease()+time.Millisecond)
+		require.ErrorIs(t, err, lockeractor.ErrInvalidArgument)
+		_, err = l.Release(ctx, "k", []byte("v"))
+		require.NoError(t, err)
+		l.Stop()
+	}
 }
 
 func TestWithWAboveMastersCannotWrite(t *testing.T) {

@@ -33,6 +33,16 @@ type Config struct {
 	// RequestTimeout bounds how long a write or admin call waits for
 	// peers that do not answer (default 1 s).
 	RequestTimeout time.Duration
+	// MaxLease is the longest lease Lock, ExtendLease and Batch accept
+	// and a master commits (default DefaultMaxLease, an hour; at most
+	// MaxLeaseLimit). It must be the same on every peer: a master
+	// restarted with empty memory that cannot copy the leases of the
+	// others (when W or more masters restart at once) votes again once
+	// MaxLease plus WriteLockTimeout (with a 2 % margin for clock drift)
+	// plus RequestTimeout has passed since it started, when every lease
+	// it granted before has ended. A longer MaxLease makes that recovery
+	// slower.
+	MaxLease time.Duration
 	// MaxMessageBytes bounds every message a peer sends (default 3 KiB),
 	// so that protoactor remote's batches of up to 1000 messages stay under
 	// gRPC's 4 MiB frame limit. A key with its values must fit in it.
@@ -65,6 +75,7 @@ func DefaultConfig() Config {
 		ReplicationInterval: 100 * time.Millisecond,
 		WriteLockTimeout:    2 * time.Second,
 		RequestTimeout:      time.Second,
+		MaxLease:            DefaultMaxLease,
 		MaxMessageBytes:     3 << 10,
 		Clock:               systemClock{},
 		Masters:             membership.DefaultMasters,
@@ -87,6 +98,10 @@ func WithWriteLockTimeout(d time.Duration) Option { return func(c *Config) { c.W
 // WithRequestTimeout sets how long a call waits for silent peers.
 func WithRequestTimeout(d time.Duration) Option { return func(c *Config) { c.RequestTimeout = d } }
 
+// WithMaxLease sets the longest lease this peer accepts and commits
+// (Config.MaxLease); give every peer the same.
+func WithMaxLease(d time.Duration) Option { return func(c *Config) { c.MaxLease = d } }
+
 // WithMaxMessageBytes sets the size bound of every message a peer sends.
 func WithMaxMessageBytes(n int) Option { return func(c *Config) { c.MaxMessageBytes = n } }
 
@@ -103,6 +118,10 @@ func (c Config) validate() error {
 		return invalid("request timeout %v is not positive", c.RequestTimeout)
 	case c.WriteLockTimeout <= c.RequestTimeout:
 		return invalid("write lock timeout %v must be longer than the request timeout %v", c.WriteLockTimeout, c.RequestTimeout)
+	case c.MaxLease < time.Millisecond:
+		return invalid("max lease %v is shorter than a millisecond", c.MaxLease)
+	case c.MaxLease > MaxLeaseLimit:
+		return invalid("max lease %v is longer than MaxLeaseLimit (%v)", c.MaxLease, MaxLeaseLimit)
 	case c.MaxMessageBytes < 512:
 		return invalid("max message size %d is less than 512 bytes", c.MaxMessageBytes)
 	case c.Clock == nil:

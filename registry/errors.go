@@ -65,20 +65,37 @@ func argError(arg, format string, args ...any) error {
 	return &ArgumentError{Arg: arg, Problem: fmt.Sprintf(format, args...)}
 }
 
-// MaxLease is the longest lease CheckLease accepts: lockeractor.MaxLease
-// (a year), the longest a Locker accepts.
-const MaxLease = lockeractor.MaxLease
+// MaxLeaseLimit is the longest lease CheckLease accepts:
+// lockeractor.MaxLeaseLimit (a year), the longest any Locker may be
+// configured to accept. A Registry accepts at most its Locker's
+// MaxLease (see Registry.CheckLease).
+const MaxLeaseLimit = lockeractor.MaxLeaseLimit
 
 // CheckLease validates a lease length and its renewal threshold: both
 // positive, the threshold shorter than the lease, and the lease at least
-// a millisecond (the store's resolution) and at most MaxLease. It
-// returns an *ArgumentError.
+// a millisecond (the store's resolution) and at most MaxLeaseLimit. It
+// returns an *ArgumentError. It knows no Locker: a Locker's own
+// MaxLease (lockeractor.WithMaxLease, an hour by default) may be
+// shorter; Registry.CheckLease checks that too.
 func CheckLease(lease, threshold time.Duration) error {
+	return checkLease(lease, threshold, MaxLeaseLimit)
+}
+
+// CheckLease is the package's CheckLease against the MaxLease of r's
+// Locker: the longest lease r can register a name with.
+func (r *Registry) CheckLease(lease, threshold time.Duration) error {
+	if r == nil {
+		return ErrNoRegistry
+	}
+	return checkLease(lease, threshold, r.l.MaxLease())
+}
+
+func checkLease(lease, threshold, maxLease time.Duration) error {
 	switch {
 	case lease < time.Millisecond:
 		return argError("lease", "%v is shorter than a millisecond", lease)
-	case lease > MaxLease:
-		return argError("lease", "%v is longer than MaxLease (%v)", lease, MaxLease)
+	case lease > maxLease:
+		return argError("lease", "%v is longer than MaxLease (%v)", lease, maxLease)
 	case threshold <= 0:
 		return argError("threshold", "%v is not positive", threshold)
 	case threshold >= lease:

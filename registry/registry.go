@@ -288,7 +288,7 @@ func (r *Registry) Reserve(ctx context.Context, name string, pid *actor.PID, lea
 	if err := checkPID(pid); err != nil {
 		return nil, err
 	}
-	if err := CheckLease(lease, threshold); err != nil {
+	if err := r.CheckLease(lease, threshold); err != nil {
 		return nil, err
 	}
 	if r.stopped() {

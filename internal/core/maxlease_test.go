@@ -9,17 +9,19 @@ import (
 )
 
 // TestLeaseBounds checks the rules on lease lengths: a write asks for a
-// lease of at least a millisecond and at most MaxLease, and a lease
-// arriving from a peer, however long, never overflows a deadline.
+// lease of at least a millisecond and at most the configured MaxLease
+// (DefaultMaxLease unless set), and a lease arriving from a peer,
+// however long, never overflows a deadline.
 func TestLeaseBounds(t *testing.T) {
-	maxMs := MaxLease.Milliseconds()
+	maxMs := DefaultMaxLease.Milliseconds()
+	limitMs := MaxLeaseLimit.Milliseconds()
 	t.Run("Submit refuses a Lock or Extend outside [1ms, MaxLease] without sending anything, and runs the rest", func(t *testing.T) {
 		for _, tc := range []struct {
 			name string
 			op   Op
 			ok   bool
 		}{
-			{"lock of MaxLease", lockOp("k", "v", MaxLease), true},
+			{"lock of MaxLease", lockOp("k", "v", DefaultMaxLease), true},
 			{"lock of MaxLease + 1ms", Op{Kind: kLock, Key: "k", Value: []byte("v"), LeaseMs: maxMs + 1}, false},
 			{"lock of math.MaxInt64 ms", Op{Kind: kLock, Key: "k", Value: []byte("v"), LeaseMs: math.MaxInt64}, false},
 			{"lock of math.MaxInt64 ns in ms", Op{Kind: kLock, Key: "k", Value: []byte("v"), LeaseMs: math.MaxInt64 / int64(time.Millisecond)}, false},
@@ -56,13 +58,35 @@ func TestLeaseBounds(t *testing.T) {
 					if _, ok := n.read(n2, tc.op.Key); !ok {
 						t.Fatal("the lease of MaxLease vanished")
 					}
-					n.sleep(time.Hour)
+					n.sleep(DefaultMaxLease - time.Second)
 					if _, ok := n.read(n2, tc.op.Key); !ok {
-						t.Fatal("the lease of MaxLease did not last an hour")
+						t.Fatal("the lease of MaxLease did not last its length")
 					}
 				}
 				n.checkInvariants()
 			})
+		}
+	})
+	t.Run("a Submit over a configured MaxLease is refused, one within it runs", func(t *testing.T) {
+		cfg := testConfig()
+		cfg.MaxLease = time.Minute
+		n := mastersWith(t, cfg, 2, n1, n2, n3)
+		if o := n.do1(n1, lockOp("k", "v", time.Minute+time.Millisecond)); o.OK || o.Reasons[n1] != rInvalid {
+			t.Fatalf("a lock over the configured MaxLease: %+v", o)
+		}
+		if o := n.do1(n1, lockOp("k", "v", time.Minute)); !o.OK {
+			t.Fatalf("a lock of the configured MaxLease: %+v", o)
+		}
+	})
+	t.Run("a master refuses a Commit whose lease is over its own MaxLease", func(t *testing.T) {
+		cfg := testConfig()
+		cfg.MaxLease = time.Minute
+		n := newNetworkWith(t, cfg, n1)
+		c := n.core(n1)
+		prepare(t, c, n2, 1, prepItem(kLock, "k", ""))
+		got := commit(t, c, n2, 1, &messages.CommitItem{Key: "k", Kind: kLock, Value: []byte("v"), LeaseMs: time.Minute.Milliseconds() + 1, Token: 5})
+		if it := got.GetItems()[0]; it.GetOk() || it.GetReason() != rInvalid {
+			t.Fatalf("committed %v, want refused with %v", it, rInvalid)
 		}
 	})
 	t.Run("a master refuses a Commit whose lease is over MaxLease", func(t *testing.T) {
@@ -80,7 +104,7 @@ func TestLeaseBounds(t *testing.T) {
 		}
 	})
 	t.Run("a replicated lease of any length saturates: the key is held, never expired at once", func(t *testing.T) {
-		for _, ms := range []int64{maxMs, maxMs + 1, math.MaxInt64 / int64(time.Millisecond), math.MaxInt64} {
+		for _, ms := range []int64{limitMs, limitMs + 1, math.MaxInt64 / int64(time.Millisecond), math.MaxInt64} {
 			n := newNetwork(t, n2)
 			c := n.core(n2)
 			n.advance(time.Hour) // a later now makes an overflow likelier
@@ -89,8 +113,8 @@ func TestLeaseBounds(t *testing.T) {
 			if _, ok := n.read(n2, "k"); !ok {
 				t.Fatalf("lease %d ms: the replicated key vanished", ms)
 			}
-			if e := c.store.raw("k"); e.deadline <= c.now() || e.deadline-c.now() > int64(MaxLease) {
-				t.Fatalf("lease %d ms: deadline %d at now %d, want within MaxLease", ms, e.deadline, c.now())
+			if e := c.store.raw("k"); e.deadline <= c.now() || e.deadline-c.now() > int64(MaxLeaseLimit) {
+				t.Fatalf("lease %d ms: deadline %d at now %d, want within MaxLeaseLimit", ms, e.deadline, c.now())
 			}
 			if e := c.store.raw("gone"); e == nil || !e.deleted || e.deadline <= c.now() {
 				t.Fatalf("lease %d ms: tombstone %+v", ms, e)
@@ -108,9 +132,9 @@ func TestLeaseBounds(t *testing.T) {
 		}{
 			{0, 1, int64(time.Millisecond)},
 			{0, -5, 0},
-			{0, math.MaxInt64, int64(MaxLease)},
+			{0, math.MaxInt64, int64(MaxLeaseLimit)},
 			{math.MaxInt64 - 1, 1, math.MaxInt64},
-			{math.MaxInt64 - int64(MaxLease), maxMs, math.MaxInt64},
+			{math.MaxInt64 - int64(MaxLeaseLimit), limitMs, math.MaxInt64},
 		} {
 			if got := leaseEnd(tc.now, tc.ms); got != tc.want {
 				t.Errorf("leaseEnd(%d, %d) = %d, want %d", tc.now, tc.ms, got, tc.want)

@@ -126,9 +126,12 @@ func TestRenewalKeepsName(t *testing.T) {
 	sys, r := single(t)
 	ctx := context.Background()
 	pid := sys.Root.Spawn(echoProps())
-	_, err := r.Reserve(ctx, "renewed", pid, 100*time.Millisecond, 30*time.Millisecond)
+	// Renewals start 600 ms before the lease ends: that slack, not the
+	// speed of the machine, is what the test relies on (a loaded CI
+	// machine under -race stalls for tens of milliseconds).
+	_, err := r.Reserve(ctx, "renewed", pid, time.Second, 600*time.Millisecond)
 	require.NoError(t, err)
-	deadline := time.Now().Add(time.Second) // ten lease lengths
+	deadline := time.Now().Add(3 * time.Second) // three lease lengths
 	for time.Now().Before(deadline) {
 		v, err := r.Locker().DirtyRead(r.Key("renewed"))
 		require.NoError(t, err, "lease ran out")

@@ -15,6 +15,7 @@ import (
 	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/protoactor-locker/locker/internal/linearize"
 	"github.com/protoactor-locker/locker/internal/registrytest"
 	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
@@ -340,8 +341,9 @@ func TestFaultRegistryNodeLoss(t *testing.T) {
 			defer w.mu.Unlock()
 			// The summary line CI adds up: a history per name; operations
 			// are WhereIs observations and fenced writes.
-			fmt.Printf("registry faults: %d histories, %d operations, %d faults, %d violations (%d holders, %d observations, %d of gone holders, %d writes, %d fenced; %d dropped, %d partitioned, %d delayed, %d duplicated, %d stashed)\n",
-				len(names), w.observations+w.writes, st.Total(), len(w.violations),
+			sum := linearize.Summary{Histories: len(names), Operations: w.observations + w.writes, Faults: int(st.Total()), Violations: len(w.violations)}
+			fmt.Printf("registry faults: %v (%d holders, %d observations, %d of gone holders, %d writes, %d fenced; %d dropped, %d partitioned, %d delayed, %d duplicated, %d stashed)\n",
+				sum,
 				len(w.holders), w.observations, w.resolvedGone, w.writes, w.fenced,
 				st.Dropped, st.Partitioned, st.Delayed, st.Duplicated, st.Stashed)
 			for i, v := range w.violations {

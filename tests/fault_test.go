@@ -20,6 +20,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/protoactor-locker/locker/internal/linearize"
 	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
 )
@@ -613,7 +614,7 @@ func testFaultPartitionScenario(t *testing.T, seed uint64) {
 		"%d checked writes on %d keys (%d succeeded), linearizability checked in %v; faults %+v (total %d); %d violations",
 		rec.hist.Len(), held+empty, held, empty, accepted, lateWrites,
 		lin.Operations, lin.Keys, load.succeeded(), time.Since(checkStart).Round(time.Millisecond), s, s.Total(), len(violations))
-	summary{histories: lin.Keys, operations: rec.hist.Len(), faults: int(s.Total()), violations: len(violations)}.print(t, seed)
+	printSummary(t, seed, linearize.Summary{Histories: lin.Keys, Operations: rec.hist.Len(), Faults: int(s.Total()), Violations: len(violations)})
 	require.Empty(t, violations, "violations:\n%s", strings.Join(violations, "\n"))
 	require.Zero(t, refused.Load())
 }

@@ -63,34 +63,32 @@ func seeded(t *testing.T, run func(t *testing.T, seed uint64)) {
 // faultTotals adds up the summaries of the fault tests of this run, for
 // the line TestMain prints at the end.
 var faultTotals struct {
-	tests, histories, operations, faults, violations atomic.Int64
+	mu    sync.Mutex
+	tests int
+	sum   linearize.Summary
 }
 
-// summary is what a fault test checked: its checked keys' histories,
-// every write it recorded, the faults it injected and the violations
-// found by every check (linearizability, holders, resource).
-type summary struct {
-	histories, operations, faults, violations int
-}
-
-// print prints the summary line of a fault test and adds it to the
-// totals.
-func (s summary) print(t *testing.T, seed uint64) {
+// printSummary prints the summary line of a fault test (its checked
+// keys' histories, every write it recorded, the faults it injected and
+// the violations every check found) and adds it to the totals.
+func printSummary(t *testing.T, seed uint64, s linearize.Summary) {
 	name, _, _ := strings.Cut(t.Name(), "/")
-	fmt.Printf("faults: %d histories, %d operations, %d faults, %d violations (%s, seed %d)\n",
-		s.histories, s.operations, s.faults, s.violations, name, seed)
-	faultTotals.tests.Add(1)
-	faultTotals.histories.Add(int64(s.histories))
-	faultTotals.operations.Add(int64(s.operations))
-	faultTotals.faults.Add(int64(s.faults))
-	faultTotals.violations.Add(int64(s.violations))
+	fmt.Printf("faults: %v (%s, seed %d)\n", s, name, seed)
+	faultTotals.mu.Lock()
+	defer faultTotals.mu.Unlock()
+	faultTotals.tests++
+	faultTotals.sum.Histories += s.Histories
+	faultTotals.sum.Operations += s.Operations
+	faultTotals.sum.Faults += s.Faults
+	faultTotals.sum.Violations += s.Violations
 }
 
 // printFaultTotals prints the totals of the fault tests that ran, if any.
 func printFaultTotals() {
-	if n := faultTotals.tests.Load(); n > 0 {
-		fmt.Printf("faults: %d runs: %d histories, %d operations, %d faults, %d violations\n", n,
-			faultTotals.histories.Load(), faultTotals.operations.Load(), faultTotals.faults.Load(), faultTotals.violations.Load())
+	faultTotals.mu.Lock()
+	defer faultTotals.mu.Unlock()
+	if faultTotals.tests > 0 {
+		fmt.Printf("faults: %d runs: %v\n", faultTotals.tests, faultTotals.sum)
 	}
 }
 

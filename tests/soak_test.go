@@ -20,6 +20,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/protoactor-locker/locker/internal/linearize"
 	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
 )
@@ -199,8 +200,9 @@ func TestSoak(t *testing.T) {
 		lin.Operations, lin.Keys, load.succeeded(), checkTime.Round(time.Millisecond),
 		n.partitions, n.pauses, n.delays, n.duplicates, s, s.Total(), len(violations),
 		goroutinesBefore, goroutinesAfter, mib(heapBefore), mib(heapAfter))
-	fmt.Printf("soak: %d histories, %d operations, %d faults, %d violations, goroutines before/after %d/%d, heap before/after %.1f/%.1f MiB\n",
-		lin.Keys, rec.hist.Len(), s.Total(), len(violations), goroutinesBefore, goroutinesAfter, mib(heapBefore), mib(heapAfter))
+	sum := linearize.Summary{Histories: lin.Keys, Operations: rec.hist.Len(), Faults: int(s.Total()), Violations: len(violations)}
+	fmt.Printf("soak: %v, goroutines before/after %d/%d, heap before/after %.1f/%.1f MiB\n",
+		sum, goroutinesBefore, goroutinesAfter, mib(heapBefore), mib(heapAfter))
 
 	require.Empty(t, violations, "violations:\n%s", strings.Join(violations, "\n"))
 	require.NotZero(t, held, "no lock was held: the load made no progress")

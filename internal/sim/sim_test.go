@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/protoactor-locker/locker/internal/linearize"
 )
 
 // knownBugSeeds are seeds of the fixed set that find known protocol bugs
@@ -103,6 +105,6 @@ func TestSimulation(t *testing.T) {
 	}
 	close(jobs)
 	wg.Wait()
-	fmt.Printf("simulation: %d histories, %d operations, %d faults, %d violations (%d steps in %v)\n",
-		histories.Load(), ops.Load(), faults.Load(), violations.Load(), stepsRun.Load(), time.Since(start).Round(time.Second))
+	sum := linearize.Summary{Histories: int(histories.Load()), Operations: int(ops.Load()), Faults: int(faults.Load()), Violations: int(violations.Load())}
+	fmt.Printf("simulation: %v (%d steps in %v)\n", sum, stepsRun.Load(), time.Since(start).Round(time.Second))
 }

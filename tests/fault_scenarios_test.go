@@ -9,7 +9,6 @@ package tests
 import (
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,29 +56,15 @@ func testFaultMasterRestartMidCommit(t *testing.T, seed uint64) {
 	res := newResource()
 	refs := []*lockerRef{fixedRef(c.Peer(A)), fixedRef(c.Peer(B)), fixedRef(c.Peer(C))}
 
-	stop := make(chan struct{})
-	stopped := func() bool {
-		select {
-		case <-stop:
-			return true
-		default:
-			return false
-		}
-	}
-	var clients sync.WaitGroup
+	clients := newLoadGroup()
+	stopped := clients.stopped
 	var load checkedLoad
 	for node := range 3 {
 		for range 2 {
-			load.add(&clients, refs[node], node, seed, long, rec, h, res, stopped)
+			load.add(&clients.WaitGroup, refs[node], node, seed, long, rec, h, res, stopped)
 		}
 	}
-	halt := func() {
-		if !stopped() {
-			close(stop)
-		}
-		clients.Wait()
-	}
-	defer halt() // also when a require fails: no client outlives the test
+	defer clients.halt() // also when a require fails: no client outlives the test
 	testcluster.Eventually(t, 10*time.Second, func() bool { return load.succeeded() >= 20 }, "checked writes succeed")
 
 	// 1. C in the commit phase of a Batch, its commits in flight.
@@ -168,7 +153,7 @@ func testFaultMasterRestartMidCommit(t *testing.T, seed uint64) {
 			cOK += cl.ok.Load()
 		}
 	}
-	halt()
+	clients.halt()
 
 	violations, held, _ := h.check()
 	res.mu.Lock()

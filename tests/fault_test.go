@@ -450,19 +450,11 @@ func testFaultPartitionScenario(t *testing.T, seed uint64) {
 	h := &history{byNode: make([]atomic.Int64, 5)}
 	res := newResource()
 	var refused atomic.Int64 // resource writes refused to a timely holder
-	stop := make(chan struct{})
-	stopped := func() bool {
-		select {
-		case <-stop:
-			return true
-		default:
-			return false
-		}
-	}
-	var clients sync.WaitGroup
+	clients := newLoadGroup()
+	stopped := clients.stopped
 	var load checkedLoad
 	for node := range 5 {
-		load.add(&clients, fixedRef(c.Peer(node)), node, seed, long, rec, h, res, stopped)
+		load.add(&clients.WaitGroup, fixedRef(c.Peer(node)), node, seed, long, rec, h, res, stopped)
 		for cl := range 2 {
 			clients.Add(1)
 			go func() {
@@ -471,10 +463,8 @@ func testFaultPartitionScenario(t *testing.T, seed uint64) {
 				l := c.Peer(node)
 				id := rec.client()
 				for seq := 0; ; seq++ {
-					select {
-					case <-stop:
+					if stopped() {
 						return
-					default:
 					}
 					key := keys[rng.IntN(len(keys))]
 					lease := time.Duration(50+rng.IntN(250)) * time.Millisecond
@@ -505,14 +495,7 @@ func testFaultPartitionScenario(t *testing.T, seed uint64) {
 			}()
 		}
 	}
-	defer func() { // also when a require fails: no client outlives the test
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		clients.Wait()
-	}()
+	defer clients.halt() // also when a require fails: no client outlives the test
 
 	progress := func(what string, n int64, nodes ...int) {
 		t.Helper()
@@ -595,8 +578,7 @@ func testFaultPartitionScenario(t *testing.T, seed uint64) {
 	reconfigure(0, []int{0, 1, 2, 3, 4}, 0, nil)
 	progress("healed again", 5, 3, 4)
 
-	close(stop)
-	clients.Wait()
+	clients.halt()
 
 	violations, held, empty := h.check()
 	res.mu.Lock()

@@ -392,3 +392,28 @@ func lockBoth(ctx context.Context, a, b *lockeractor.Locker, key string, va, vb 
 	wg.Wait()
 	return
 }
+
+// loadGroup runs a test's load goroutines: each returns once stopped()
+// reports true; halt stops them all and waits for them (idempotent, so it
+// can be deferred and called early).
+type loadGroup struct {
+	sync.WaitGroup
+	once sync.Once
+	stop chan struct{}
+}
+
+func newLoadGroup() *loadGroup { return &loadGroup{stop: make(chan struct{})} }
+
+func (g *loadGroup) stopped() bool {
+	select {
+	case <-g.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (g *loadGroup) halt() {
+	g.once.Do(func() { close(g.stop) })
+	g.Wait()
+}

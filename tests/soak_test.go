@@ -13,7 +13,6 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -93,16 +92,8 @@ func TestSoak(t *testing.T) {
 	rec := newRecorder(long...)
 	h := &history{byNode: make([]atomic.Int64, 3)}
 	res := newResource()
-	stop := make(chan struct{})
-	stopped := func() bool {
-		select {
-		case <-stop:
-			return true
-		default:
-			return false
-		}
-	}
-	var clients sync.WaitGroup
+	clients := newLoadGroup()
+	stopped := clients.stopped
 	var load checkedLoad
 	for node := range 3 {
 		for cl := range 2 {
@@ -117,15 +108,9 @@ func TestSoak(t *testing.T) {
 			defer clients.Done()
 			soakBulkClient(c.Peer(node), node, rand.New(rand.NewPCG(seed, uint64(node*3+3))), h, rec, stopped)
 		}()
-		load.add(&clients, fixedRef(c.Peer(node)), node, seed, long, rec, h, res, stopped)
+		load.add(&clients.WaitGroup, fixedRef(c.Peer(node)), node, seed, long, rec, h, res, stopped)
 	}
-	halt := func() {
-		if !stopped() {
-			close(stop)
-		}
-		clients.Wait()
-	}
-	defer halt() // also when a require fails: no client outlives the test
+	defer clients.halt() // also when a require fails: no client outlives the test
 
 	// The fault driver. Its waits pace the faults; nothing is decided
 	// by them.
@@ -163,7 +148,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	f.Reset()
-	halt()
+	clients.halt()
 	elapsed := time.Since(start)
 
 	for _, node := range c.Nodes {

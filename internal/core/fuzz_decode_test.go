@@ -103,14 +103,7 @@ func FuzzDecode(f *testing.F) {
 				}
 				c.Step(peer, msg)
 			}
-			for _, env := range c.TakeOutbox() {
-				if env.To == n1 {
-					t.Fatalf("a message to itself in the outbox: %v", env.Msg)
-				}
-				if _, err := proto.Marshal(env.Msg); err != nil {
-					t.Fatalf("unencodable %T: %v", env.Msg, err)
-				}
-			}
+			checkOutbox(t, c, n1)
 			if msg := coreInvariants(c); msg != "" {
 				t.Fatal(msg)
 			}

@@ -151,14 +151,7 @@ func FuzzStep(f *testing.F) {
 				}
 				c.Step(peer, msg)
 			}
-			for _, env := range c.TakeOutbox() {
-				if env.To == n1 {
-					t.Fatalf("a message to itself in the outbox: %v", env.Msg)
-				}
-				if _, err := proto.Marshal(env.Msg); err != nil {
-					t.Fatalf("unencodable %T: %v", env.Msg, err)
-				}
-			}
+			checkOutbox(t, c, n1)
 			if at, ok := c.NextWake(); ok && at.Before(t0) {
 				t.Fatalf("NextWake %v before the Core was built", at)
 			}
@@ -205,4 +198,18 @@ func FuzzCheckAddress(f *testing.F) {
 			t.Fatalf("CheckNodes([%q]) = %q, CheckAddress = %q", addr, got, msg)
 		}
 	})
+}
+
+// checkOutbox fails t if c's outbox holds a message to self or one that
+// does not encode, and empties it.
+func checkOutbox(t *testing.T, c *Core, self string) {
+	t.Helper()
+	for _, env := range c.TakeOutbox() {
+		if env.To == self {
+			t.Fatalf("a message to itself in the outbox: %v", env.Msg)
+		}
+		if _, err := proto.Marshal(env.Msg); err != nil {
+			t.Fatalf("unencodable %T: %v", env.Msg, err)
+		}
+	}
 }

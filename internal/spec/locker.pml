@@ -3,19 +3,33 @@
  * See doc.go for what it models, what it abstracts away, and how to run it.
  *
  * One key. Clients Lock it with a two-phase quorum write (Prepare/Promise,
- * Commit/Abort, Committed acks) against 3 masters, W = 2. Leases and write
- * locks count down on an abstract global tick that can come between any
- * two steps (no time horizon needed). Prepare and Commit sit in one-place
- * slots per (client, master); a slot may be delivered at any time (so
- * messages reorder) or never (loss) or, with DUPS > 0, delivered and kept
- * (a duplicate) up to DUPS times in a run. Checked in CI: the default
- * (2 clients, TRIES=1, DUPS=0) and mutants 1 and 3. Mutant 2, DUPS=1,
- * TRIES=2 and RECONFIG did not finish within 2 GiB (not checked).
+ * Commit/Abort, Committed acks) against the masters, W = 2 of 3. Leases
+ * and write locks count down on an abstract global tick that can come
+ * between any two steps (no time horizon needed). Prepare and Commit sit
+ * in one-place slots per (client, master); a slot may be delivered at any
+ * time (so messages reorder) or never (loss).
  *
- * With -DRECONFIG a fourth node takes part, and one coordinator replaces
- * master 2 by node 3 while clients lock: epoch 0 {0,1,2} W=2, joint epoch 1
- * ({0,1,3} W=2 and old {0,1,2} OldW=2), lease copy (sync) to the new
- * masters, epoch 2 {0,1,3} W=2.
+ * Two models, both checked in CI (spec_test.go):
+ *
+ * default: 3 masters, two clients that each call Lock once from the start.
+ *
+ * -DRECONFIG: a change of masters while a lease is held. Nodes 0..2 are the
+ *   masters of epoch 0 (W = 2) and node 3 a new node. The run starts with
+ *   client 0 already holding the key: its Lock (token 1) committed on
+ *   nodes 0 and 1, with LEASE ticks left at the client and at both masters
+ *   (node 2 never saw token 1). A coordinator replaces node 0, a holder of
+ *   the lease, by node 3:
+ *     epoch 1, joint: masters M' = {1,2,3}, W = 2, and old masters
+ *       {0,1,2}, OldW = 2 (a write needs both quorums);
+ *     sync: once W old masters moved to epoch 1, each node of M' copies
+ *       the lease from OldW old masters (itself included) that are at
+ *       epoch >= 1, merged as onReplicate does, until W nodes of M' have;
+ *     epoch 2: masters M', W = 2.
+ *   Each move is committed by the coordinator, then adopted by each node
+ *   at any later time, or never, or (epoch 0 to 2) skipping epoch 1.
+ *   Client 1 calls Lock once, while the lease lives somewhere, under any
+ *   epoch committed by then (a client that has not learnt the newest one
+ *   uses an older one). Client 0 does not Lock again.
  *
  * Checked (assertions; run with -DSAFETY):
  *   A1  at most one client believes it holds the key at any instant: a
@@ -24,37 +38,28 @@
  *   A2  each new holder's fencing token is strictly greater than every
  *       earlier holder's.
  *
- * Mutants, -DMUTANT=n (1 and 3 fail in CI; 2, 4, 5 not yet checked):
+ * Mutants, -DMUTANT=n; each makes spin find an assertion violation (CI):
  *   1  W = 1 (quorums need not intersect)
  *   2  masters promise regardless of an existing write lock, and apply a
  *      commit without checking that the promise is still theirs
  *   3  the client counts its lease from the commit ack instead of from its
  *      invoke (its deadline may pass a master's)
- *   4  (with RECONFIG) the coordinator leaves the joint configuration
- *      without the new masters copying the old masters' leases
- *   5  (with RECONFIG) a master keeps accepting commits of writes prepared
- *      under the epoch it moved away from (no mastersSince fence)
+ *   4  (RECONFIG) the sync copies nothing: new masters start empty
+ *   6  (RECONFIG) no joint configuration: the coordinator moves straight to
+ *      the new masters (epoch 2) and syncs after that
  */
 
-#ifndef CLIENTS
-#define CLIENTS 2
-#endif
 #ifndef LEASE
 #define LEASE 2       /* lease length, ticks */
 #endif
 #ifndef WLT
 #define WLT 1         /* write-lock (promise) timeout, ticks */
 #endif
-#ifndef TRIES
-#define TRIES 1       /* Lock calls per client */
-#endif
-#ifndef DUPS
-#define DUPS 0        /* duplicated deliveries per run */
-#endif
 #ifndef MUTANT
 #define MUTANT 0
 #endif
 
+#define CLIENTS 2
 #if MUTANT == 1
 #define W 1
 #else
@@ -68,13 +73,6 @@
 #define NN 3
 #endif
 
-/* configurations by epoch: group A = Masters (W), group B = OldMasters (OLDW) */
-#define INA(e,n)   (((e) == 0) -> ((n) < 3) : ((n) != 2))
-#define INB(e,n)   (((e) == 1) && ((n) < 3))
-#define VOTER(e,n) (INA(e,n) || INB(e,n))
-/* the masters of epoch e differ from those of epoch f */
-#define MCHANGE(e,f) ((((e) == 0) && ((f) > 0)) || (((e) > 0) && ((f) == 0)))
-
 /* client phases */
 #define IDLE   0
 #define PREP   1
@@ -85,8 +83,6 @@
 #define CN (CLIENTS*NN)
 
 /* ---- masters ---- */
-byte ep[NN];      /* configuration epoch */
-byte since[NN];   /* mastersSince: epoch from which the current masters hold */
 byte val[NN];     /* 0: key absent; c+1: leased to client c */
 byte tok[NN];     /* the entry's fencing token */
 byte mrem[NN];    /* ticks left of the lease here: LEASE from receipt of Commit */
@@ -97,7 +93,7 @@ byte hlc[NN];     /* largest token proposed or seen */
 
 /* ---- clients ---- */
 byte ph[CLIENTS];
-byte tx[CLIENTS];    /* current txn (Lock call number, 1..TRIES) */
+byte tx[CLIENTS];    /* current txn (Lock call number) */
 byte tep[CLIENTS];   /* epoch of the current txn */
 byte crem[CLIENTS];  /* ticks left of the client's lease: LEASE from its invoke */
 byte acc[CLIENTS];   /* token being assembled from answers */
@@ -112,26 +108,38 @@ byte pT[CN]; byte pE[CN];                         /* Prepare: txn, epoch */
 byte qT[CN]; bool qG[CN]; byte qV[CN];            /* Promise: txn, granted, proposal or entry token */
 byte cT[CN]; bool cA[CN]; byte cK[CN]; byte cE[CN]; /* Commit: txn, abort, token, epoch */
 byte aT[CN]; bool aO[CN];                         /* Committed: txn, ok */
-byte dups = DUPS;
 
 /* ---- monitors ---- */
 byte lastTok;        /* token of the latest holder */
 
 #ifdef RECONFIG
-byte rs;             /* coordinator: 0 old, 1 joint committed, 2 new committed */
+byte ep[NN];         /* configuration epoch */
+byte since[NN];      /* mastersSince: epoch from which the current masters hold */
+byte copied[NN];     /* sync at node n: bit s set when s's lease was copied */
+byte rs;             /* coordinator: 0 old, 1 first move committed, 2 final move committed */
 byte cfgEp;          /* newest epoch committed */
-byte mCfg[NN];       /* ConfigCommit in flight: epoch, 0 none */
-byte copied[NN];     /* sync at node n: bit s set when s's snapshot was copied */
+byte wf;             /* wall-clock floor: every token of a lease that expired somewhere */
+#if MUTANT == 6
+#define JEP 2        /* no joint configuration: the first move goes to epoch 2 */
+#else
+#define JEP 1
 #endif
+/* configurations by epoch: group A = Masters (W), group B = OldMasters (OLDW) */
+#define INA(e,n)   (((e) == 0) -> ((n) < 3) : ((n) != 0))
+#define INB(e,n)   (((e) == 1) && ((n) < 3))
+#define VOTER(e,n) (INA(e,n) || INB(e,n))
+#define EPOCH(n)   ep[n]
+#define SIZEB(e)   (((e) == 1) -> 3 : 0)
+#else
+#define INA(e,n)   true
+#define INB(e,n)   false
+#define VOTER(e,n) true
+#define EPOCH(n)   0
+#define SIZEB(e)   0
+#endif
+#define SIZEA(e) 3
 
 byte i, j, k, m;     /* scratch, reset after use */
-
-/* the number of the old masters {0,1,2} with epoch >= 1 */
-#define MOVED ((ep[0] >= 1 -> 1 : 0) + (ep[1] >= 1 -> 1 : 0) + (ep[2] >= 1 -> 1 : 0))
-/* node n (a new master) has copied OLDW old masters' leases (itself included) */
-#define BITS(b) (((b) & 1) + (((b) >> 1) & 1) + (((b) >> 2) & 1))
-#define SYNCED(n) (BITS(copied[n]) >= OLDW)
-#define NSYNCED ((SYNCED(0) -> 1 : 0) + (SYNCED(1) -> 1 : 0) + (SYNCED(3) -> 1 : 0))
 
 inline observe(n, t) {
 	if
@@ -155,16 +163,14 @@ inline endTxn(c) {
 }
 
 /* W of the masters (and OLDW of the old masters in a joint epoch) */
-#define REACHED(e,ya,yb)  ((ya) >= W && (!((e) == 1) || (yb) >= OLDW))
-#define SIZEA(e) 3
-#define SIZEB(e) (((e) == 1) -> 3 : 0)
-#define IMPOSSIBLE(e,na,nb) ((na) > SIZEA(e) - W || (((e) == 1) && (nb) > SIZEB(e) - OLDW))
+#define REACHED(e,ya,yb)  ((ya) >= W && (SIZEB(e) == 0 || (yb) >= OLDW))
+#define IMPOSSIBLE(e,na,nb) ((na) > SIZEA(e) - W || (SIZEB(e) > 0 && (nb) > SIZEB(e) - OLDW))
 
 /* ---- client: Lock ---- */
 inline invoke(c, e) {
 	tx[c]++;
 	ph[c] = PREP;
-	tep[c] = e;                    /* the epoch the client knows: any committed one */
+	tep[c] = e;                    /* the epoch the client knows */
 #if MUTANT == 3
 	crem[c] = 0;
 #else
@@ -186,10 +192,8 @@ inline sendCommit(c, n) {
 inline abort(c) {
 	for (i : 0 .. NN-1) {
 		if
-#ifndef NOABORT
 		:: ans[IX(c,i)] == 1 ->
 			cT[IX(c,i)] = tx[c]; cA[IX(c,i)] = true; cK[IX(c,i)] = 0; cE[IX(c,i)] = tep[c]
-#endif
 		:: else -> skip
 		fi
 	}
@@ -234,6 +238,19 @@ inline holds(c) {
 	endTxn(c)
 }
 
+/* the write lock at n belongs to another txn than (c, k) */
+#define OTHERLOCK(n,c) (wlc[n] != 0 && (wlc[n] != (c)+1 || wlt[n] != k))
+#ifdef RECONFIG
+#define EPOCHOK(c,n) (pE[IX(c,n)] == ep[n])
+#define FENCEOK(c,n) (cE[IX(c,n)] >= since[n])
+/* the hybrid clock: a proposal exceeds every token whose lease expired */
+#define PROPOSE(n) if :: wf > hlc[n] -> hlc[n] = wf + 1 :: else -> hlc[n]++ fi
+#else
+#define EPOCHOK(c,n) true
+#define FENCEOK(c,n) true
+#define PROPOSE(n) hlc[n]++
+#endif
+
 /* ---- master n receives client c's Prepare ---- */
 inline onPrepare(c, n) {
 	k = pT[IX(c,n)];
@@ -241,17 +258,17 @@ inline onPrepare(c, n) {
 	qG[IX(c,n)] = false;
 	qV[IX(c,n)] = (val[n] != 0 -> tok[n] : 0);
 	if
-	:: pE[IX(c,n)] != ep[n] -> skip                                  /* STALE_EPOCH */
-	:: pE[IX(c,n)] == ep[n] && !VOTER(ep[n], n) -> skip              /* NOT_MASTER */
+	:: !EPOCHOK(c,n) -> skip                                         /* STALE_EPOCH */
+	:: EPOCHOK(c,n) && !VOTER(EPOCH(n), n) -> skip                   /* NOT_MASTER */
 #if MUTANT == 2
-	:: pE[IX(c,n)] == ep[n] && VOTER(ep[n], n) && val[n] != 0 -> skip
-	:: pE[IX(c,n)] == ep[n] && VOTER(ep[n], n) && val[n] == 0 ->
+	:: EPOCHOK(c,n) && VOTER(EPOCH(n), n) && val[n] != 0 -> skip
+	:: EPOCHOK(c,n) && VOTER(EPOCH(n), n) && val[n] == 0 ->
 #else
-	:: pE[IX(c,n)] == ep[n] && VOTER(ep[n], n) && wlc[n] != 0 && (wlc[n] != c+1 || wlt[n] != k) -> skip  /* WRITE_LOCKED */
-	:: pE[IX(c,n)] == ep[n] && VOTER(ep[n], n) && !(wlc[n] != 0 && (wlc[n] != c+1 || wlt[n] != k)) && val[n] != 0 -> skip  /* ALREADY_LOCKED */
-	:: pE[IX(c,n)] == ep[n] && VOTER(ep[n], n) && !(wlc[n] != 0 && (wlc[n] != c+1 || wlt[n] != k)) && val[n] == 0 ->
+	:: EPOCHOK(c,n) && VOTER(EPOCH(n), n) && OTHERLOCK(n,c) -> skip                  /* WRITE_LOCKED */
+	:: EPOCHOK(c,n) && VOTER(EPOCH(n), n) && !OTHERLOCK(n,c) && val[n] != 0 -> skip  /* ALREADY_LOCKED */
+	:: EPOCHOK(c,n) && VOTER(EPOCH(n), n) && !OTHERLOCK(n,c) && val[n] == 0 ->
 #endif
-		hlc[n]++;
+		PROPOSE(n);
 		qG[IX(c,n)] = true;
 		qV[IX(c,n)] = hlc[n];
 		wlc[n] = c+1; wlt[n] = k; wrem[n] = WLT
@@ -300,26 +317,19 @@ inline onCommit(c, n) {
 		aT[IX(c,n)] = k;
 		aO[IX(c,n)] = false;
 		if
-#if MUTANT != 5
-		:: cE[IX(c,n)] < since[n] -> skip                                     /* STALE_EPOCH */
-		:: cE[IX(c,n)] >= since[n] && !(wlc[n] == c+1 && wlt[n] == k) ->
-#else
-		:: !(wlc[n] == c+1 && wlt[n] == k) ->
-#endif
+		:: !FENCEOK(c,n) -> skip                                     /* STALE_EPOCH */
 #if MUTANT == 2
+		:: FENCEOK(c,n) && !(wlc[n] == c+1 && wlt[n] == k) ->
 			if :: val[n] == 0 || tok[n] < cK[IX(c,n)] ->
 				val[n] = c+1; tok[n] = cK[IX(c,n)]; mrem[n] = LEASE;
 				observe(n, cK[IX(c,n)]); aO[IX(c,n)] = true
 			:: else -> skip fi
 #else
+		:: FENCEOK(c,n) && !(wlc[n] == c+1 && wlt[n] == k) ->
 			/* a repeated Commit of a write applied here: say so again */
 			aO[IX(c,n)] = (val[n] == c+1 && tok[n] == cK[IX(c,n)])
 #endif
-#if MUTANT != 5
-		:: cE[IX(c,n)] >= since[n] && wlc[n] == c+1 && wlt[n] == k ->
-#else
-		:: wlc[n] == c+1 && wlt[n] == k ->
-#endif
+		:: FENCEOK(c,n) && wlc[n] == c+1 && wlt[n] == k ->
 			dropLock(n);
 			val[n] = c+1; tok[n] = cK[IX(c,n)]; mrem[n] = LEASE;   /* the master counts from receipt */
 			observe(n, cK[IX(c,n)]);
@@ -352,25 +362,39 @@ inline onAck(c, n) {
 }
 
 #ifdef RECONFIG
-/* node n adopts the configuration of epoch e (adopt in reconfig.go) */
+/* node n adopts the configuration of epoch e (adopt in reconfig.go): a
+ * change of masters drops the promises of the older epoch and fences its
+ * commits; leaving the joint configuration for its new masters does not */
 inline adopt(n, e) {
 	if
-	:: MCHANGE(ep[n], e) -> since[n] = e; dropLock(n)   /* promises of the older masters die */
+	:: (ep[n] == 0) != (e == 0) -> since[n] = e; dropLock(n)
 	:: else -> skip
 	fi;
 	ep[n] = e
 }
 
-/* node n copies source s's lease (a snapshot, merged as onReplicate does) */
+/* node n copies source s's lease (a snapshot, merged as onReplicate does:
+ * a newer token or a later deadline wins; a different lease landing drops
+ * the write lock, which was promised against the state it replaces) */
 inline copyLease(n, s) {
+#if MUTANT != 4
 	if
 	:: val[s] != 0 && !(val[n] != 0 && (tok[n] > tok[s] || (tok[n] == tok[s] && mrem[n] >= mrem[s]))) ->
+		if :: val[n] == 0 || tok[n] != tok[s] -> dropLock(n) :: else -> skip fi;
 		observe(n, tok[s]);
 		val[n] = val[s]; tok[n] = tok[s]; mrem[n] = mrem[s]
 	:: else -> skip
 	fi;
+#endif
 	copied[n] = copied[n] | (1 << s)
 }
+
+/* the number of old masters {0,1,2} that moved on from epoch 0 */
+#define MOVED ((ep[0] >= JEP -> 1 : 0) + (ep[1] >= JEP -> 1 : 0) + (ep[2] >= JEP -> 1 : 0))
+/* node n (a new master) has copied OLDW old masters' leases (itself included) */
+#define BITS(b) (((b) & 1) + (((b) >> 1) & 1) + (((b) >> 2) & 1))
+#define SYNCED(n) (n != 0 && BITS(copied[n]) >= OLDW)
+#define NSYNCED ((SYNCED(1) -> 1 : 0) + (SYNCED(2) -> 1 : 0) + (SYNCED(3) -> 1 : 0))
 #endif
 
 /* Delivery of (c, n)'s Prepare and Commit, in any order, at any time or
@@ -378,18 +402,15 @@ inline copyLease(n, s) {
  * and a newer message in the same slot replaces it). A Promise reaches the
  * client at once or is lost; a Committed ack reaches it at once (see
  * doc.go for why a delayed or lost ack adds no behaviour that matters to
- * A1 and A2). A Prepare (with DUPP) or Commit may also be delivered and
- * kept, to be delivered again: a duplicate, at most DUPS in a run. */
+ * A1 and A2). */
 #define CLRQ(c,n) qT[IX(c,n)] = 0; qG[IX(c,n)] = 0; qV[IX(c,n)] = 0
 #define CLRP(c,n) pT[IX(c,n)] = 0; pE[IX(c,n)] = 0
 #define CLRA(c,n) aT[IX(c,n)] = 0; aO[IX(c,n)] = 0
 #define CLRC(c,n) cT[IX(c,n)] = 0; cA[IX(c,n)] = 0; cK[IX(c,n)] = 0; cE[IX(c,n)] = 0
-#ifdef DUPP
-#define DUPPREP(c,n) :: d_step { pT[IX(c,n)] != 0 && dups > 0 -> dups--; onPrepare(c,n); onPromise(c,n); CLRQ(c,n) }
-#else
-#define DUPPREP(c,n)
-#endif
-#ifdef NOPLOSS
+#ifdef RECONFIG
+/* one Lock competes with a lease, not with another Lock: a promise granted
+ * and lost is the same as a Prepare never delivered (the write lock it
+ * leaves blocks nobody else) */
 #define LOSTPROMISE(c,n)
 #else
 #define LOSTPROMISE(c,n) :: d_step { pT[IX(c,n)] != 0 -> onPrepare(c,n); CLRQ(c,n); CLRP(c,n) }
@@ -397,59 +418,47 @@ inline copyLease(n, s) {
 #define PAIR(c,n) \
 	:: d_step { pT[IX(c,n)] != 0 -> onPrepare(c,n); onPromise(c,n); CLRQ(c,n); CLRP(c,n) } \
 	LOSTPROMISE(c,n) \
-	DUPPREP(c,n) \
-	:: d_step { cT[IX(c,n)] != 0 -> onCommit(c,n); onAck(c,n); CLRA(c,n); CLRC(c,n) } \
-	:: d_step { cT[IX(c,n)] != 0 && dups > 0 -> dups--; onCommit(c,n); onAck(c,n); CLRA(c,n) }
+	:: d_step { cT[IX(c,n)] != 0 -> onCommit(c,n); onAck(c,n); CLRA(c,n); CLRC(c,n) }
 
 /* A client that stops waiting for commit acks (its timeout: the outcome is
- * unknown, and it does not hold) matters only if it calls Lock again: with
- * TRIES = 1 it is the same as waiting for acks that never come. */
-#ifdef NOABORT
-#define TIMEOUT(c)
-#else
+ * unknown, and it does not hold) is the same, for a client that calls Lock
+ * once more at most, as one waiting for acks that never come. */
 #define TIMEOUT(c) :: d_step { ph[c] == PREP -> abort(c) }   /* timeout: any time before W promises */
-#endif
-#if TRIES > 1
-#define GIVEUP(c) :: d_step { ph[c] == COMMIT -> ph[c] = IDLE; endTxn(c) }
-#else
-#define GIVEUP(c)
-#endif
-#ifdef RECONFIG
-/* Scenario: client 0 calls Lock before the change begins, the change
- * begins after that call, and client 1 calls Lock after the change began,
- * with any epoch committed by then (0: a client that has not learnt of it). */
-#define INVOKE(c,e) :: d_step { ph[c] == IDLE && tx[c] < TRIES && e <= cfgEp && (c == 0 || (rs >= 1 && (ph[0] == HOLD || ph[0] == IDLE))) -> invoke(c,e) }
-#else
-#define INVOKE(c,e) :: d_step { ph[c] == IDLE && tx[c] < TRIES && e == 0 -> invoke(c,e) }
-#endif
-#define CLIENT(c) \
-	INVOKE(c,0) INVOKE(c,1) INVOKE(c,2) \
-	TIMEOUT(c) \
-	GIVEUP(c)
 
 #ifdef RECONFIG
+/* Client 1 calls Lock once, while client 0 holds or its lease lives on some
+ * node, under any epoch committed by then. A Lock called later competes
+ * with nobody, and its tokens exceed 1 by the hybrid clock (wf). */
+#define LIVE (ph[0] == HOLD || val[0] != 0 || val[1] != 0 || val[2] != 0 || val[3] != 0)
+#define INVOKE(c,e) :: d_step { ph[c] == IDLE && tx[c] == 0 && e <= cfgEp && LIVE -> invoke(c,e) }
+#define CLIENT(c) INVOKE(c,0) INVOKE(c,1) INVOKE(c,2) TIMEOUT(c)
 #define CLIENTPAIRS(c) PAIR(c,0) PAIR(c,1) PAIR(c,2) PAIR(c,3)
+/* node n adopts a committed epoch newer than its own (the coordinator's
+ * ConfigCommit, or a peer's, or gossip: any of them may be lost) */
 #define CFG(n) \
-	:: d_step { mCfg[n] != 0 -> if :: mCfg[n] > ep[n] -> adopt(n, mCfg[n]) :: else -> skip fi; mCfg[n] = 0 }
-/* sync: new master n copies old master s's lease, s having moved to the joint epoch */
-#define SYNC1(n,s) \
-	:: d_step { rs == 1 && MOVED >= W && ep[n] >= 1 && ep[s] >= 1 && !SYNCED(n) -> copyLease(n,s) }
-#define SYNC2(n,s,t) \
-	:: d_step { rs == 1 && MOVED >= W && ep[n] >= 1 && ep[s] >= 1 && ep[t] >= 1 && !SYNCED(n) -> copyLease(n,s); copyLease(n,t) }
+	:: d_step { ep[n] < cfgEp -> adopt(n, cfgEp) } \
+	:: d_step { ep[n] == 0 && cfgEp == 2 && JEP == 1 -> adopt(n, 1) }
+/* sync: node n of the new masters, having moved, copies the leases of old
+ * masters s and t (n itself when it is one), both having moved (their
+ * snapshots are taken after their move, and at one instant) */
+#define SYNC(n,s,t) \
+	:: d_step { rs == 1 && MOVED >= W && ep[n] >= JEP && ep[s] >= JEP && ep[t] >= JEP && !SYNCED(n) -> copyLease(n,s); copyLease(n,t) }
 #else
+#define INVOKE(c) :: d_step { ph[c] == IDLE && tx[c] == 0 -> invoke(c,0) }
+#define CLIENT(c) INVOKE(c) TIMEOUT(c)
 #define CLIENTPAIRS(c) PAIR(c,0) PAIR(c,1) PAIR(c,2)
-#endif
-
-#if MUTANT == 4
-#define SYNCDONE true
-#else
-#define SYNCDONE (NSYNCED >= W)
 #endif
 
 active proctype System() {
 #ifdef RECONFIG
-	/* node 3 starts as a replica of epoch 0; old masters count themselves as copied */
-	copied[0] = 1; copied[1] = 2;
+	/* Client 0 holds the key: its Lock, token 1, committed on nodes 0 and 1
+	 * (its other messages lost); old masters count as copied from themselves */
+	d_step {
+		ph[0] = HOLD; tx[0] = 1; lastTok = 1; crem[0] = LEASE;
+		val[0] = 1; tok[0] = 1; hlc[0] = 1; mrem[0] = LEASE;
+		val[1] = 1; tok[1] = 1; hlc[1] = 1; mrem[1] = LEASE;
+		copied[1] = 2; copied[2] = 4
+	}
 #endif
 end:
 	do
@@ -459,29 +468,45 @@ end:
 			if :: wrem[m] > 0 -> wrem[m]-- :: else -> skip fi;
 			if :: wlc[m] != 0 && wrem[m] == 0 -> dropLock(m) :: else -> skip fi;
 			if :: mrem[m] > 0 -> mrem[m]-- :: else -> skip fi;
-			if :: val[m] != 0 && mrem[m] == 0 -> val[m] = 0; tok[m] = 0 :: else -> skip fi
+			if :: val[m] != 0 && mrem[m] == 0 ->
+#ifdef RECONFIG
+				if :: tok[m] > wf -> wf = tok[m] :: else -> skip fi;
+#endif
+				val[m] = 0; tok[m] = 0
+			:: else -> skip fi
 		}
 		m = 0;
 		for (m : 0 .. CLIENTS-1) {
 			if :: crem[m] > 0 -> crem[m]-- :: else -> skip fi;
-			if :: ph[m] == HOLD && crem[m] == 0 -> ph[m] = IDLE :: else -> skip fi
+			if :: ph[m] == HOLD && crem[m] == 0 -> ph[m] = IDLE :: else -> skip fi;
+#ifdef RECONFIG
+			/* a Lock whose lease ran out at its client can no longer hold,
+			 * and nobody else Locks: its messages in flight are lost */
+			if
+			:: (ph[m] == PREP || ph[m] == COMMIT) && crem[m] == 0 ->
+				for (i : 0 .. NN-1) {
+					pT[IX(m,i)] = 0; pE[IX(m,i)] = 0;
+					cT[IX(m,i)] = 0; cA[IX(m,i)] = 0; cK[IX(m,i)] = 0; cE[IX(m,i)] = 0
+				}
+				ph[m] = IDLE; endTxn(m)
+			:: else -> skip
+			fi
+#endif
 		}
 		m = 0
 	}
+#ifndef RECONFIG
 	CLIENT(0)
-	CLIENT(1)
 	CLIENTPAIRS(0)
-	CLIENTPAIRS(1)
-#if CLIENTS > 2
-	CLIENT(2)
-	CLIENTPAIRS(2)
 #endif
+	CLIENT(1)
+	CLIENTPAIRS(1)
 #ifdef RECONFIG
-	/* the coordinator: joint configuration, sync, new configuration */
-	:: d_step { rs == 0 && tx[0] >= 1 -> rs = 1; cfgEp = 1; for (m : 0 .. NN-1) { mCfg[m] = 1 }; m = 0 }
-	:: d_step { rs == 1 && MOVED >= W && SYNCDONE -> rs = 2; cfgEp = 2; for (m : 0 .. NN-1) { mCfg[m] = 2 }; m = 0 }
+	/* the coordinator: first move, sync, final move */
+	:: d_step { rs == 0 -> rs = 1; cfgEp = JEP }
+	:: d_step { rs == 1 && MOVED >= W && NSYNCED >= W -> rs = 2; cfgEp = 2 }
 	CFG(0) CFG(1) CFG(2) CFG(3)
-	SYNC1(0,1) SYNC1(0,2) SYNC1(1,0) SYNC1(1,2) SYNC2(3,0,1) SYNC2(3,0,2) SYNC2(3,1,2)
+	SYNC(1,0,1) SYNC(1,2,1) SYNC(2,0,2) SYNC(2,1,2) SYNC(3,0,1) SYNC(3,0,2) SYNC(3,1,2)
 #endif
 	od
 }

@@ -242,7 +242,12 @@ type PrepareItem struct {
 	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	Kind  WriteKind              `protobuf:"varint,2,opt,name=kind,proto3,enum=locker.v1.WriteKind" json:"kind,omitempty"`
 	// The value the key must hold (ignored for WRITE_KIND_LOCK).
-	Expected      []byte `protobuf:"bytes,3,opt,name=expected,proto3" json:"expected,omitempty"`
+	Expected []byte `protobuf:"bytes,3,opt,name=expected,proto3" json:"expected,omitempty"`
+	// The lease the write asks for, in milliseconds (WRITE_KIND_LOCK and
+	// WRITE_KIND_EXTEND), so that a master refuses a lease longer than its
+	// MaxLease at prepare, before any master committed it. 0: not told (a
+	// peer older than this field); the master checks it at commit only.
+	LeaseMs       int64 `protobuf:"varint,4,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -296,6 +301,13 @@ func (x *PrepareItem) GetExpected() []byte {
 		return x.Expected
 	}
 	return nil
+}
+
+func (x *PrepareItem) GetLeaseMs() int64 {
+	if x != nil {
+		return x.LeaseMs
+	}
+	return 0
 }
 
 // Promise answers a Prepare, item by item in the same order.
@@ -1769,11 +1781,12 @@ const file_locker_proto_rawDesc = "" +
 	"\aPrepare\x12\x10\n" +
 	"\x03txn\x18\x01 \x01(\x04R\x03txn\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12,\n" +
-	"\x05items\x18\x03 \x03(\v2\x16.locker.v1.PrepareItemR\x05items\"e\n" +
+	"\x05items\x18\x03 \x03(\v2\x16.locker.v1.PrepareItemR\x05items\"\x80\x01\n" +
 	"\vPrepareItem\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.locker.v1.WriteKindR\x04kind\x12\x1a\n" +
-	"\bexpected\x18\x03 \x01(\fR\bexpected\"_\n" +
+	"\bexpected\x18\x03 \x01(\fR\bexpected\x12\x19\n" +
+	"\blease_ms\x18\x04 \x01(\x03R\aleaseMs\"_\n" +
 	"\aPromise\x12\x10\n" +
 	"\x03txn\x18\x01 \x01(\x04R\x03txn\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12,\n" +

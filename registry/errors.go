@@ -73,16 +73,23 @@ const MaxLeaseLimit = lockeractor.MaxLeaseLimit
 
 // CheckLease validates a lease length and its renewal threshold: both
 // positive, the threshold shorter than the lease, and the lease at least
-// a millisecond (the store's resolution) and at most MaxLeaseLimit. It
-// returns an *ArgumentError. It knows no Locker: a Locker's own
-// MaxLease (lockeractor.WithMaxLease, an hour by default) may be
-// shorter; Registry.CheckLease checks that too.
+// a millisecond (the store's resolution) and at most MaxLeaseLimit (a
+// year). It returns an *ArgumentError.
+//
+// It knows no Locker, so it checks less than the method of the same
+// name: a lease it accepts may still be too long for a Registry, whose
+// Locker accepts at most its own MaxLease (lockeractor.WithMaxLease, an
+// hour by default). Where a Registry is at hand, use
+// (*Registry).CheckLease, as Register, Reserve and server.Spawn do.
 func CheckLease(lease, threshold time.Duration) error {
 	return checkLease(lease, threshold, MaxLeaseLimit)
 }
 
-// CheckLease is the package's CheckLease against the MaxLease of r's
-// Locker: the longest lease r can register a name with.
+// CheckLease validates a lease length and its renewal threshold as the
+// package-level CheckLease does, but against the MaxLease of r's Locker
+// (the longest lease r can register a name with, an hour by default)
+// instead of MaxLeaseLimit: what Register, Reserve and server.Spawn
+// accept. It returns ErrNoRegistry for a nil r.
 func (r *Registry) CheckLease(lease, threshold time.Duration) error {
 	if r == nil {
 		return ErrNoRegistry

@@ -59,6 +59,12 @@ func DefaultConfig() Config {
 // Configure applies opts to the defaults and validates the result: the
 // error is a *registry.ArgumentError (errors.Is(err,
 // registry.ErrInvalidArgument)).
+//
+// Configure knows no Registry, so it checks the lease against
+// registry.MaxLeaseLimit only (registry.CheckLease). The Registry a
+// Spawn registers with accepts at most its Locker's MaxLease
+// (lockeractor.WithMaxLease, an hour by default): Spawn checks that
+// (Registry.CheckLease) before it reserves the name or spawns anything.
 func Configure(opts ...Option) (Config, error) {
 	c := DefaultConfig()
 	for _, o := range opts {
@@ -107,6 +113,11 @@ func Spawn(parent actor.SpawnerContext, name string, props *actor.Props, opts ..
 	r := registry.Get(system)
 	if r == nil {
 		return nil, fmt.Errorf("server: spawning %q: %w", name, registry.ErrNoRegistry)
+	}
+	// The lease against this Registry's Locker's MaxLease, which
+	// Configure could not know.
+	if err := r.CheckLease(cfg.LeaseLength, cfg.LeaseThreshold); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(cfg.Context, cfg.Timeout)
 	defer cancel()

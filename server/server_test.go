@@ -100,6 +100,29 @@ func TestSpawnBadInput(t *testing.T) {
 	}
 }
 
+// TestSpawnChecksTheLockersMaxLease checks that a lease longer than the
+// Locker's MaxLease (an hour by default) but within MaxLeaseLimit, which
+// Configure accepts (it knows no Locker), is refused by Spawn before
+// anything is spawned, as (*Registry).CheckLease says.
+func TestSpawnChecksTheLockersMaxLease(t *testing.T) {
+	sys, r := single(t)
+	lease := 2 * time.Hour
+	_, err := server.Configure(server.WithLeaseLength(lease))
+	require.NoError(t, err, "Configure checks MaxLeaseLimit only")
+	require.ErrorIs(t, r.CheckLease(lease, server.DefaultLeaseThreshold), registry.ErrInvalidArgument)
+	produced := 0
+	props := actor.PropsFromProducer(func() actor.Actor {
+		produced++
+		return actor.ReceiveFunc(func(actor.Context) {})
+	})
+	_, err = server.Spawn(sys.Root, "long", props, server.WithLeaseLength(lease))
+	require.ErrorIs(t, err, registry.ErrInvalidArgument)
+	var ae *registry.ArgumentError
+	require.True(t, errors.As(err, &ae), "%v", err)
+	require.Zero(t, produced, "nothing was spawned")
+	require.Nil(t, r.WhereIs("long"))
+}
+
 func TestSpawnWithoutRegistry(t *testing.T) {
 	sys := actor.NewActorSystem(testcluster.Quiet()...)
 	defer sys.Shutdown()

@@ -35,11 +35,18 @@ func CheckAddress(addr string) string {
 	return ""
 }
 
+// MaxMasters is the most masters a configuration may have: a replica
+// keeps one vouch bit per master in each entry (see follow.go).
+const MaxMasters = 32
+
 // CheckNodes returns what is wrong with a configuration of sorted,
 // distinct masters and replicas under write quorum w, or "" when nothing is.
 func CheckNodes(masters, replicas []string, w int) string {
 	if len(masters) == 0 {
 		return "no masters"
+	}
+	if len(masters) > MaxMasters {
+		return fmt.Sprintf("%d masters, more than the %d a configuration may have", len(masters), MaxMasters)
 	}
 	for _, a := range append(slices.Clone(masters), replicas...) {
 		if msg := CheckAddress(a); msg != "" {

@@ -40,10 +40,11 @@ type Config struct {
 	ReplicationInterval time.Duration // how often masters push to replicas
 	MaxMessageBytes     int           // size bound for one Prepare, Commit or Replicate
 	// MaxLease is the longest lease a write may ask for, in (0,
-	// MaxLeaseLimit]; 0 means DefaultMaxLease. It must be the same on
-	// every peer: a master restarted with empty memory votes again
-	// without copying leases once MaxLease (and the promises' time) has
-	// passed since it started (see catchUpWait).
+	// MaxLeaseLimit]; 0 means DefaultMaxLease, a larger one counts as
+	// MaxLeaseLimit. It must be the same on every peer: a master
+	// restarted with empty memory votes again without copying leases
+	// once MaxLease + WriteLockTimeout + RequestTimeout (and 2 % more
+	// for clock drift) has passed since it started (see catchUpWait).
 	MaxLease time.Duration
 	Clock    Clock
 	Seed     uint64 // first transaction id (random in production)
@@ -111,12 +112,14 @@ const DefaultMaxLease = time.Hour
 // maxLeaseLimitMs is MaxLeaseLimit in the wire's milliseconds.
 const maxLeaseLimitMs = int64(MaxLeaseLimit / time.Millisecond)
 
-// maxLease is the longest lease this peer accepts in a write.
+// maxLease is the longest lease this peer accepts in a write: the
+// configured one, DefaultMaxLease when none is, capped at MaxLeaseLimit
+// (the shell refuses a larger one before it gets here).
 func (c *Core) maxLease() time.Duration {
-	if c.cfg.MaxLease <= 0 || c.cfg.MaxLease > MaxLeaseLimit {
+	if c.cfg.MaxLease <= 0 {
 		return DefaultMaxLease
 	}
-	return c.cfg.MaxLease
+	return min(c.cfg.MaxLease, MaxLeaseLimit)
 }
 
 // validLease reports whether ms is a lease a Lock or Extend may ask for
@@ -231,7 +234,11 @@ type Core struct {
 	cfgPromise      writeLock           // the configuration move this peer promised
 	cfgPromiseEpoch uint64              // the epoch that promise moves away from
 	catchingUp      bool                // copying leases after a restart; no promises until done
-	mastersSince    uint64              // the epoch from which the current masters hold
+	// fresh: built with empty memory and never adopted a configuration
+	// in which it votes; the first such adoption decides whether it must
+	// copy leases before it votes (see adopt).
+	fresh        bool
+	mastersSince uint64 // the epoch from which the current masters hold
 
 	// Replication catch-up (follow.go).
 	incarnation uint64             // drawn when the Core is built, never 0
@@ -255,6 +262,7 @@ func New(cfg Config) *Core {
 		down:    map[string]bool{},
 		syncs:   map[string]*syncJob{},
 		nextID:  cfg.Seed,
+		fresh:   true,
 	}
 	if sc, ok := cfg.Clock.(SinceClock); ok {
 		c.since = sc
@@ -549,6 +557,12 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 			pi.Reason = messages.Reason_REASON_CATCHING_UP
 		case key == "" || it.GetKind() < messages.WriteKind_WRITE_KIND_LOCK || it.GetKind() > messages.WriteKind_WRITE_KIND_RELEASE:
 			pi.Reason = messages.Reason_REASON_INVALID_ARGUMENT
+		case it.GetLeaseMs() != 0 && !c.validLease(it.GetLeaseMs()) &&
+			(it.GetKind() == messages.WriteKind_WRITE_KIND_LOCK || it.GetKind() == messages.WriteKind_WRITE_KIND_EXTEND):
+			// A lease longer than this master's MaxLease: refused before
+			// any master commits it. (0: a coordinator older than the
+			// field; the commit is checked.)
+			pi.Reason = messages.Reason_REASON_INVALID_ARGUMENT
 		case locked && (wl.from != from || wl.txn != p.GetTxn()):
 			pi.Reason = messages.Reason_REASON_WRITE_LOCKED
 		case it.GetKind() == messages.WriteKind_WRITE_KIND_LOCK:
@@ -807,17 +821,23 @@ func Fits(op Op, limit int) bool {
 }
 
 // onReplicate applies the entries of a push, or of a snapshot part, from
-// peer from. As a replica following from (see follow.go), it skips a
-// push it has already had and records which masters vouch for its
-// leases; as a master, a change that arrives this way (leases copied
+// peer from. A snapshot part is applied only when this peer waits for
+// it: a sync job or a follow asked from for that snapshot and has not
+// had its end yet. As a replica following from (see follow.go), it
+// skips a push it has already had and records which masters vouch for
+// its leases; as a master, a change that arrives this way (leases copied
 // from other masters) is one its own replicas were not pushed.
 func (c *Core) onReplicate(from string, r *messages.Replicate) {
 	now := c.now()
 	var vouch, seen uint32
 	if id := r.GetSnapshot(); id != 0 {
-		c.snapshotPart(from, r)
+		asked := c.snapshotPart(from, r)
 		if f := c.followPart(from, r); f != nil {
+			asked = true
 			vouch, seen = f.bit(), f.bit()
+		}
+		if !asked {
+			return // late, for a copy that ended, or from a peer not asked
 		}
 	} else {
 		if f := c.follower(from, r.GetIncarnation(), now); f != nil {
@@ -902,9 +922,12 @@ func (c *Core) onSetNodes(from string, s *messages.SetNodes) {
 		}
 		next := &Membership{Epoch: epoch, Masters: masters, Replicas: replicas, W: cur.W}
 		if epoch > cur.Epoch {
-			c.adopt(next) // promises of the older epoch cannot commit any more
+			c.adopt(next, cur.Epoch == 0 && epoch == 1) // promises of the older epoch cannot commit any more
 		} else {
 			c.member.Store(next)
+			if !contains(replicas, c.cfg.Self) {
+				c.stopFollowing()
+			}
 		}
 	}
 	reply.Configuration = c.configuration()

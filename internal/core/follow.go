@@ -45,12 +45,24 @@ import (
 // snapshotted it with its current token: a bit per master in the entry).
 // When a snapshot from master M completes, M stops vouching for every
 // lease it did not confirm during the snapshot (in a part, or in a push
-// that arrived meanwhile), and a lease that no master of the current
-// configuration vouches for any more is dropped, waking its
-// WaitForRelease callers. A lease dropped while some master still holds
-// it (it reached that master by a copy, never pushed) comes back with
-// that master's snapshot, which the replica asks for because copies take
-// a sequence number.
+// that arrived meanwhile).
+//
+// A lease is dropped (waking its WaitForRelease callers, and told to
+// OnChange as Released) only when no master of the current configuration
+// vouches for it and the replica knows what every one of them holds
+// (known, below): each has completed a snapshot since it last numbered
+// its state anew, or was followed from its first push, and no push of it
+// is missing since. While the word of one voter is unknown (new masters
+// whose snapshots have not arrived yet after a change of masters, a
+// master that does not number its pushes, a gap) nothing is dropped:
+// the lease stays until its deadline or until that voter is known. A
+// lease dropped while some master still holds it (a push of it in
+// flight) comes back with that push.
+//
+// Only a replica drops leases this way, and only what it learnt as a
+// replica counts: a peer that stops being a replica forgets its follows,
+// vouch bits and the snapshots it asked for (their late answers are
+// ignored), and a voter never drops a lease by this rule.
 //
 // None of this touches the masters' state or what they promise: a
 // replica's table serves only its local reads and waits.
@@ -71,6 +83,16 @@ type follow struct {
 	parts   snapshotParts    // parts of the snapshot in flight
 	seen    bool             // some entry carries this master's seen bit
 	wake    int64            // when the pending check timer comes due, 0 when none
+	// known: the master's vouch bits say what it holds, as of the last
+	// push received: a snapshot from it completed in this incarnation,
+	// or it was followed from its first push (see synced).
+	known bool
+}
+
+// synced reports whether f's vouch bits tell what its master holds: it
+// is known and no push of it is missing.
+func (f *follow) synced() bool {
+	return f.known && !f.behind && len(f.missing) == 0 && f.slot >= 0
 }
 
 func (f *follow) bit() uint32 {
@@ -110,7 +132,7 @@ func (c *Core) follower(from string, inc uint64, now int64) *follow {
 		f = &follow{inc: inc, missing: map[uint64]int64{}, slot: c.slotFor(from)}
 		c.follows[from] = f
 	case f.inc != inc:
-		f.inc, f.last, f.missing, f.behind = inc, 0, map[uint64]int64{}, true
+		f.inc, f.last, f.missing, f.behind, f.known = inc, 0, map[uint64]int64{}, true, false
 		f.snap, f.parts = 0, nil
 		c.followWake(from, f, now+c.retryInterval())
 	}
@@ -121,6 +143,9 @@ func (c *Core) follower(from string, inc uint64, now int64) *follow {
 // from has pushed up to seq (gossip), and reports whether a push is new:
 // neither received nor settled by a snapshot before.
 func (c *Core) heardSeq(from string, f *follow, seq uint64, push bool, now int64) bool {
+	if f.last == 0 && !f.known && !f.behind && len(f.missing) == 0 && ((push && seq == 1) || (!push && seq == 0)) {
+		f.known = true // followed from its first change: nothing it holds was missed
+	}
 	if seq > f.last {
 		first := f.last + 1
 		end := seq // the last sequence now missing
@@ -212,6 +237,9 @@ func (c *Core) askFollowSnapshot(from string, f *follow, now int64) {
 // followPart records a part of the snapshot in flight from from, and
 // returns its follow (nil when r is no part of it).
 func (c *Core) followPart(from string, r *messages.Replicate) *follow {
+	if !c.tracks(from) {
+		return nil // asked as a replica, answered after it stopped being one (or from stopped being a master)
+	}
 	f := c.follows[from]
 	if f == nil || f.snap == 0 || f.snap != r.GetSnapshot() {
 		return nil
@@ -224,6 +252,9 @@ func (c *Core) followPart(from string, r *messages.Replicate) *follow {
 // followDone handles the end of a snapshot from from, and reports
 // whether it was one this peer asked for as a replica.
 func (c *Core) followDone(from string, d *messages.SnapshotDone) bool {
+	if !c.tracks(from) {
+		return false
+	}
 	f := c.follows[from]
 	if f == nil || f.snap == 0 || f.snap != d.GetRequest() {
 		return false
@@ -249,6 +280,7 @@ func (c *Core) followDone(from string, d *messages.SnapshotDone) bool {
 		}
 		f.last = max(f.last, p)
 		f.behind = false
+		f.known = true
 		c.settle(f)
 		if len(f.missing) > 0 {
 			c.followWake(from, f, now+c.retryInterval())
@@ -260,12 +292,16 @@ func (c *Core) followDone(from string, d *messages.SnapshotDone) bool {
 // settle ends a completed snapshot from f's master: the master stops
 // vouching for the leases it did not confirm, and the leases no master
 // of the configuration vouches for any more are dropped.
+//
+// Only on a replica: a voter never drops a lease by this rule (its
+// leases came from commits and Syncs, which carry no vouch bits).
 func (c *Core) settle(f *follow) {
 	b := f.bit()
-	if b == 0 {
+	if b == 0 || c.member.Load().IsMaster(c.cfg.Self) {
 		return
 	}
 	voters := c.voterBits()
+	known := c.votersKnown()
 	now := c.now()
 	var drop []string
 	// Without mu: the peer is the store's only writer, and vouch and seen
@@ -276,7 +312,7 @@ func (c *Core) settle(f *follow) {
 		}
 		if e.seen&b == 0 {
 			e.vouch &^= b
-			if e.vouch&voters == 0 && e.deadline > now {
+			if known && e.vouch&voters == 0 && e.deadline > now {
 				drop = append(drop, k)
 			}
 		}
@@ -286,6 +322,20 @@ func (c *Core) settle(f *follow) {
 	sort.Strings(drop) // wake and notify in a replayable order
 	for _, k := range drop {
 		c.store.drop(k)
+	}
+}
+
+// stopFollowing forgets what this peer knew as a replica when it stops
+// being one: its follows (snapshots in flight included, whose answers
+// are then ignored), the masters' vouch bits and every entry's vouch and
+// seen bits. A peer that becomes a replica again starts over.
+func (c *Core) stopFollowing() {
+	if c.follows == nil && c.slots == nil {
+		return
+	}
+	c.follows, c.slots = nil, nil
+	for _, e := range c.store.entries {
+		e.vouch, e.seen = 0, 0
 	}
 }
 
@@ -305,6 +355,18 @@ func (c *Core) voterBits() uint32 {
 		}
 	}
 	return b
+}
+
+// votersKnown reports whether this replica knows what every voter of
+// its configuration holds (follow.synced): only then may it conclude
+// from the vouch bits that none holds a lease.
+func (c *Core) votersKnown() bool {
+	for _, v := range c.member.Load().Voters() {
+		if f := c.follows[v]; f == nil || !f.synced() || !c.tracks(v) {
+			return false
+		}
+	}
+	return true
 }
 
 // slotFor returns the vouch bit index of master addr, assigning one if

@@ -142,3 +142,52 @@ func TestLeaseBounds(t *testing.T) {
 		}
 	})
 }
+
+// TestPrepareCarriesTheLease checks the rule that a master refuses at
+// prepare (INVALID_ARGUMENT) a Lock or Extend whose lease is longer than
+// its own MaxLease, when peers' MaxLease differ: no master commits it,
+// so the write fails with a known outcome and leaves no residue. A
+// Prepare without a lease (a coordinator older than the field) is
+// checked at commit only, as before.
+func TestPrepareCarriesTheLease(t *testing.T) {
+	t.Run("a lease over the masters' MaxLease is refused at prepare", func(t *testing.T) {
+		n := masters(t, 2, n1, n2, n3)
+		n.core(n2).cfg.MaxLease = time.Minute
+		n.core(n3).cfg.MaxLease = time.Minute
+		before := len(n.sent)
+		o := n.do1(n1, lockOp("k", "v", 10*time.Minute))
+		if o.OK || o.Phase != PhasePrepare || o.Reasons[n2] != rInvalid || o.Reasons[n3] != rInvalid {
+			t.Fatalf("outcome %+v, want refused at prepare by n2 and n3 with %v", o, rInvalid)
+		}
+		for _, p := range n.sent[before:] {
+			if c, ok := p.msg.(*messages.Commit); ok {
+				for _, it := range c.GetItems() {
+					if !it.GetAbort() {
+						t.Fatalf("committed: %v", p)
+					}
+				}
+			}
+		}
+		for _, a := range []string{n1, n2, n3} {
+			wantRead(t, n, a, "k", "", "after the refused lock")
+		}
+		if o := n.do1(n1, lockOp("k", "v", time.Minute)); !o.OK {
+			t.Fatalf("a lock within every MaxLease: %+v", o)
+		}
+		n.checkInvariants()
+	})
+	t.Run("a prepare without a lease is promised", func(t *testing.T) {
+		n := masters(t, 1, n1)
+		c := n.core(n1)
+		c.cfg.MaxLease = time.Minute
+		c.Step(outsider, &messages.Prepare{Txn: 7, Epoch: c.Membership().Epoch,
+			Items: []*messages.PrepareItem{{Key: "k", Kind: kLock}}})
+		out := c.TakeOutbox()
+		if len(out) != 1 {
+			t.Fatalf("answers %v", out)
+		}
+		if p := out[0].Msg.(*messages.Promise); !p.GetItems()[0].GetGranted() {
+			t.Fatalf("promise %v, want granted", p)
+		}
+	})
+}

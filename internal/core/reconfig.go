@@ -129,7 +129,11 @@ func (c *Core) newSyncJob(key string, request uint64, coord string, epoch uint64
 	c.schedule(timer{at: now + c.retryInterval(), kind: timerRetry, key: key, id: job.retry})
 	for _, src := range sources {
 		if src == c.cfg.Self {
-			job.done[src] = true
+			if c.catchingUp {
+				job.failed[src] = true // restarted empty: its own memory is no copy
+			} else {
+				job.done[src] = true
+			}
 			continue
 		}
 		c.askSnapshot(job, src, now)
@@ -372,7 +376,7 @@ func (c *Core) onConfigPromise(from string, p *messages.ConfigPromise) {
 	}
 	rc.counted[from] = true
 	if cur, err := fromProto(p.GetCurrent()); err == "" && cur.Epoch > c.member.Load().Epoch {
-		c.adopt(cur) // someone moved on: learn it
+		c.adopt(cur, false) // someone moved on: learn it
 	}
 	rc.q.Count(from, p.GetGranted())
 	if !p.GetGranted() {
@@ -558,12 +562,9 @@ func (c *Core) onConfigCommit(from string, cm *messages.ConfigCommit) {
 	if msg != "" {
 		reply.Reason, reply.Message = messages.Reason_REASON_INVALID_ARGUMENT, msg
 	} else if cur := c.member.Load(); next.Epoch > cur.Epoch {
-		fresh := cur.Epoch == 0
-		c.adopt(next)
-		if fresh && cm.GetRequest() == 0 {
-			// Learnt from a peer after starting empty: copy before voting.
-			c.startCatchUp(next)
-		}
+		// The commit of a move from epoch 0 makes a new cluster's first
+		// configuration; gossip and answers (request 0) repeat one.
+		c.adopt(next, cm.GetRequest() != 0 && cur.Epoch == 0 && next.Epoch == 1)
 	}
 	if cm.GetRequest() != 0 {
 		reply.Configuration = toProto(c.member.Load())
@@ -577,9 +578,33 @@ func (c *Core) onConfigQuery(from string) {
 
 // adopt makes next this peer's configuration. Promises given under the
 // older epoch are dropped: their writes can no longer commit here.
-func (c *Core) adopt(next *Membership) {
+//
+// A fresh Core (see Core.fresh) that first adopts a configuration in
+// which it votes copies leases before it votes (startCatchUp), whichever
+// way it learnt it (gossip, a Reconfigure's commit, an answer, SetNodes),
+// except:
+//   - first: next is the first configuration of a new cluster (the move
+//     or SetNodes from an unconfigured peer's epoch 0 to epoch 1), which
+//     no peer held a lease under;
+//   - next is a joint configuration that adds this peer as a new master
+//     (not one of its old masters): the change's Sync copies the old
+//     masters' leases to it, and until the change completes every write
+//     also needs W of the old masters, which all kept their memory.
+//
+// A restarted old master (in next's old masters, or in next's masters
+// when they do not change) gets no such Sync of its own making: it
+// catches up. A Sync of the change that completes on it ends that
+// catch-up early (see syncCheck).
+func (c *Core) adopt(next *Membership, first bool) {
 	cur := c.member.Load()
 	c.member.Store(next)
+	if self := c.cfg.Self; c.fresh && next.IsMaster(self) {
+		c.fresh = false
+		added := next.Joint() && contains(next.Masters, self) && !contains(next.OldMasters, self)
+		if !first && !added {
+			defer c.startCatchUp(next)
+		}
+	}
 	// A change of masters (into a joint configuration, or SetNodes) drops
 	// the promises of the older epoch: their writes must not commit after
 	// the leases were copied. Leaving a joint configuration for its new
@@ -590,6 +615,9 @@ func (c *Core) adopt(next *Membership) {
 		for key := range c.locks {
 			c.dropLock(key)
 		}
+	}
+	if !contains(next.Replicas, c.cfg.Self) {
+		c.stopFollowing() // no longer a replica (promoted, or removed)
 	}
 	c.retryStale()
 }
@@ -622,6 +650,13 @@ func (c *Core) syncCheck(key string, job *syncJob) {
 		if job.coord == "" {
 			c.catchingUp = false // caught up: vote again
 			return
+		}
+		if c.catchingUp && job.failed[c.cfg.Self] && job.epoch == c.member.Load().Epoch {
+			// A Sync of the change this peer catches up under, copied
+			// without counting its own memory: W of the old masters, a
+			// majority, hold every lease that lives, so it holds them
+			// all now (see adopt).
+			c.endCatchUp()
 		}
 		c.send(job.coord, &messages.AdminReply{Request: job.request})
 	case len(job.sources)-len(job.failed) < job.need:
@@ -718,22 +753,25 @@ func (c *Core) onSnapshotDone(from string, d *messages.SnapshotDone) {
 }
 
 // snapshotPart records a part of a snapshot from peer from for the job
-// that asked from for it (see snapshotParts).
-func (c *Core) snapshotPart(from string, r *messages.Replicate) {
+// that asked from for it (see snapshotParts), and reports whether one
+// did: a part no job waits for (late, for a job that ended, from a peer
+// not asked) is not applied.
+func (c *Core) snapshotPart(from string, r *messages.Replicate) bool {
 	id := r.GetSnapshot()
 	for _, job := range c.syncs { // request ids are unique: at most one job asked for id
 		if src, ok := job.asked[id]; ok {
 			if src != from {
-				return // not the peer asked
+				return false // not the peer asked
 			}
 			if job.parts[id] == nil {
 				job.parts[id] = snapshotParts{}
 			}
 			job.parts[id].add(r)
 			job.heard[src] = c.now()
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // entryMessages turns the entries of keys into Replicate messages of at
@@ -887,12 +925,13 @@ func describe(refusals map[string]messages.Reason) string {
 // clock) a peer stops catching up and votes, copied or not.
 
 // catchUpWait is how long after it was built a Core may vote without
-// having copied leases: MaxLease and the write-lock timeout, with a
-// fiftieth more for clocks running at rates up to 1 % apart, and a
-// request timeout for commits in flight.
+// having copied leases: MaxLease, the write-lock timeout and a request
+// timeout (for commits in flight), with a 49th more for clocks whose
+// rates are off by up to 1 % each way: a span its own clock measures as
+// d may be d(1+ε)/(1−ε) ≈ 1.0202·d on another's, and 1/49 > 0.0202.
 func (c *Core) catchUpWait() int64 {
-	d := int64(c.maxLease()) + int64(c.cfg.WriteLockTimeout)
-	return d + d/50 + int64(c.cfg.RequestTimeout)
+	d := int64(c.maxLease()) + int64(c.cfg.WriteLockTimeout) + int64(c.cfg.RequestTimeout)
+	return d + d/49 + 1
 }
 
 // endCatchUp stops catching up once catchUpWait has passed: the peer

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/protoactor-locker/locker/messages"
 )
 
@@ -121,16 +123,30 @@ func TestSnapshotIntegrity(t *testing.T) {
 		n.checkInvariants()
 	})
 
-	t.Run("catch-up: a part from a peer not asked does not count", func(t *testing.T) {
+	t.Run("catch-up: a part from a peer not asked does not count and is not applied", func(t *testing.T) {
 		n, req := catchUp(t)
 		first, _ := answerTwice(t, n, req)
 		c := n.core(n3)
 		c.Step(first[0].from, first[0].msg)
-		c.Step(outsider, first[1].msg) // the missing part, from someone else
+		// The missing part, from someone else, with a lease of its own.
+		forged := proto.Clone(first[1].msg).(*messages.Replicate)
+		forged.Entries = append(forged.Entries, &messages.Entry{Key: "forged", Value: []byte("x"), Token: 1 << 62, LeaseMs: time.Hour.Milliseconds()})
+		c.Step(outsider, forged)
+		wantRead(t, n, n3, "forged", "", "after a part from a peer not asked")
 		c.Step(first[2].from, first[2].msg)
 		if !c.CatchingUp() {
 			t.Fatal("n3 counted a part from a peer it did not ask")
 		}
+		// The same part from the peer asked, after the snapshot ended
+		// (incomplete, so asked again under a new request): late.
+		late := proto.Clone(forged).(*messages.Replicate)
+		c.Step(first[1].from, late)
+		wantRead(t, n, n3, "forged", "", "after a part that came after its snapshot's end")
+		// And a part of a request nobody made.
+		late.Snapshot = 1<<63 + 1
+		c.Step(first[1].from, late)
+		wantRead(t, n, n3, "forged", "", "after a part of a snapshot nobody asked for")
+		n.checkInvariants()
 	})
 
 	t.Run("replica: parts of two answers to a repeated request do not settle it", func(t *testing.T) {

@@ -240,6 +240,9 @@ func (c *Core) begin(b *batch, offset int, ops []Op) {
 		if op.Kind != messages.WriteKind_WRITE_KIND_LOCK {
 			p.Items[i].Expected = op.Value
 		}
+		if op.Kind == messages.WriteKind_WRITE_KIND_LOCK || op.Kind == messages.WriteKind_WRITE_KIND_EXTEND {
+			p.Items[i].LeaseMs = op.LeaseMs // refused at prepare by a master with a shorter MaxLease
+		}
 	}
 	for _, addr := range x.masters {
 		c.send(addr, p)

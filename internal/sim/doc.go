@@ -21,7 +21,8 @@
 //     core does. At most one peer is down, unconfigured or catching up at
 //     a time, so a quorum of masters always keeps every committed lease.
 //   - Membership: during traffic a peer reconfigures (Core.Reconfigure),
-//     swapping one master with a replica.
+//     swapping one or more masters with as many replicas (with several
+//     replicas, promoted ones can make a write quorum of the new masters).
 //   - Clients: Config.Clients clients, each attached to a peer (using its
 //     clock, and only once the peer is configured), each with at most one
 //     write in flight, Lock, Update, ExtendLease and Release a few hot

@@ -20,7 +20,7 @@ type Config struct {
 	Seed      uint64   // the one seed of the run
 	Steps     int      // events to run after the cluster is configured
 	Masters   int      // voting peers (3 or 5 are typical)
-	Replicas  int      // other peers; membership changes swap one with a master
+	Replicas  int      // other peers; membership changes swap one or more of them with masters
 	Clients   int      // simulated clients, each attached to one peer
 	LongKeys  []string // keys locked with leases that outlive the run: checked for linearizability
 	ShortKeys []string // keys locked with short leases that expire during the run: checked by the invariants
@@ -47,16 +47,17 @@ type Config struct {
 }
 
 // DefaultConfig returns the configuration the test suite runs for seed:
-// 3 or 5 masters (by the seed), one replica, eight clients on two
-// long-lease keys and one short-lease key, every fault enabled, and the
-// peer shell's default timeouts.
+// 3 or 5 masters and one to three replicas (by the seed), eight clients
+// on two long-lease keys and one short-lease key, every fault enabled,
+// and the peer shell's default timeouts. With several replicas a
+// membership change may promote a write quorum of them at once.
 func DefaultConfig(seed uint64) Config {
 	masters := 3
 	if seed%2 == 1 {
 		masters = 5
 	}
 	return Config{
-		Seed: seed, Steps: 20000, Masters: masters, Replicas: 1, Clients: 8,
+		Seed: seed, Steps: 20000, Masters: masters, Replicas: 1 + int(seed/2%3), Clients: 8,
 		LongKeys: []string{"a", "b"}, ShortKeys: []string{"x"}, Faults: true,
 		Core: core.Config{
 			W:                   1,
@@ -493,11 +494,26 @@ func (s *Sim) injectFault() {
 		if m.Epoch == 0 || m.Joint() || len(m.Replicas) == 0 {
 			return
 		}
-		out := m.Masters[s.rng.IntN(len(m.Masters))]
-		in := m.Replicas[s.rng.IntN(len(m.Replicas))]
-		masters := append(slices.DeleteFunc(slices.Clone(m.Masters), func(a string) bool { return a == out }), in)
-		replicas := append(slices.DeleteFunc(slices.Clone(m.Replicas), func(a string) bool { return a == in }), out)
-		s.note("%s reconfigures: master %s out, %s in", p.addr, out, in)
+		// Swap k masters with k replicas: one when there is one replica
+		// (as the runs of one replica always did, drawing the same
+		// numbers), else up to as many as there are, so that promoted
+		// replicas (with snapshots they asked for as replicas still on
+		// their way) can make a write quorum of the new masters.
+		k := 1
+		if n := min(len(m.Masters), len(m.Replicas)); n > 1 {
+			k += s.rng.IntN(n)
+		}
+		masters, replicas := slices.Clone(m.Masters), slices.Clone(m.Replicas)
+		var outs, ins []string
+		for range k {
+			out := masters[s.rng.IntN(len(masters))]
+			in := replicas[s.rng.IntN(len(replicas))]
+			masters = slices.DeleteFunc(masters, func(a string) bool { return a == out })
+			replicas = slices.DeleteFunc(replicas, func(a string) bool { return a == in })
+			outs, ins = append(outs, out), append(ins, in)
+		}
+		masters, replicas = append(masters, ins...), append(replicas, outs...)
+		s.note("%s reconfigures: masters %v out, %v in", p.addr, outs, ins)
 		s.fault("membership change")
 		p.core.Reconfigure(masters, replicas, func(r core.ReconfigResult) {
 			s.note("reconfiguration by %s answered %+v", p.addr, r)

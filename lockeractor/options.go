@@ -34,14 +34,14 @@ type Config struct {
 	// peers that do not answer (default 1 s).
 	RequestTimeout time.Duration
 	// MaxLease is the longest lease Lock, ExtendLease and Batch accept
-	// and a master commits (default DefaultMaxLease, an hour; at most
-	// MaxLeaseLimit). It must be the same on every peer: a master
-	// restarted with empty memory that cannot copy the leases of the
-	// others (when W or more masters restart at once) votes again once
-	// MaxLease plus WriteLockTimeout (with a 2 % margin for clock drift)
-	// plus RequestTimeout has passed since it started, when every lease
-	// it granted before has ended. A longer MaxLease makes that recovery
-	// slower.
+	// and a master promises and commits (default DefaultMaxLease, an
+	// hour; at most MaxLeaseLimit). It must be the same on every peer: a
+	// master restarted with empty memory that cannot copy the leases of
+	// the others (when W or more masters restart at once) votes again
+	// once MaxLease + WriteLockTimeout + RequestTimeout, plus 2 % of that
+	// for clock drift, has passed since it started, when every lease it
+	// granted before has ended. A longer MaxLease (or longer timeouts)
+	// makes that recovery slower.
 	MaxLease time.Duration
 	// MaxMessageBytes bounds every message a peer sends (default 3 KiB),
 	// so that protoactor remote's batches of up to 1000 messages stay under

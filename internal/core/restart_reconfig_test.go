@@ -19,15 +19,7 @@ import (
 // empty; n2 runs Reconfigure(the same masters, replicas [n4]); then a
 // Lock of k from n3 with n2 unreachable must fail. (Found by review.)
 func TestRestartedMasterCatchesUpFromReconfigure(t *testing.T) {
-	n := masters(t, 2, n1, n2, n3)
-	n.start(n4)
-	n.drop[n3] = true
-	if o := n.do1(n1, lockOp("k", "v", time.Hour)); !o.OK {
-		t.Fatalf("lock: %+v", o)
-	}
-	delete(n.drop, n3)
-	n.stop(n1)
-	n.start(n1)
+	n := lockedOnTwoThenRestarted(t)
 	var got *ReconfigResult
 	n.core(n2).Reconfigure([]string{n1, n2, n3}, []string{n4}, func(r ReconfigResult) { got = &r })
 	for i := 0; got == nil && i < 50; i++ {
@@ -64,15 +56,7 @@ func TestRestartedMasterCatchesUpFromReconfigure(t *testing.T) {
 // configuration needs every other voter, n4 included, whose answers are
 // held; its Sync needs n2 and n3, and ends the catch-up with k copied.
 func TestRestartedOldMasterSyncEndsCatchUp(t *testing.T) {
-	n := masters(t, 2, n1, n2, n3)
-	n.start(n4)
-	n.drop[n3] = true
-	if o := n.do1(n1, lockOp("k", "v", time.Hour)); !o.OK {
-		t.Fatalf("lock: %+v", o)
-	}
-	delete(n.drop, n3)
-	n.stop(n1)
-	n.start(n1)
+	n := lockedOnTwoThenRestarted(t)
 	n.holdIf = func(p packet) bool { return p.from == n4 && p.to == n1 }
 	if r := n.reconfigure(n2, []string{n1, n2, n4}, nil); !r.OK {
 		t.Fatalf("reconfigure: %+v", r)
@@ -96,15 +80,7 @@ func TestRestartedOldMasterSyncEndsCatchUp(t *testing.T) {
 // old master's: with n2's answers to n1 held, its Sync cannot complete
 // (n3 lacks k), so n1 must not vote until it has copied k.
 func TestRestartedOldMasterIsNoSourceOfItsSync(t *testing.T) {
-	n := masters(t, 2, n1, n2, n3)
-	n.start(n4)
-	n.drop[n3] = true
-	if o := n.do1(n1, lockOp("k", "v", time.Hour)); !o.OK {
-		t.Fatalf("lock: %+v", o)
-	}
-	delete(n.drop, n3)
-	n.stop(n1)
-	n.start(n1)
+	n := lockedOnTwoThenRestarted(t)
 	n.holdIf = func(p packet) bool { return (p.from == n2 || p.from == n4) && p.to == n1 && !isConfig(p) }
 	if r := n.reconfigure(n2, []string{n1, n2, n4}, nil); !r.OK {
 		t.Fatalf("reconfigure: %+v", r)
@@ -130,4 +106,21 @@ func isConfig(p packet) bool {
 		return true
 	}
 	return false
+}
+
+// lockedOnTwoThenRestarted is the start of these tests: masters n1, n2,
+// n3 (W=2) and a spare peer n4; Lock k (an hour) lands on n1 and n2 only;
+// n1 restarts with empty memory.
+func lockedOnTwoThenRestarted(t *testing.T) *network {
+	t.Helper()
+	n := masters(t, 2, n1, n2, n3)
+	n.start(n4)
+	n.drop[n3] = true
+	if o := n.do1(n1, lockOp("k", "v", time.Hour)); !o.OK {
+		t.Fatalf("lock: %+v", o)
+	}
+	delete(n.drop, n3)
+	n.stop(n1)
+	n.start(n1)
+	return n
 }

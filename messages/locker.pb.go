@@ -1134,8 +1134,15 @@ type ConfigCommit struct {
 	// Set by a master's periodic gossip: its incarnation and the sequence
 	// of the last replication batch it sent (see Replicate), so that a
 	// replica that missed batches learns it is behind. 0 otherwise.
-	Incarnation   uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
-	Sequence      uint64 `protobuf:"varint,4,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Incarnation uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	Sequence    uint64 `protobuf:"varint,4,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// Set on the commit of a Reconfigure's move from epoch 0 to epoch 1
+	// when its coordinator heard epoch 0, and nothing higher, from a write
+	// quorum of the new masters (itself included): next is then a new
+	// cluster's first configuration, under which no peer held a lease, and
+	// a restarted peer adopting it need not copy leases first. Every other
+	// commit a restarted peer adopts makes it catch up before it votes.
+	First         bool `protobuf:"varint,5,opt,name=first,proto3" json:"first,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1196,6 +1203,13 @@ func (x *ConfigCommit) GetSequence() uint64 {
 		return x.Sequence
 	}
 	return 0
+}
+
+func (x *ConfigCommit) GetFirst() bool {
+	if x != nil {
+		return x.First
+	}
+	return false
 }
 
 // ConfigQuery asks a peer for its configuration; answered with a
@@ -1847,12 +1861,13 @@ const file_locker_proto_rawDesc = "" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x18\n" +
 	"\agranted\x18\x02 \x01(\bR\agranted\x12)\n" +
 	"\x06reason\x18\x03 \x01(\x0e2\x11.locker.v1.ReasonR\x06reason\x122\n" +
-	"\acurrent\x18\x04 \x01(\v2\x18.locker.v1.ConfigurationR\acurrent\"\x94\x01\n" +
+	"\acurrent\x18\x04 \x01(\v2\x18.locker.v1.ConfigurationR\acurrent\"\xaa\x01\n" +
 	"\fConfigCommit\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12,\n" +
 	"\x04next\x18\x02 \x01(\v2\x18.locker.v1.ConfigurationR\x04next\x12 \n" +
 	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\x12\x1a\n" +
-	"\bsequence\x18\x04 \x01(\x04R\bsequence\"\r\n" +
+	"\bsequence\x18\x04 \x01(\x04R\bsequence\x12\x14\n" +
+	"\x05first\x18\x05 \x01(\bR\x05first\"\r\n" +
 	"\vConfigQuery\"d\n" +
 	"\x04Sync\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x14\n" +

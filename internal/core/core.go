@@ -920,15 +920,12 @@ func (c *Core) onSetNodes(from string, s *messages.SetNodes) {
 		if s.GetEpoch() > epoch {
 			epoch = s.GetEpoch()
 		}
-		next := &Membership{Epoch: epoch, Masters: masters, Replicas: replicas, W: cur.W}
-		if epoch > cur.Epoch {
-			c.adopt(next, cur.Epoch == 0 && epoch == 1) // promises of the older epoch cannot commit any more
-		} else {
-			c.member.Store(next)
-			if !contains(replicas, c.cfg.Self) {
-				c.stopFollowing()
-			}
-		}
+		// Through adopt even at the same epoch: a fresh peer made a master
+		// catches up first, and a change of masters drops older promises.
+		// From epoch 0 to 1 it counts as a new cluster's first
+		// configuration: SetNodes is unsafe, and run again from a
+		// restarted peer it starts the peers it reaches over (see adopt).
+		c.adopt(&Membership{Epoch: epoch, Masters: masters, Replicas: replicas, W: cur.W}, cur.Epoch == 0 && epoch == 1)
 	}
 	reply.Configuration = c.configuration()
 	c.send(from, reply)

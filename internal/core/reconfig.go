@@ -72,6 +72,8 @@ type reconf struct {
 	synced            uint64 // the joint epoch whose sync completed
 	attempts          int
 	discovering       map[string]bool // peers asked for their configuration (first Reconfigure)
+	unconfigured      map[string]bool // peers whose answer to discovery was epoch 0
+	first             bool            // the move from epoch 0 makes a new cluster's first configuration (see endDiscovery)
 
 	// the step in progress
 	kind      stepKind
@@ -244,7 +246,7 @@ func (c *Core) retryTimer(t timer, now int64) {
 	case rc.kind == stepMove:
 		// Resent to the old voters only, whose acks count; new masters
 		// that missed the first commit learn it from gossip or ConfigQuery.
-		msg, to = &messages.ConfigCommit{Request: rc.id, Next: toProto(rc.next)}, rc.from.Voters()
+		msg, to = commitMsg(rc), rc.from.Voters()
 	case rc.kind == stepSync:
 		msg, to = syncMsg(rc), rc.next.Masters
 	default:
@@ -260,6 +262,10 @@ func (c *Core) retryTimer(t timer, now int64) {
 
 func prepareMsg(rc *reconf) *messages.ConfigPrepare {
 	return &messages.ConfigPrepare{Request: rc.id, FromEpoch: rc.from.Epoch, Next: toProto(rc.next)}
+}
+
+func commitMsg(rc *reconf) *messages.ConfigCommit {
+	return &messages.ConfigCommit{Request: rc.id, Next: toProto(rc.next), First: rc.first && rc.from.Epoch == 0}
 }
 
 func syncMsg(rc *reconf) *messages.Sync {
@@ -393,7 +399,7 @@ func (c *Core) moveProgress() {
 		case rc.q.Reached():
 			rc.committed = true
 			rc.counted, rc.q = map[string]bool{}, QuorumOf(rc.from)
-			commit := &messages.ConfigCommit{Request: rc.id, Next: toProto(rc.next)}
+			commit := commitMsg(rc)
 			for _, a := range SortedSet(append(rc.from.Everyone(), rc.next.Everyone()...)) {
 				c.send(a, commit)
 			}
@@ -469,8 +475,7 @@ func (c *Core) syncProgress() {
 func (c *Core) reconfTimer(id uint64) {
 	rc := c.rc
 	if rc != nil && rc.id == id && rc.discovering != nil {
-		rc.discovering = nil // the silent ones are not configured: go on
-		c.advance()
+		c.endDiscovery() // the silent ones did not answer: decide on the answers heard
 	} else if rc != nil && rc.id == id {
 		for _, v := range c.stepVoters() {
 			if !rc.counted[v] {
@@ -556,15 +561,24 @@ func (c *Core) onConfigPrepare(from string, p *messages.ConfigPrepare) {
 }
 
 func (c *Core) onConfigCommit(from string, cm *messages.ConfigCommit) {
+	if rc := c.rc; rc != nil && rc.discovering[from] && cm.GetNext().GetEpoch() == 0 {
+		rc.unconfigured[from] = true
+	}
 	defer c.discovered(from)
 	next, msg := fromProto(cm.GetNext())
 	reply := &messages.AdminReply{Request: cm.GetRequest()}
 	if msg != "" {
 		reply.Reason, reply.Message = messages.Reason_REASON_INVALID_ARGUMENT, msg
 	} else if cur := c.member.Load(); next.Epoch > cur.Epoch {
-		// The commit of a move from epoch 0 makes a new cluster's first
-		// configuration; gossip and answers (request 0) repeat one.
-		c.adopt(next, cm.GetRequest() != 0 && cur.Epoch == 0 && next.Epoch == 1)
+		// Only a commit its coordinator marked first (see endDiscovery)
+		// makes a new cluster's first configuration: being at epoch 0
+		// proves nothing, every restarted peer is.
+		c.adopt(next, cm.GetFirst() && cur.Epoch == 0 && next.Epoch == 1)
+	} else if next.Epoch < cur.Epoch && cm.GetIncarnation() != 0 {
+		// Gossip of an older configuration: its sender missed a commit
+		// (a master removed by a change whose last commit it lost is
+		// named by no newer configuration, so nobody else tells it).
+		c.send(from, &messages.ConfigCommit{Next: toProto(cur)})
 	}
 	if cm.GetRequest() != 0 {
 		reply.Configuration = toProto(c.member.Load())
@@ -579,17 +593,23 @@ func (c *Core) onConfigQuery(from string) {
 // adopt makes next this peer's configuration. Promises given under the
 // older epoch are dropped: their writes can no longer commit here.
 //
-// A fresh Core (see Core.fresh) that first adopts a configuration in
-// which it votes copies leases before it votes (startCatchUp), whichever
-// way it learnt it (gossip, a Reconfigure's commit, an answer, SetNodes),
+// A fresh Core (see Core.fresh) that adopts a configuration in which
+// it votes copies leases before it votes (startCatchUp), whichever way
+// it learnt it (gossip, a Reconfigure's commit, an answer, SetNodes),
 // except:
-//   - first: next is the first configuration of a new cluster (the move
-//     or SetNodes from an unconfigured peer's epoch 0 to epoch 1), which
-//     no peer held a lease under;
+//   - first: next is the first configuration of a new cluster, which no
+//     peer held a lease under: a Reconfigure's move from epoch 0 whose
+//     commit its coordinator marked first (see endDiscovery), or
+//     SetNodes from epoch 0 to epoch 1 (SetNodes is unsafe: a restarted
+//     peer that runs it again counts as a new cluster too);
 //   - next is a joint configuration that adds this peer as a new master
 //     (not one of its old masters): the change's Sync copies the old
 //     masters' leases to it, and until the change completes every write
-//     also needs W of the old masters, which all kept their memory.
+//     also needs W of the old masters, which all kept their memory. The
+//     Core stays fresh until a Sync of its current epoch completes on
+//     it: the joint configuration may be stale, gossiped by a removed
+//     master that missed the change's last commit, after this peer
+//     synced in its earlier life and the cluster moved on.
 //
 // A restarted old master (in next's old masters, or in next's masters
 // when they do not change) gets no such Sync of its own making: it
@@ -599,9 +619,16 @@ func (c *Core) adopt(next *Membership, first bool) {
 	cur := c.member.Load()
 	c.member.Store(next)
 	if self := c.cfg.Self; c.fresh && next.IsMaster(self) {
-		c.fresh = false
-		added := next.Joint() && contains(next.Masters, self) && !contains(next.OldMasters, self)
-		if !first && !added {
+		switch added := next.Joint() && contains(next.Masters, self) && !contains(next.OldMasters, self); {
+		case first:
+			c.fresh = false
+		case added:
+			// Still fresh: next may be stale (gossip from a master that
+			// missed the change's last commit). A Sync of the current
+			// epoch completed here ends freshness (syncCheck); any other
+			// configuration adopted before that starts a catch-up.
+		default:
+			c.fresh = false
 			defer c.startCatchUp(next)
 		}
 	}
@@ -650,6 +677,9 @@ func (c *Core) syncCheck(key string, job *syncJob) {
 		if job.coord == "" {
 			c.catchingUp = false // caught up: vote again
 			return
+		}
+		if job.epoch == c.member.Load().Epoch {
+			c.fresh = false // copied the old masters' leases in this life (see adopt)
 		}
 		if c.catchingUp && job.failed[c.cfg.Self] && job.epoch == c.member.Load().Epoch {
 			// A Sync of the change this peer catches up under, copied
@@ -1007,7 +1037,7 @@ func (c *Core) gossip() {
 // starting a lineage of its own.
 func (c *Core) discover() {
 	rc := c.rc
-	rc.discovering = map[string]bool{}
+	rc.discovering, rc.unconfigured = map[string]bool{}, map[string]bool{}
 	for _, a := range SortedSet(append(append([]string{}, rc.masters...), rc.replicas...)) {
 		if a != c.cfg.Self {
 			rc.discovering[a] = true
@@ -1015,8 +1045,7 @@ func (c *Core) discover() {
 		}
 	}
 	if len(rc.discovering) == 0 {
-		rc.discovering = nil
-		c.advance()
+		c.endDiscovery()
 		return
 	}
 	rc.id = c.id()
@@ -1033,7 +1062,36 @@ func (c *Core) discovered(from string) {
 	}
 	delete(rc.discovering, from)
 	if len(rc.discovering) == 0 || c.member.Load().Epoch > 0 {
-		rc.discovering = nil
-		c.advance()
+		c.endDiscovery()
 	}
+}
+
+// endDiscovery ends the discovery of a first Reconfigure: it plans from
+// the configuration learnt, if any. If this peer is still at epoch 0,
+// it moves from epoch 0 on its own vote, and marks the move first (no
+// peer need copy leases before voting under it), only if a write quorum
+// of the new masters (itself included) answered epoch 0: every
+// restarted peer is at epoch 0 too, but if W of the new masters are,
+// no lease written by a quorum of them lives on. Otherwise it fails:
+// the masters not heard may hold a configuration (and leases) this
+// peer must not start over from.
+func (c *Core) endDiscovery() {
+	rc := c.rc
+	unconfigured := rc.unconfigured
+	rc.discovering, rc.unconfigured = nil, nil
+	if c.member.Load().Epoch == 0 {
+		n, w := 0, Majority(len(rc.masters))
+		for _, m := range rc.masters {
+			if m == c.cfg.Self || unconfigured[m] {
+				n++
+			}
+		}
+		if n < w {
+			c.finishReconf(false, messages.Reason_REASON_UNREACHABLE, fmt.Sprintf(
+				"this peer has no configuration, and only %d of the %d new masters needed answered that they have none", n, w))
+			return
+		}
+		rc.first = true
+	}
+	c.advance()
 }

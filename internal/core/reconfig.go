@@ -618,6 +618,7 @@ func (c *Core) onConfigQuery(from string) {
 func (c *Core) adopt(next *Membership, first bool) {
 	cur := c.member.Load()
 	c.member.Store(next)
+	c.jointWrites = nil // recorded under the configuration it leaves
 	if self := c.cfg.Self; c.fresh && next.IsMaster(self) {
 		switch added := next.Joint() && contains(next.Masters, self) && !contains(next.OldMasters, self); {
 		case first:

@@ -40,6 +40,10 @@ func TestMain(m *testing.M) {
 		// lease keep-alive (and the provider's loop reading it) outlive
 		// Shutdown; cancelling the client's context does not reach them.
 		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd.(*Provider).keepAliveForever"),
+		// When the keep-alive fails (the test's etcd server is gone), the
+		// provider's retry loop sleeps its retry interval (1 s) before it
+		// sees the shutdown and ends.
+		goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd.(*Provider).startKeepAlive.func1"),
 		goleak.IgnoreTopFunction("go.etcd.io/etcd/client/v3.(*lessor).deadlineLoop"),
 		goleak.IgnoreAnyFunction("go.etcd.io/etcd/client/v3.(*lessor).recvKeepAliveLoop"),
 	)

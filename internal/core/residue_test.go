@@ -1,0 +1,112 @@
+package core
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/protoactor-locker/locker/messages"
+)
+
+// aheadClock is the network's clock run fast by a fixed offset, as a peer
+// whose wall clock is ahead (its tokens are larger).
+type aheadClock struct {
+	base *fakeClock
+	by   time.Duration
+}
+
+func (a *aheadClock) Now() time.Time { return a.base.now.Add(a.by) }
+
+// TestSyncKeepsJointLeaseOverOldEpochResidue replays the sequence of
+// simulation seed 2656. Old masters {n1,n2,n3} (W=2), n1's clock ahead.
+// n1 coordinates a Lock of "b" under epoch e and has its own promise and
+// n2's, while n3 coordinates a change to masters {n2,n4,n5}: the move to
+// the joint configuration J commits on n2 and n3 first, so n2 refuses
+// n1's commit (mastersSince) but n1, still at e, applies it on itself.
+// The Lock failed (1 of W), and its value is residue on n1 with n1's
+// large token. Under J, another client locks "b" (promises of n2, n3,
+// n4, n5; n1's refusal comes too late to raise the token), with a
+// smaller token. Then n1 adopts J and the new masters' Sync copies n1's
+// snapshot: merged by token, the residue replaced the lease written
+// under J on n4 and n5, leaving it on one new master of three, and the
+// residue's holder could then release it and a third client lock "b"
+// while the second still held it.
+func TestSyncKeepsJointLeaseOverOldEpochResidue(t *testing.T) {
+	n := newNetwork(t, n1, n2, n3, n4, n5)
+	// n1 runs 50 ms ahead.
+	n.core(n1).Close()
+	cfg := n.cfg
+	cfg.Self, cfg.Clock, cfg.Seed = n1, &aheadClock{base: n.clock, by: 50 * time.Millisecond}, n.seeds[n1]
+	n.seeds[n1] += 1 << 20
+	n.cores[n1] = New(cfg)
+	n.configure(n2, []string{n1, n2, n3}, []string{n4, n5}, 2)
+
+	// 1. n1 locks "b" under epoch e: its own promise and n2's (held on
+	// its way back), nothing reaches n3.
+	n.holdIf = func(p packet) bool { return p.to == n1 || p.to == n3 }
+	c0 := n.submit(n1, lockOp("b", "c0", time.Hour))
+	n.run()
+	n.held = slices.DeleteFunc(n.held, func(p packet) bool { return p.to == n3 })
+
+	// 2. The move to J commits on n2 and n3 while n1 hears nothing; the
+	// new masters' Syncs can only complete with n1's snapshot.
+	n.holdIf = func(p packet) bool {
+		_, snap := p.msg.(*messages.SnapshotRequest)
+		return p.to == n1 || (snap && (p.to == n2 || p.to == n3))
+	}
+	var rc *ReconfigResult
+	n.core(n3).Reconfigure([]string{n2, n4, n5}, []string{n1, n3}, func(r ReconfigResult) { rc = &r })
+	n.run()
+	if m := n.core(n2).Membership(); !m.Joint() {
+		t.Fatalf("n2 is at %+v, want the joint configuration", m)
+	}
+
+	// 3. Under J, n2 locks "b" for another client (n1 does not answer).
+	c1 := n.submit(n2, lockOp("b", "c1", time.Hour))
+	n.settle(c1)
+	if !c1.one().OK {
+		t.Fatalf("the Lock under J: done %v %+v", c1.done(), c1.outs)
+	}
+	token := c1.one().Token
+	for _, a := range []string{n2, n4, n5} {
+		if v, _ := n.read(a, "b"); v != "c1" {
+			t.Fatalf("%s holds %q after the Lock under J, want c1", a, v)
+		}
+	}
+
+	// 4. n1 hears n2's promise first: it commits its Lock on itself
+	// (still at e; n2 refuses), then adopts J and answers the Syncs.
+	n.holdIf = nil
+	n.unholdAll()
+	n.run()
+	if v, _ := n.read(n1, "b"); v != "c0" {
+		t.Fatalf("n1 holds %q, want the residue c0 (the sequence changed)", v)
+	}
+	if e, _ := n.core(n1).Store().Lookup("b"); e.Token <= token {
+		t.Fatalf("the residue's token %d is not above the lease's %d (the sequence changed)", e.Token, token)
+	}
+	if c0.done() && c0.one().OK {
+		t.Fatalf("n1's Lock under e succeeded: %+v", c0.one())
+	}
+	for i := 0; rc == nil && i < 200; i++ {
+		n.sleep(10 * time.Millisecond)
+	}
+	if rc == nil || !rc.OK {
+		t.Fatalf("the change: %+v", rc)
+	}
+	for _, a := range []string{n2, n4, n5} {
+		if v, _ := n.read(a, "b"); v != "c1" {
+			t.Errorf("new master %s holds %q, want the lease locked under J (c1)", a, v)
+		}
+	}
+
+	// The residue's holder cannot release it, nor can a third client
+	// lock "b" while c1 holds it.
+	if o := n.do1(n2, releaseOp("b", "c0")); o.OK {
+		t.Errorf("Release of the residue c0 succeeded: %+v", o)
+	}
+	if o := n.do1(n4, lockOp("b", "c2", time.Hour)); o.OK {
+		t.Errorf("a second Lock of b succeeded while c1 holds it: %+v", o)
+	}
+	n.checkInvariants()
+}

@@ -34,7 +34,11 @@ import (
 //     (snapshots taken after they moved to J), until W' of M' have done
 //     so. Every lease committed under epoch e lives on W of M, so it
 //     reaches every synced master (the quorums intersect); leases
-//     written under J are on W' of M' already.
+//     written under J are on W' of M' already, and a copy never
+//     replaces the state a J write left on a key (jointWrites): a J
+//     write had W of M promise the key's state, so any other old-epoch
+//     copy of it is the residue of a write that never reached W, whose
+//     token (from a fast clock) may still be the larger one.
 //  3. Move to (e+2, M'), prepared and committed on J's write quorum.
 //     From then on a write needs only W' of M'. A Lock of a key still
 //     leased needs W' promises of absence, but at least W' masters of M'

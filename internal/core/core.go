@@ -845,6 +845,14 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 			return // late, for a copy that ended, or from a peer not asked
 		}
 	} else {
+		if c.member.Load().IsMaster(c.cfg.Self) && r.GetEpoch() < c.mastersSince {
+			// A push from a master of the epoch before this one's masters
+			// changed: it may carry the residue of an old-epoch write that
+			// never reached a quorum, with a token larger than a lease
+			// written since. Masters copy leases through Sync and catch-up,
+			// which copy from quorums; commits are refused the same way.
+			return
+		}
 		if f := c.follower(from, r.GetIncarnation(), now); f != nil {
 			if !c.heardSeq(from, f, r.GetSequence(), true, now) {
 				return // a repeat, or settled by a snapshot since
@@ -875,6 +883,7 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 		// produced the new state still lands: see applied.)
 		cur := c.store.raw(key)
 		if c.keepJointWrite(key, cur, en) {
+			c.observe(en.GetToken()) // later tokens stay above it all the same
 			continue
 		}
 		deadline := leaseEnd(now, en.GetLeaseMs())

@@ -651,6 +651,14 @@ func (c *Core) adopt(next *Membership, first bool) {
 	if !contains(next.Replicas, c.cfg.Self) {
 		c.stopFollowing() // no longer a replica (promoted, or removed)
 	}
+	// A Sync of an epoch left behind has no use any more (the change went
+	// on without this peer's copy) and its late snapshots would land
+	// after jointWrites, the rule that keeps residue out, was cleared.
+	for key, job := range c.syncs {
+		if job.coord != "" && job.epoch < next.Epoch {
+			delete(c.syncs, key)
+		}
+	}
 	c.retryStale()
 }
 

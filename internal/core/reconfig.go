@@ -38,7 +38,10 @@ import (
 //     replaces the state a J write left on a key (jointWrites): a J
 //     write had W of M promise the key's state, so any other old-epoch
 //     copy of it is the residue of a write that never reached W, whose
-//     token (from a fast clock) may still be the larger one.
+//     token (from a fast clock) may still be the larger one. After J,
+//     masters drop pushes from epochs before their masters changed (the
+//     same rule as for commits) and Syncs of J end, so no residue lands
+//     later either.
 //  3. Move to (e+2, M'), prepared and committed on J's write quorum.
 //     From then on a write needs only W' of M'. A Lock of a key still
 //     leased needs W' promises of absence, but at least W' masters of M'

@@ -40,8 +40,7 @@ import (
 //     copy of it is the residue of a write that never reached W, whose
 //     token (from a fast clock) may still be the larger one. After J,
 //     masters drop pushes from epochs before their masters changed (the
-//     same rule as for commits) and Syncs of J end, so no residue lands
-//     later either.
+//     same rule as for commits).
 //  3. Move to (e+2, M'), prepared and committed on J's write quorum.
 //     From then on a write needs only W' of M'. A Lock of a key still
 //     leased needs W' promises of absence, but at least W' masters of M'
@@ -653,14 +652,6 @@ func (c *Core) adopt(next *Membership, first bool) {
 	}
 	if !contains(next.Replicas, c.cfg.Self) {
 		c.stopFollowing() // no longer a replica (promoted, or removed)
-	}
-	// A Sync of an epoch left behind has no use any more (the change went
-	// on without this peer's copy) and its late snapshots would land
-	// after jointWrites, the rule that keeps residue out, was cleared.
-	for key, job := range c.syncs {
-		if job.coord != "" && job.epoch < next.Epoch {
-			delete(c.syncs, key)
-		}
 	}
 	c.retryStale()
 }

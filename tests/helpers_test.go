@@ -159,35 +159,12 @@ func stopInTurn(c *testcluster.Cluster) {
 		if i > 0 {
 			time.Sleep(shutdownPause)
 		}
-		stopNode(n)
+		n.Stop() // survives protoactor's shutdown panic (see testcluster)
 	}
 }
 
 // shutdownPause is how long stopInTurn waits between two nodes.
 const shutdownPause = 20 * time.Millisecond
-
-// stopNode is n.Stop, surviving a panic of protoactor's remote.Shutdown.
-// When another node has just stopped, this node's endpoint reader for
-// that node's stream ends and closes its disconnect channel, and a
-// goroutine removes it from the endpoint manager's map a moment later;
-// Shutdown, in between, sends on the closed channel (remote/
-// endpoint_manager.go, stop) and panics. What that panic skips is the
-// rest of the disconnect notices and the graceful gRPC stop: a hard stop
-// of the gRPC server and the actor system's shutdown finish the job.
-func stopNode(n *testcluster.Node) {
-	defer func() {
-		r := recover()
-		if r == nil {
-			return
-		}
-		if err, ok := r.(error); !ok || err.Error() != "send on closed channel" {
-			panic(r)
-		}
-		n.Remote.Shutdown(false)
-		n.System.Shutdown()
-	}()
-	n.Stop()
-}
 
 // shutsNodesDown marks t, a test that leaves an address dead (an actor
 // system shut down, or a blackhole closed), to run in parallel with the

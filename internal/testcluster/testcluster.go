@@ -63,12 +63,38 @@ func StartNodeWith(remoteOpts []remote.ConfigOption, opts ...lockeractor.Option)
 }
 
 // Stop stops the node's peer and remote and the actor system; idempotent.
+//
+// It survives a panic of protoactor's remote.Shutdown: when another node
+// has just stopped, this node's endpoint reader for that node's stream
+// ends and closes its disconnect channel, and a goroutine removes it from
+// the endpoint manager's map a moment later; Shutdown, in between, sends
+// on the closed channel (remote/endpoint_manager.go, stop) and panics.
+// What that panic skips is the rest of the disconnect notices and the
+// graceful gRPC stop: a hard stop of the gRPC server and the actor
+// system's shutdown finish the job.
 func (n *Node) Stop() {
 	n.once.Do(func() {
 		n.Locker.Stop()
-		n.Remote.Shutdown(true)
+		if !shutdownRemote(n.Remote) {
+			n.Remote.Shutdown(false)
+		}
 		n.System.Shutdown()
 	})
+}
+
+// shutdownRemote shuts r down gracefully and reports whether it did, or
+// whether Shutdown panicked on protoactor's closed disconnect channel.
+func shutdownRemote(r *remote.Remote) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if err, isErr := p.(error); !isErr || err.Error() != "send on closed channel" {
+				panic(p)
+			}
+			ok = false
+		}
+	}()
+	r.Shutdown(true)
+	return true
 }
 
 // SkipUnderRace skips tb when the race detector is on: protoactor-go's

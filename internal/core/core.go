@@ -670,7 +670,7 @@ func (c *Core) apply(key string, it *messages.CommitItem, now int64) messages.Re
 		c.putLease(key, it.GetValue(), c.leaseDeadline(key, it, now), it.GetToken())
 	case messages.WriteKind_WRITE_KIND_UPDATE:
 		if c.store.get(key, now) == nil {
-			return messages.Reason_REASON_NOT_FOUND // expired since the promise
+			return messages.Reason_REASON_NOT_FOUND // expired since the promise, or no lease to keep
 		}
 		c.store.setValue(key, it.GetValue(), it.GetToken())
 	case messages.WriteKind_WRITE_KIND_RELEASE:
@@ -742,21 +742,7 @@ func (c *Core) repair(key string, it *messages.CommitItem, live, mine bool, now 
 	if live || mine {
 		c.dropLock(key)
 	}
-	if it.GetKind() == messages.WriteKind_WRITE_KIND_LOCK && c.releasedSince(key, it.GetToken()) {
-		return messages.Reason_REASON_ALREADY_LOCKED
-	}
-	switch it.GetKind() {
-	case messages.WriteKind_WRITE_KIND_LOCK, messages.WriteKind_WRITE_KIND_EXTEND:
-		c.putLease(key, it.GetValue(), c.leaseDeadline(key, it, now), it.GetToken())
-	case messages.WriteKind_WRITE_KIND_UPDATE:
-		if e == nil {
-			return messages.Reason_REASON_NOT_FOUND // no lease to keep
-		}
-		c.store.setValue(key, it.GetValue(), it.GetToken())
-	case messages.WriteKind_WRITE_KIND_RELEASE:
-		c.release(key, it.GetToken(), now)
-	}
-	return messages.Reason_REASON_UNSPECIFIED
+	return c.apply(key, it, now) // the store is as read above: dropLock leaves it
 }
 
 func (c *Core) putLease(key string, value []byte, deadline int64, token uint64) {

@@ -505,13 +505,7 @@ func (c *Core) reconfTimer(id uint64) {
 		if job == nil || job.deadline > c.now() {
 			continue
 		}
-		delete(c.syncs, key)
-		if job.coord == "" {
-			c.startCatchUp(c.member.Load()) // try again
-			continue
-		}
-		c.send(job.coord, &messages.AdminReply{Request: job.request, Reason: messages.Reason_REASON_UNREACHABLE,
-			Message: fmt.Sprintf("copied %d of the %d snapshots needed", len(job.done), job.need)})
+		c.failSync(key, job, fmt.Sprintf("copied %d of the %d snapshots needed", len(job.done), job.need))
 	}
 }
 
@@ -656,6 +650,17 @@ func (c *Core) adopt(next *Membership, first bool) {
 	c.retryStale()
 }
 
+// failSync ends a copy that cannot complete: a catch-up starts again, a
+// coordinator's Sync is answered UNREACHABLE with why.
+func (c *Core) failSync(key string, job *syncJob, why string) {
+	delete(c.syncs, key)
+	if job.coord == "" {
+		c.startCatchUp(c.member.Load()) // try again
+		return
+	}
+	c.send(job.coord, &messages.AdminReply{Request: job.request, Reason: messages.Reason_REASON_UNREACHABLE, Message: why})
+}
+
 func (c *Core) onSync(from string, s *messages.Sync) {
 	key := fmt.Sprintf("%s/%d", from, s.GetRequest())
 	if c.syncs[key] != nil {
@@ -697,13 +702,7 @@ func (c *Core) syncCheck(key string, job *syncJob) {
 		}
 		c.send(job.coord, &messages.AdminReply{Request: job.request})
 	case len(job.sources)-len(job.failed) < job.need:
-		delete(c.syncs, key)
-		if job.coord == "" {
-			c.startCatchUp(c.member.Load()) // try again
-			return
-		}
-		c.send(job.coord, &messages.AdminReply{Request: job.request, Reason: messages.Reason_REASON_UNREACHABLE,
-			Message: fmt.Sprintf("only %d of the %d snapshots needed could be had", len(job.done), job.need)})
+		c.failSync(key, job, fmt.Sprintf("only %d of the %d snapshots needed could be had", len(job.done), job.need))
 	}
 }
 

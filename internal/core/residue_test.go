@@ -32,14 +32,7 @@ func (a *aheadClock) Now() time.Time { return a.base.now.Add(a.by) }
 // residue's holder could then release it and a third client lock "b"
 // while the second still held it.
 func TestSyncKeepsJointLeaseOverOldEpochResidue(t *testing.T) {
-	n := newNetwork(t, n1, n2, n3, n4, n5)
-	// n1 runs 50 ms ahead.
-	n.core(n1).Close()
-	cfg := n.cfg
-	cfg.Self, cfg.Clock, cfg.Seed = n1, &aheadClock{base: n.clock, by: 50 * time.Millisecond}, n.seeds[n1]
-	n.seeds[n1] += 1 << 20
-	n.cores[n1] = New(cfg)
-	n.configure(n2, []string{n1, n2, n3}, []string{n4, n5}, 2)
+	n := residueNetwork(t)
 
 	// 1. n1 locks "b" under epoch e: its own promise and n2's (held on
 	// its way back), nothing reaches n3.
@@ -130,13 +123,7 @@ func TestPushedResidueCannotReplaceJointLease(t *testing.T) {
 // change goes on, c1 locks b under the joint configuration, and n1's push
 // of c0 reaches n4 and n5 after the change ended.
 func pushedResidue(t *testing.T, lease time.Duration, releaseResidue bool) {
-	n := newNetwork(t, n1, n2, n3, n4, n5)
-	n.core(n1).Close()
-	cfg := n.cfg
-	cfg.Self, cfg.Clock, cfg.Seed = n1, &aheadClock{base: n.clock, by: 50 * time.Millisecond}, n.seeds[n1]
-	n.seeds[n1] += 1 << 20
-	n.cores[n1] = New(cfg)
-	n.configure(n2, []string{n1, n2, n3}, []string{n4, n5}, 2)
+	n := residueNetwork(t)
 
 	n.holdIf = func(p packet) bool { return p.to == n1 || p.to == n3 }
 	c0 := n.submit(n1, lockOp("b", "c0", lease))
@@ -221,4 +208,19 @@ func pushedResidue(t *testing.T, lease time.Duration, releaseResidue bool) {
 		t.Errorf("second holder: c2 locked b while c1 (lease 1h) holds it: %+v", o2)
 	}
 	_ = c0
+}
+
+// residueNetwork is the start of these tests: masters n1, n2, n3 (W=2)
+// with replicas n4, n5, n1's clock running 50 ms ahead (its tokens are
+// the larger ones).
+func residueNetwork(t *testing.T) *network {
+	t.Helper()
+	n := newNetwork(t, n1, n2, n3, n4, n5)
+	n.core(n1).Close()
+	cfg := n.cfg
+	cfg.Self, cfg.Clock, cfg.Seed = n1, &aheadClock{base: n.clock, by: 50 * time.Millisecond}, n.seeds[n1]
+	n.seeds[n1] += 1 << 20
+	n.cores[n1] = New(cfg)
+	n.configure(n2, []string{n1, n2, n3}, []string{n4, n5}, 2)
+	return n
 }

@@ -329,7 +329,9 @@ func LeaveCluster(c *cluster.Cluster) {
 			c.Gossip.SetState(cluster.GracefullyLeftKey, &emptypb.Empty{})
 		}
 		if c.Config != nil && c.Config.ClusterProvider != nil {
-			_ = c.Config.ClusterProvider.Shutdown(true)
+			if err := c.Config.ClusterProvider.Shutdown(true); err != nil {
+				c.ActorSystem.Logger().Warn("locker: leaving the cluster provider failed", slog.Any("error", err))
+			}
 		}
 		if c.IdentityLookup != nil {
 			c.IdentityLookup.Shutdown()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -143,7 +144,10 @@ func Spawn(parent actor.SpawnerContext, name string, props *actor.Props, opts ..
 		err = fmt.Errorf("spawned %s, not the PID %s the name was registered for", pid, want)
 	}
 	if err != nil {
-		_ = res.Cancel(ctx)
+		if cerr := res.Cancel(ctx); cerr != nil {
+			// The name stays reserved until its lease ends: say so.
+			err = errors.Join(err, fmt.Errorf("releasing the reservation: %w", cerr))
+		}
 		return nil, fmt.Errorf("server: spawning %q: %w", name, err)
 	}
 	res.Commit()

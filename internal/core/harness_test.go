@@ -225,6 +225,18 @@ func (n *network) unholdAll() {
 	n.held = nil
 }
 
+// unholdTwice delivers every held message twice, at once and in order,
+// stops holding, and runs the network: a duplicating network.
+func (n *network) unholdTwice() {
+	held := n.held
+	n.hold, n.holdIf, n.held = map[string]bool{}, nil, nil
+	for _, p := range held {
+		n.core(p.to).Step(p.from, p.msg)
+		n.core(p.to).Step(p.from, p.msg)
+	}
+	n.run()
+}
+
 // advance moves the clock by d, ticking each Core at every NextWake on
 // the way, without delivering what the ticks send.
 func (n *network) advance(d time.Duration) { n.moveClock(d, false) }

@@ -396,13 +396,7 @@ func TestDecision(t *testing.T) {
 		n.holdIf = is[*messages.Promise](n1)
 		c := n.submit(n1, lockOp("k", "v", leaseForTests))
 		n.run()
-		for _, p := range n.held {
-			n.core(p.to).Step(p.from, p.msg)
-			n.core(p.to).Step(p.from, p.msg)
-		}
-		n.held = nil
-		n.holdIf = nil
-		n.run()
+		n.unholdTwice()
 		checkOutcome(t, c.one(), true, PhaseCommit, 3, 3)
 	})
 	t.Run("a duplicated commit is applied once and acknowledged harmlessly", func(t *testing.T) {
@@ -410,13 +404,7 @@ func TestDecision(t *testing.T) {
 		n.holdIf = is[*messages.Commit](n2)
 		c := n.submit(n1, lockOp("k", "v", leaseForTests))
 		n.run()
-		for _, p := range n.held {
-			n.core(p.to).Step(p.from, p.msg)
-			n.core(p.to).Step(p.from, p.msg)
-		}
-		n.held = nil
-		n.holdIf = nil
-		n.run()
+		n.unholdTwice()
 		checkOutcome(t, c.one(), true, PhaseCommit, 2, 2)
 		n.checkInvariants()
 	})

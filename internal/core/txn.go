@@ -77,9 +77,9 @@ type txn struct {
 	commits  []*Quorum
 	grace    int64
 	replied  bool
-	retried  bool // this write already started again under a newer configuration
-	awaiting bool // refused for a stale epoch: waits for the newer configuration
-	newer    bool // a master answered from a newer epoch than x's
+	retried  bool              // this write already started again under a newer configuration
+	awaiting bool              // refused for a stale epoch: waits for the newer configuration
+	newer    bool              // a master answered from a newer epoch than x's
 	ballot   uint64            // drawn before the Prepare: the token of its Locks and Updates (see ballot.go)
 	attempt  int               // how often the write started again after REASON_BALLOT_TOO_LOW
 	inc      map[string]uint64 // the incarnation of each master as known when the Prepare went

@@ -171,33 +171,63 @@ type txnKey struct {
 	txn  uint64
 }
 
+// recent is a set whose members are forgotten once their time is up:
+// what a peer must remember about requests that may be repeated on the
+// way for a while (decided transactions, finished syncs), and no longer.
+type recent[K comparable, V any] struct {
+	until map[K]int64
+	value map[K]V
+	order []K // oldest first
+}
+
+// add remembers k with v until until, unless k is remembered already,
+// and forgets what is due by now.
+func (r *recent[K, V]) add(k K, v V, until, now int64) {
+	r.prune(now)
+	if _, ok := r.until[k]; ok {
+		return
+	}
+	if r.until == nil {
+		r.until, r.value = map[K]int64{}, map[K]V{}
+	}
+	r.until[k], r.value[k] = until, v
+	r.order = append(r.order, k)
+}
+
+// get returns what k was remembered with, if it is not due by now.
+func (r *recent[K, V]) get(k K, now int64) (V, bool) {
+	v, ok := r.value[k]
+	if ok && r.until[k] <= now {
+		var zero V
+		return zero, false
+	}
+	return v, ok
+}
+
+// prune forgets what is due by now, oldest first (members are added
+// with lifetimes that grow with now, so the oldest is due first).
+func (r *recent[K, V]) prune(now int64) {
+	for len(r.order) > 0 {
+		k := r.order[0]
+		if r.until[k] > now {
+			return
+		}
+		delete(r.until, k)
+		delete(r.value, k)
+		var zero K
+		r.order[0] = zero
+		r.order = r.order[1:]
+	}
+}
+
 // markDecided remembers that the coordinator from decided its
 // transaction txn (a Commit or an abort came): a Prepare of it repeated
 // on the way and arriving later is not granted again, which would leave
-// the key write-locked here for a promise's life.
+// the key write-locked here for a promise's life. It is forgotten once
+// the coordinator has given the transaction up: a late promise to a
+// transaction it no longer knows is aborted at once (abortPromise).
 func (c *Core) markDecided(from string, txn uint64, now int64) {
-	k := txnKey{from, txn}
-	if c.decided == nil {
-		c.decided = map[txnKey]int64{}
-	}
-	if _, ok := c.decided[k]; ok {
-		return
-	}
-	until := now + int64(c.cfg.RequestTimeout) + int64(c.cfg.WriteLockTimeout)
-	c.decided[k] = until
-	c.decidedQ = append(c.decidedQ, k)
-	// Forget what is older than a repeated Prepare can matter for: its
-	// coordinator has given the transaction up, and a late promise to a
-	// transaction it no longer knows is aborted at once (abortPromise).
-	for len(c.decidedQ) > 0 {
-		old := c.decidedQ[0]
-		if c.decided[old] > now {
-			break
-		}
-		delete(c.decided, old)
-		c.decidedQ[0] = txnKey{}
-		c.decidedQ = c.decidedQ[1:]
-	}
+	c.decided.add(txnKey{from, txn}, struct{}{}, now+int64(c.cfg.RequestTimeout)+int64(c.cfg.WriteLockTimeout), now)
 }
 
 // heardIncarnation records the incarnation of the peer from, taken from

@@ -688,13 +688,26 @@ func (c *Core) failSync(key string, job *syncJob, why string) {
 		c.startCatchUp(c.member.Load()) // try again
 		return
 	}
-	c.send(job.coord, &messages.AdminReply{Request: job.request, Reason: messages.Reason_REASON_UNREACHABLE, Message: why})
+	c.endSync(key, job, &messages.AdminReply{Request: job.request, Reason: messages.Reason_REASON_UNREACHABLE, Message: why})
+}
+
+// endSync answers the coordinator of a Sync that ended, and remembers the
+// answer for as long as the Sync may be repeated on the way: a repeat
+// gets the same answer, and starts no second copy.
+func (c *Core) endSync(key string, job *syncJob, reply *messages.AdminReply) {
+	now := c.now()
+	c.synced.add(key, reply, now+c.syncTimeout(), now)
+	c.send(job.coord, reply)
 }
 
 func (c *Core) onSync(from string, s *messages.Sync) {
 	key := fmt.Sprintf("%s/%d", from, s.GetRequest())
 	if c.syncs[key] != nil {
 		return // sent again while the job runs
+	}
+	if reply, ok := c.synced.get(key, c.now()); ok {
+		c.send(from, reply) // sent again after the job ended
+		return
 	}
 	sources, need := SortedSet(s.GetSources()), int(s.GetNeed())
 	if need < 1 || need > len(sources) {
@@ -730,7 +743,7 @@ func (c *Core) syncCheck(key string, job *syncJob) {
 			// all now (see adopt).
 			c.endCatchUp()
 		}
-		c.send(job.coord, &messages.AdminReply{Request: job.request})
+		c.endSync(key, job, &messages.AdminReply{Request: job.request})
 	case len(job.sources)-len(job.failed) < job.need:
 		c.failSync(key, job, fmt.Sprintf("only %d of the %d snapshots needed could be had", len(job.done), job.need))
 	}

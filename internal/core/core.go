@@ -247,11 +247,11 @@ type Core struct {
 	jointWrites map[string]uint64
 
 	// Ballots (ballot.go).
-	ballots  map[string]ballotRec // Lock and Update ballots granted, by key, while their writes may leave state
-	floor    uint64               // no ballot at or below it is granted, whatever the key
-	decided  recent[txnKey, struct{}] // transactions whose Commit or abort came
-	synced   recent[string, *messages.AdminReply] // Syncs carried out, by coordinator/request: their answer
-	peerInc  map[string]uint64    // each peer's incarnation, as last heard from its current life
+	ballots map[string]ballotRec                 // Lock and Update ballots granted, by key, while their writes may leave state
+	floor   uint64                               // no ballot at or below it is granted, whatever the key
+	decided recent[txnKey, struct{}]             // transactions whose Commit or abort came
+	synced  recent[string, *messages.AdminReply] // Syncs carried out, by coordinator/request: their answer
+	peerInc map[string]uint64                    // each peer's incarnation, as last heard from its current life
 
 	// Replication catch-up (follow.go).
 	incarnation uint64             // drawn when the Core is built, never 0

@@ -10,6 +10,18 @@
 // Messages a Core addresses to itself are delivered inline. Time comes
 // from the injected Clock, so tests drive a Core message by message with
 // a fake clock.
+//
+// The invariant everything else serves (at most one holder): while a
+// lease committed by W masters lives, no master replaces it with, or
+// frees the key for, the state of a write that did not commit, except
+// the holder's own Update, Extend or Release. Every path that moves state
+// between peers (catch-up, Sync, snapshots, pushes, repair, promotion)
+// keeps, of two states of a key, the one with the larger token; that is
+// safe because a Lock's token is the ballot its coordinator drew before
+// any master voted, and a master grants only ballots above every one it
+// granted before on the key: of two writes, the one promised later by a
+// master that promised both has the larger token. ballot.go states the
+// rule and argues it; reconfig.go argues changes of masters.
 package core
 
 import (

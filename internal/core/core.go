@@ -253,10 +253,6 @@ type Core struct {
 	// copy leases before it votes (see adopt).
 	fresh        bool
 	mastersSince uint64 // the epoch from which the current masters hold
-	// jointWrites: in a joint configuration, the token of the state each
-	// key was left in here by a commit decided under it (see
-	// keepJointWrite). Cleared whenever a configuration is adopted.
-	jointWrites map[string]uint64
 
 	// Ballots (ballot.go).
 	ballots map[string]ballotRec                 // Lock and Update ballots granted, by key, while their writes may leave state
@@ -692,7 +688,6 @@ func (c *Core) onCommit(from string, cm *messages.Commit) {
 			ci.Ok = true
 			c.observe(it.GetToken())
 			c.logChange(key, now)
-			c.noteJointWrite(key, cm.GetEpoch())
 		}
 	}
 	if needAck {
@@ -915,10 +910,6 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 		// end or overwrite the new one. (A commit of the very write that
 		// produced the new state still lands: see applied.)
 		cur := c.store.raw(key)
-		if c.keepJointWrite(key, cur, en) {
-			c.observe(en.GetToken()) // later tokens stay above it all the same
-			continue
-		}
 		deadline := leaseEnd(now, en.GetLeaseMs())
 		if en.GetDeleted() {
 			c.observe(en.GetToken())
@@ -957,51 +948,6 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 			}
 		}
 	}
-}
-
-// noteJointWrite records that a commit decided under epoch left key in
-// its current state here, when epoch is this peer's joint configuration.
-func (c *Core) noteJointWrite(key string, epoch uint64) {
-	m := c.member.Load()
-	if !m.Joint() || epoch != m.Epoch {
-		return
-	}
-	e := c.store.raw(key)
-	if e == nil {
-		return
-	}
-	if c.jointWrites == nil {
-		c.jointWrites = map[string]uint64{}
-	}
-	c.jointWrites[key] = e.token
-}
-
-// keepJointWrite reports whether a copied entry (a Sync's snapshot, or a
-// push) must not replace cur, the state a commit decided under this
-// peer's joint configuration left key in: any other state of the key is
-// older, however large its token.
-//
-// A write decided under the joint configuration J had promises from W
-// of the old masters M at J, so a lease of the key committed under the
-// epoch before (on W of M) was absent then or is the one the write
-// continues (an Extend keeps its token: that copy is the same lease).
-// Any other copy from an old master is the residue of a write of the
-// older epoch that committed on fewer than W of M before they moved
-// (an old master applies such a commit until it adopts J), or of a
-// write under J this peer missed. The residue's token comes from
-// whichever clock proposed it and was never observed by the write
-// under J, so it may be larger, and a merge by token would let it
-// replace the lease written under J on the new masters that Sync,
-// leaving that lease on fewer than W' of them (seed 2656). A write
-// under J this peer missed is on W' of the new masters already (the
-// Sync need not copy it); this peer keeps the older state, as any
-// master that missed a commit does, until a repair.
-func (c *Core) keepJointWrite(key string, cur *entry, en *messages.Entry) bool {
-	tok, ok := c.jointWrites[key]
-	if !ok || cur == nil || cur.token != tok {
-		return false
-	}
-	return en.GetDeleted() != cur.deleted || en.GetToken() != cur.token
 }
 
 func (c *Core) onSetNodes(from string, s *messages.SetNodes) {

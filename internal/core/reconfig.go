@@ -34,13 +34,14 @@ import (
 //     (snapshots taken after they moved to J), until W' of M' have done
 //     so. Every lease committed under epoch e lives on W of M, so it
 //     reaches every synced master (the quorums intersect); leases
-//     written under J are on W' of M' already, and a copy never
-//     replaces the state a J write left on a key (jointWrites): a J
-//     write had W of M promise the key's state, so any other old-epoch
-//     copy of it is the residue of a write that never reached W, whose
-//     token (from a fast clock) may still be the larger one. After J,
-//     masters drop pushes from epochs before their masters changed (the
-//     same rule as for commits).
+//     written under J are on W' of M' already. A copy keeps the larger
+//     token, and that is the later write's (ballot.go): a write under J
+//     had W of M promise it after they left e, so its ballot is above
+//     every old-epoch write they promised, residue included; and each
+//     synced master takes its sources' clocks as its floor, so writes
+//     under (e+2, M') order after them too. After J, masters drop
+//     pushes from epochs before their masters changed (the same rule as
+//     for commits).
 //  3. Move to (e+2, M'), prepared and committed on J's write quorum.
 //     From then on a write needs only W' of M'. A Lock of a key still
 //     leased needs W' promises of absence, but at least W' masters of M'
@@ -648,7 +649,6 @@ func (c *Core) onConfigQuery(from string) {
 func (c *Core) adopt(next *Membership, first bool) {
 	cur := c.member.Load()
 	c.member.Store(next)
-	c.jointWrites = nil // recorded under the configuration it leaves
 	if self := c.cfg.Self; c.fresh && next.IsMaster(self) {
 		switch added := next.Joint() && contains(next.Masters, self) && !contains(next.OldMasters, self); {
 		case first:

@@ -193,6 +193,7 @@ type event struct {
 	from, to string
 	msg      proto.Message
 	life     uint64 // the sender's incarnation when it sent msg
+	arm      int    // rolling restarts: the arming an evRoll with p belongs to
 	// clients and resource writes
 	client  *client
 	key     string
@@ -247,10 +248,11 @@ type Sim struct {
 	mixed   map[string]bool // the mixed keys (Config.MixedKeys)
 	// rolling restarts (Config.RollingRestarts): how many masters were
 	// restarted so far (the next is the voter at this index modulo their
-	// number), and the one that goes down once it has sent a promise
+	// number), and the one that goes down once it has promised a Lock
 	rolled   int
 	armed    *peer
-	armedTxn uint64 // the last Lock armed was asked to promise: it goes down once it has
+	arms     int    // how many times a master was armed
+	armedTxn uint64 // the last Lock the armed master was asked to promise
 	hist     *History
 	res      *Result
 	trace    []string
@@ -423,11 +425,19 @@ func (s *Sim) flush(p *peer) {
 			}
 			s.push(&event{at: at, kind: evPacket, from: p.addr, to: env.To, msg: msg, life: p.incarnation})
 		}
-		if p == s.armed && grantsLock(env.Msg, s.armedTxn) {
-			// The master a rolling restart picked goes down now, its
-			// promise on its way.
-			s.push(&event{at: s.now, kind: evRoll, p: p})
+		if s.armed != nil {
+			s.watchArmed(p, env.Msg)
 		}
+	}
+}
+
+// watchArmed watches the promises p sends while a rolling restart waits
+// to take s.armed down: it goes down right after it grants a Lock, with
+// its promise on its way.
+func (s *Sim) watchArmed(p *peer, msg proto.Message) {
+	if pr, ok := msg.(*messages.Promise); ok && p == s.armed && pr.GetTxn() == s.armedTxn && granted(pr) {
+		s.armedTxn = 0
+		s.push(&event{at: s.now, kind: evRoll, p: s.armed, arm: s.arms})
 	}
 }
 
@@ -441,19 +451,8 @@ func isLock(p *messages.Prepare) bool {
 	return false
 }
 
-// grantsLock reports whether msg is a promise that grants txn, a Lock
-// (0: none is known).
-func grantsLock(msg proto.Message, txn uint64) bool {
-	pr, ok := msg.(*messages.Promise)
-	return ok && txn != 0 && pr.GetTxn() == txn && granted(msg)
-}
-
-// granted reports whether msg is a promise that grants a write.
-func granted(msg proto.Message) bool {
-	pr, ok := msg.(*messages.Promise)
-	if !ok {
-		return false
-	}
+// granted reports whether pr grants a write.
+func granted(pr *messages.Promise) bool {
 	for _, it := range pr.GetItems() {
 		if it.GetGranted() {
 			return true
@@ -527,7 +526,7 @@ func (s *Sim) runOne() bool {
 			s.armed = nil
 		case e.p == nil:
 			s.rollOn()
-		case e.p == s.armed:
+		case e.p == s.armed && e.arm == s.arms:
 			s.rollDown(e.p)
 		}
 	}
@@ -685,9 +684,9 @@ func (s *Sim) crash(p *peer, kind string, down int64) {
 
 // rollOn picks the next master of a rolling restart once no peer is
 // down, unconfigured or catching up (until then it looks again a little
-// later). The master goes down right after it next sends a promise (see
-// flush), or after 50 ms if it sends none: its last promise is then on
-// its way while it restarts.
+// later). The master goes down right after it grants a Lock (see
+// watchArmed), or after armedFor if it grants none: its promise is then
+// on its way while it restarts.
 func (s *Sim) rollOn() {
 	m := s.newestMembership()
 	if m == nil || m.Epoch == 0 || s.impaired() {
@@ -696,9 +695,15 @@ func (s *Sim) rollOn() {
 	}
 	voters := m.Voters()
 	s.armed = s.addr[voters[s.rolled%len(voters)]]
+	s.armedTxn = 0
 	s.rolled++
-	s.push(&event{at: s.now + int64(50*time.Millisecond), kind: evRoll, p: s.armed})
+	s.arms++
+	s.push(&event{at: s.now + int64(armedFor), kind: evRoll, p: s.armed, arm: s.arms})
 }
+
+// armedFor is how long a master a rolling restart picked waits for a
+// promise to go down after (see watchArmed) before it goes down anyway.
+const armedFor = 50 * time.Millisecond
 
 // rollDown takes p, the master a rolling restart picked, down, if no
 // other peer is impaired by now (else it picks again later), and plans

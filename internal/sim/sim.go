@@ -690,7 +690,7 @@ func (s *Sim) crash(p *peer, kind string, down int64) {
 func (s *Sim) rollOn() {
 	m := s.newestMembership()
 	if m == nil || m.Epoch == 0 || s.impaired() {
-		s.push(&event{at: s.now + int64(2*time.Millisecond) + s.rng.Int64N(int64(20*time.Millisecond)), kind: evRoll})
+		s.rollLater()
 		return
 	}
 	voters := m.Voters()
@@ -699,6 +699,12 @@ func (s *Sim) rollOn() {
 	s.rolled++
 	s.arms++
 	s.push(&event{at: s.now + int64(armedFor), kind: evRoll, p: s.armed, arm: s.arms})
+}
+
+// rollLater looks for the next master of a rolling restart again in 2
+// to 22 ms.
+func (s *Sim) rollLater() {
+	s.push(&event{at: s.now + int64(2*time.Millisecond) + s.rng.Int64N(int64(20*time.Millisecond)), kind: evRoll})
 }
 
 // armedFor is how long a master a rolling restart picked waits for a
@@ -712,7 +718,7 @@ func (s *Sim) rollDown(p *peer) {
 	s.armed = nil
 	if s.impaired() {
 		s.rolled--
-		s.push(&event{at: s.now + int64(2*time.Millisecond) + s.rng.Int64N(int64(20*time.Millisecond)), kind: evRoll})
+		s.rollLater()
 		return
 	}
 	down := 1 + s.rng.Int64N(int64(s.cfg.RollingDowntime))

@@ -66,6 +66,17 @@ func TestCheck(t *testing.T) {
 			{1, release, "a", "", 20, 30, linearize.OK, 9},
 			{2, lock, "b", "", 40, 50, linearize.OK, 4},
 		}, false},
+		{"a lock answered ok without a token is illegal", []w{
+			{1, lock, "a", "", 0, 10, linearize.OK, 0},
+		}, false},
+		{"an update answered ok without a token is illegal", []w{
+			{1, lock, "a", "", 0, 10, linearize.OK, 5},
+			{1, update, "a", "b", 20, 30, linearize.OK, 0},
+		}, false},
+		{"an update answered ok with its lock's token is illegal", []w{
+			{1, lock, "a", "", 0, 10, linearize.OK, 5},
+			{1, update, "a", "b", 20, 30, linearize.OK, 5},
+		}, false},
 		{"an update by a non-holder is illegal", []w{
 			{1, lock, "a", "", 0, 10, linearize.OK, 5},
 			{2, update, "x", "y", 20, 30, linearize.OK, 6},

@@ -53,7 +53,7 @@ type world struct {
 	mu         sync.Mutex
 	holders    map[string]*holder // by pid (address/id)
 	byName     map[string][]*holder
-	maxToken   map[string]uint64 // the fenced resource: largest token written per name
+	maxToken   map[string]uint64  // the fenced resource: largest token written per name
 	lastWriter map[string]*holder // the holder whose write the resource accepted last, per name
 	seenToken  map[[2]string]uint64
 	refusedAt  map[*holder]time.Time

@@ -68,7 +68,7 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	var histories, ops, faults, violations, stepsRun atomic.Int64
+	var histories, ops, faults, violations, stepsRun, judged atomic.Int64
 	var mu sync.Mutex
 	jobs := make(chan uint64)
 	var wg sync.WaitGroup
@@ -85,6 +85,9 @@ func TestSimulation(t *testing.T) {
 				faults.Add(int64(r.Faults))
 				stepsRun.Add(int64(r.Steps))
 				violations.Add(int64(len(r.Violations)))
+				if r.Judged {
+					judged.Add(1)
+				}
 				mu.Lock()
 				for _, v := range r.Violations {
 					t.Errorf("%v\nreplay: go test ./internal/sim/ -run TestSimulation -sim.seed=%d", v, seed)
@@ -105,6 +108,12 @@ func TestSimulation(t *testing.T) {
 	}
 	close(jobs)
 	wg.Wait()
-	sum := linearize.Summary{Histories: int(histories.Load()), Operations: int(ops.Load()), Faults: int(faults.Load()), Violations: int(violations.Load())}
+	sum := linearize.Summary{Histories: int(histories.Load()), Operations: int(ops.Load()), Faults: int(faults.Load()), Violations: int(violations.Load()),
+		Runs: int(histories.Load()), Judged: int(judged.Load())}
 	fmt.Printf("simulation: %v (%d steps in %v)\n", sum, stepsRun.Load(), time.Since(start).Round(time.Second))
+	// A run that never settles judges no replica (see checkConverged):
+	// nearly every run must.
+	if sum.Judged*10 < sum.Runs*9 {
+		t.Errorf("only %d of %d runs settled enough to judge the replicas (at least 90 %% must)", sum.Judged, sum.Runs)
+	}
 }

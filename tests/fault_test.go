@@ -596,7 +596,7 @@ func testFaultPartitionScenario(t *testing.T, seed uint64) {
 		"%d checked writes on %d keys (%d succeeded), linearizability checked in %v; faults %+v (total %d); %d violations",
 		rec.hist.Len(), held+empty, held, empty, accepted, lateWrites,
 		lin.Operations, lin.Keys, load.succeeded(), time.Since(checkStart).Round(time.Millisecond), s, s.Total(), len(violations))
-	printSummary(t, seed, linearize.Summary{Histories: lin.Keys, Operations: rec.hist.Len(), Faults: int(s.Total()), Violations: len(violations)})
+	printSummary(t, seed, linearize.RunSummary(lin, rec.hist.Len(), int(s.Total()), len(violations)))
 	require.Empty(t, violations, "violations:\n%s", strings.Join(violations, "\n"))
 	require.Zero(t, refused.Load())
 }

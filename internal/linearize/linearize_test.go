@@ -161,3 +161,16 @@ func Example() {
 	fmt.Println(r.Keys, r.Operations, len(r.Violations))
 	// Output: 1 2 1
 }
+
+// TestSummary checks the line .ci/run parses and when a run counts as
+// judged.
+func TestSummary(t *testing.T) {
+	s := linearize.Summary{Histories: 1, Operations: 2, Faults: 3, Violations: 4, Runs: 6, Judged: 5}
+	require.Equal(t, "1 histories, 2 operations, 3 faults, 4 violations, 5 of 6 runs judged", s.String())
+	checked := linearize.Result{Keys: 1, Operations: 2}
+	require.Equal(t, 1, linearize.RunSummary(checked, 10, 3, 0).Judged)
+	require.Zero(t, linearize.RunSummary(checked, 10, 0, 0).Judged, "no fault injected")
+	require.Zero(t, linearize.RunSummary(linearize.Result{}, 10, 3, 0).Judged, "no write checked")
+	require.Zero(t, linearize.RunSummary(linearize.Result{Keys: 1, Operations: 2, Inconclusive: []string{"k"}}, 10, 3, 0).Judged, "undecided")
+	require.Equal(t, 1, linearize.RunSummary(linearize.Result{}, 10, 3, 0).Runs)
+}

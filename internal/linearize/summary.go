@@ -24,3 +24,13 @@ func (s Summary) String() string {
 func Judges(r Result) bool {
 	return r.Keys > 0 && r.Operations > 0 && len(r.Inconclusive) == 0
 }
+
+// RunSummary is the Summary of one run whose linearizability check
+// returned r: it judged if Judges(r) and it injected faults.
+func RunSummary(r Result, operations, faults, violations int) Summary {
+	s := Summary{Histories: r.Keys, Operations: operations, Faults: faults, Violations: violations, Runs: 1}
+	if Judges(r) && faults > 0 {
+		s.Judged = 1
+	}
+	return s
+}

@@ -684,6 +684,10 @@ func TestReleaseIsNotUndoneByALateLock(t *testing.T) {
 	rel, err := c.Peer(B).Release(ctx, "k", []byte("v"))
 	require.NoError(t, err)
 	requireQuorum(t, rel, 2, 3)
+	// The setup: when the release was decided, C had not applied A's
+	// lock, and the flood ahead of A's messages to C was still arriving.
+	requireAbsent(t, c.Peer(C), "k")
+	require.Less(t, sunk.Load(), int64(flood), "the flood did not delay A's messages to C past B's release")
 
 	eventually(t, func() error {
 		if n := sunk.Load(); n != flood {

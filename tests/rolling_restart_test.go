@@ -1,0 +1,253 @@
+package tests
+
+// A rolling restart over real remote: every master restarted in turn,
+// repeatedly, with empty memory, under contended traffic, one
+// coordinator's clock running ahead of the others'.
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/protoactor-locker/locker/internal/linearize"
+	"github.com/protoactor-locker/locker/internal/testcluster"
+	"github.com/protoactor-locker/locker/lockeractor"
+)
+
+// The shape of the rolling restart: its masters (W is their majority),
+// how often every one of them is restarted, and the leases of its
+// contended keys.
+const (
+	rollingMasters = 5
+	rollingRounds  = 2
+	rollingShort   = 30 * time.Millisecond // shortest short lease; up to 4 times as long
+	rollingLong    = time.Second           // shortest long lease; up to twice as long
+)
+
+// TestFaultRollingRestart restarts every master in turn with empty
+// memory, rollingRounds times over, under contended traffic. Five
+// masters, W = 3; one of them, the fast coordinator F (drawn from the
+// seed), runs its clock 40-90 ms ahead of the others' (its fencing
+// tokens are the larger ones); messages between peers are delayed by up
+// to 3 ms (reordered). Two clients per node lock three hot keys, most
+// with short leases (30-120 ms), one Lock in three with a long one (1-2
+// s), and release them or let short ones run out; one checked client
+// per node writes two keys with leases longer than the run (Lock,
+// Update, ExtendLease, Release; see checkedClient).
+//
+// A restart stops a master's Locker and starts a new one on the same
+// address with empty memory; it catches up (copies the leases of W of
+// the others, here three of four) before it votes again, which the test
+// waits for before the next restart. At one restart in two F is paused
+// (its inbound messages held) from just before the restart until after
+// the restarted master caught up: what F had in flight, promises of the
+// restarted master's earlier life included, reaches F after the new
+// life promised other writes, with F's larger tokens.
+//
+// Checked: holders of one key never overlap and their tokens grow in
+// holding order (history.check: a holder holds from its Lock's answer
+// until its lease ends, counted from its call, or until it calls
+// Release), every holder's token is accepted by the protected resource,
+// no lease a checked client surely holds is refused as not held, and
+// the checked keys' histories are linearizable (porcupine). Replay with
+// -fault.seed=N.
+func TestFaultRollingRestart(t *testing.T) { seeded(t, testFaultRollingRestart) }
+
+func testFaultRollingRestart(t *testing.T, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 0x726f6c6c))
+	fast := rng.IntN(rollingMasters)
+	ahead := time.Duration(40+rng.IntN(51)) * time.Millisecond
+	f := lockeractor.NewFaults(seed)
+	opts := func(i int) []lockeractor.Option {
+		// Gossip every 100 ms: a restarted master learns the
+		// configuration, and so catches up, within a few tens of
+		// milliseconds of F's clock lead.
+		o := append(faultOptions(f), lockeractor.WithReplicationInterval(10*time.Millisecond))
+		if i == fast {
+			o = append(o, lockeractor.WithClock(testcluster.AheadClock{By: ahead}))
+		}
+		return o
+	}
+	c := startFaultCluster(t, rollingMasters, opts)
+	t.Cleanup(f.Reset) // before the nodes stop (cleanups run last first): a failed require may leave F paused
+	f.Delay(lockeractor.AnyAddress, lockeractor.AnyAddress, 0, 3*time.Millisecond)
+	t.Logf("seed %d: node %d (%s) runs %v ahead", seed, fast, c.Nodes[fast].Addr, ahead)
+
+	hot := []string{"roll0", "roll1", "roll2"}
+	long := checkedKeys("rlong", 2)
+	rec := newRecorder(long...)
+	h := &history{byNode: make([]atomic.Int64, rollingMasters)}
+	res := newResource()
+	refs := make([]*lockerRef, rollingMasters)
+	for i := range refs {
+		refs[i] = fixedRef(c.Peer(i))
+	}
+
+	clients := newLoadGroup()
+	var load checkedLoad
+	for node := range rollingMasters {
+		load.add(&clients.WaitGroup, refs[node], node, seed, long, rec, h, res, clients.stopped)
+		for cl := range 2 {
+			rc := &rollingClient{refs: refs, node: node, name: fmt.Sprintf("roll.n%d.%d", node, cl), id: rec.client(),
+				rng: rand.New(rand.NewPCG(seed, uint64(100+node*2+cl))), keys: hot, rec: rec, h: h, res: res}
+			clients.Add(1)
+			go func() { defer clients.Done(); rc.run(clients.stopped) }()
+		}
+	}
+	defer clients.halt() // also when a require fails: no client outlives the test
+
+	all := make([]int, rollingMasters)
+	for i := range all {
+		all[i] = i
+	}
+	progress := func(what string) {
+		t.Helper()
+		grants, writes := h.count(all...), load.succeeded()
+		testcluster.Eventually(t, 10*time.Second, func() bool {
+			return h.count(all...) >= grants+10 && load.succeeded() >= writes+5
+		}, "10 more grants and 5 more checked writes (%s)", what)
+	}
+
+	restarts, paused := 0, 0
+	probes := 0
+	progress("before the restarts")
+	for round := range rollingRounds {
+		for i := range rollingMasters {
+			pause := i != fast && rng.IntN(2) == 0
+			if pause {
+				paused++
+				f.Pause(c.Nodes[fast].Addr)
+			}
+			refs[i].set(nil)
+			at := time.Now()
+			restartLocker(t, c, i, opts(i)...)
+			restarts++
+			// It votes again once it caught up: a Lock it coordinates
+			// then counts the votes of every master not paused.
+			voters := rollingMasters - btoi(pause)
+			eventually(t, func() error {
+				probes++
+				key := fmt.Sprintf("probe/%d/%d", i, probes)
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				defer cancel()
+				r, err := c.Peer(i).Lock(ctx, key, []byte("probe"), time.Second)
+				if err != nil {
+					return fmt.Errorf("round %d, node %d restarted: probe: %w", round, i, err)
+				}
+				if r.Votes < voters {
+					return fmt.Errorf("round %d, node %d restarted: probe %+v, want %d votes", round, i, r, voters)
+				}
+				return nil
+			})
+			if pause {
+				f.Resume(c.Nodes[fast].Addr)
+			}
+			t.Logf("round %d: node %d restarted at %s, votes again after %v (F paused: %v)", round, i, at.Format(time.StampMicro), time.Since(at).Round(time.Millisecond), pause)
+			refs[i].set(c.Peer(i))
+			progress(fmt.Sprintf("round %d, node %d restarted", round, i))
+		}
+	}
+	clients.halt()
+
+	violations, held, empty := h.check()
+	res.mu.Lock()
+	violations = append(violations, res.violations...)
+	accepted, late := res.accepted, res.late
+	res.mu.Unlock()
+	violations = append(violations, load.violations()...)
+	lin := rec.check()
+	violations = append(violations, failures(lin)...)
+	s := f.Stats()
+	t.Logf("%d restarts (%d with F paused), %d probes; %d operations, %d grants (%d held, %d expired on arrival), %d resource writes accepted, %d late; "+
+		"%d checked writes on %d keys (%d succeeded); faults %+v; %d violations",
+		restarts, paused, probes, rec.hist.Len(), held+empty, held, empty, accepted, late, lin.Operations, lin.Keys, load.succeeded(), s, len(violations))
+	printSummary(t, seed, linearize.Summary{Histories: lin.Keys, Operations: rec.hist.Len(), Faults: int(s.Total()) + restarts, Violations: len(violations)})
+	require.Empty(t, violations, "violations:\n%s", strings.Join(violations, "\n"))
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// rollingClient locks the hot keys of the rolling restart through its
+// node's Locker (waiting while it is down), most often with a short
+// lease, one Lock in three with a long one. A holder works a little,
+// then releases (through any live node) or, with a short lease, lets it
+// run out. Its grants are checked for overlap (history) and its tokens
+// written to the protected resource.
+type rollingClient struct {
+	refs []*lockerRef
+	node int
+	name string
+	id   int
+	rng  *rand.Rand
+	keys []string
+	rec  *recorder
+	h    *history
+	res  *resource
+}
+
+// live returns the client's node's Locker, or another live one while it
+// is down.
+func (c *rollingClient) live() *lockeractor.Locker {
+	for i := range c.refs {
+		if l := c.refs[(c.node+i)%len(c.refs)].get(); l != nil {
+			return l
+		}
+	}
+	return nil
+}
+
+func (c *rollingClient) run(stopped func() bool) {
+	for seq := 0; !stopped(); seq++ {
+		l := c.refs[c.node].get()
+		if l == nil || l.Epoch() == 0 { // down, or restarted and not configured yet
+			time.Sleep(5 * time.Millisecond) // pacing only
+			continue
+		}
+		key := c.keys[c.rng.IntN(len(c.keys))]
+		lease, short := rollingShort+time.Duration(c.rng.Int64N(int64(3*rollingShort))), true
+		if c.rng.IntN(3) == 0 {
+			lease, short = rollingLong+time.Duration(c.rng.Int64N(int64(rollingLong))), false
+		}
+		who := fmt.Sprintf("%s.%d", c.name, seq)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		invoke := time.Now()
+		r, err := c.rec.write(ctx, l, c.id, lockeractor.Op{Kind: lockeractor.OpLock, Key: key, Value: []byte(who), Lease: lease})
+		ok := time.Now()
+		c.h.ops.Add(1)
+		switch linearize.OutcomeOf(err) {
+		case linearize.OK:
+			g := &grant{key: key, who: who, node: c.node, token: r.Token, invoke: invoke, ok: ok, end: invoke.Add(lease)}
+			c.h.add(g)
+			c.h.note(g, "locked through node %d: %+v, lease %v", c.node, r, lease)
+			c.res.write(key, r.Token, g.end, who)
+			time.Sleep(time.Duration(c.rng.Int64N(int64(min(lease/2, 50*time.Millisecond))))) // pacing: the holder works
+			if !short || c.rng.IntN(4) > 0 { // else let the short lease run out
+				c.h.setEnd(g, time.Now())
+				c.release(ctx, key, who)
+			}
+		case linearize.Unknown: // it may hold the key: free it
+			c.release(ctx, key, who)
+		default:
+			time.Sleep(time.Duration(1+c.rng.IntN(10)) * time.Millisecond) // pacing only
+		}
+		cancel()
+	}
+}
+
+func (c *rollingClient) release(ctx context.Context, key, value string) {
+	if l := c.live(); l != nil {
+		_, _ = c.rec.write(ctx, l, c.id, lockeractor.Op{Kind: lockeractor.OpRelease, Key: key, Value: []byte(value)})
+		c.h.ops.Add(1)
+	}
+}

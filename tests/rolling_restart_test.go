@@ -232,7 +232,7 @@ func (c *rollingClient) run(stopped func() bool) {
 			c.h.note(g, "locked through node %d: %+v, lease %v", c.node, r, lease)
 			c.res.write(key, r.Token, g.end, who)
 			time.Sleep(time.Duration(c.rng.Int64N(int64(min(lease/2, 50*time.Millisecond))))) // pacing: the holder works
-			if !short || c.rng.IntN(4) > 0 { // else let the short lease run out
+			if !short || c.rng.IntN(4) > 0 {                                                  // else let the short lease run out
 				c.h.setEnd(g, time.Now())
 				c.release(ctx, key, who)
 			}

@@ -25,7 +25,7 @@ import (
 // contended keys.
 const (
 	rollingMasters = 5
-	rollingRounds  = 2
+	rollingRounds  = 4
 	rollingShort   = 30 * time.Millisecond // shortest short lease; up to 4 times as long
 	rollingLong    = time.Second           // shortest long lease; up to twice as long
 )
@@ -232,7 +232,8 @@ func (c *rollingClient) run(stopped func() bool) {
 			c.h.note(g, "locked through node %d: %+v, lease %v", c.node, r, lease)
 			c.res.write(key, r.Token, g.end, who)
 			time.Sleep(time.Duration(c.rng.Int64N(int64(min(lease/2, 50*time.Millisecond))))) // pacing: the holder works
-			if !short || c.rng.IntN(4) > 0 {                                                  // else let the short lease run out
+			// A short lease is left to run out one time in four.
+			if !short || c.rng.IntN(4) > 0 {
 				c.h.setEnd(g, time.Now())
 				c.release(ctx, key, who)
 			}

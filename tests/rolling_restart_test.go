@@ -26,8 +26,8 @@ import (
 const (
 	rollingMasters = 5
 	rollingRounds  = 4
-	rollingShort   = 30 * time.Millisecond // shortest short lease; up to 4 times as long
-	rollingLong    = time.Second           // shortest long lease; up to twice as long
+	rollingShort   = 30 * time.Millisecond  // shortest short lease; up to 4 times as long
+	rollingLong    = 500 * time.Millisecond // shortest long lease; up to twice as long
 )
 
 // TestFaultRollingRestart restarts every master in turn with empty
@@ -65,10 +65,10 @@ func testFaultRollingRestart(t *testing.T, seed uint64) {
 	ahead := time.Duration(40+rng.IntN(51)) * time.Millisecond
 	f := lockeractor.NewFaults(seed)
 	opts := func(i int) []lockeractor.Option {
-		// Gossip every 100 ms: a restarted master learns the
+		// Gossip every 50 ms: a restarted master learns the
 		// configuration, and so catches up, within a few tens of
 		// milliseconds of F's clock lead.
-		o := append(faultOptions(f), lockeractor.WithReplicationInterval(10*time.Millisecond))
+		o := append(faultOptions(f), lockeractor.WithReplicationInterval(5*time.Millisecond))
 		if i == fast {
 			o = append(o, lockeractor.WithClock(testcluster.AheadClock{By: ahead}))
 		}
@@ -79,7 +79,7 @@ func testFaultRollingRestart(t *testing.T, seed uint64) {
 	f.Delay(lockeractor.AnyAddress, lockeractor.AnyAddress, 0, 3*time.Millisecond)
 	t.Logf("seed %d: node %d (%s) runs %v ahead", seed, fast, c.Nodes[fast].Addr, ahead)
 
-	hot := []string{"roll0", "roll1", "roll2"}
+	hot := []string{"roll0", "roll1", "roll2", "roll3"}
 	long := checkedKeys("rlong", 2)
 	rec := newRecorder(long...)
 	h := &history{byNode: make([]atomic.Int64, rollingMasters)}
@@ -110,8 +110,8 @@ func testFaultRollingRestart(t *testing.T, seed uint64) {
 		t.Helper()
 		grants, writes := h.count(all...), load.succeeded()
 		testcluster.Eventually(t, 10*time.Second, func() bool {
-			return h.count(all...) >= grants+10 && load.succeeded() >= writes+5
-		}, "10 more grants and 5 more checked writes (%s)", what)
+			return h.count(all...) >= grants+3 && load.succeeded() >= writes+3
+		}, "3 more grants and 3 more checked writes (%s)", what)
 	}
 
 	restarts, paused := 0, 0
@@ -119,9 +119,22 @@ func testFaultRollingRestart(t *testing.T, seed uint64) {
 	progress("before the restarts")
 	for round := range rollingRounds {
 		for i := range rollingMasters {
+			// One restart of another master in two: F loses its
+			// messages to two masters (not i), a few milliseconds later
+			// pauses, and resumes once i votes again.
 			pause := i != fast && rng.IntN(2) == 0
+			var cut []string
 			if pause {
 				paused++
+				for _, j := range rng.Perm(rollingMasters) {
+					if j != fast && j != i && len(cut) < 2 {
+						cut = append(cut, c.Nodes[j].Addr)
+					}
+				}
+				for _, a := range cut {
+					f.Drop(c.Nodes[fast].Addr, a, 1)
+				}
+				time.Sleep(time.Duration(2+rng.IntN(5)) * time.Millisecond) // the fault's schedule, not a wait
 				f.Pause(c.Nodes[fast].Addr)
 			}
 			refs[i].set(nil)
@@ -147,6 +160,9 @@ func testFaultRollingRestart(t *testing.T, seed uint64) {
 			})
 			if pause {
 				f.Resume(c.Nodes[fast].Addr)
+				for _, a := range cut {
+					f.Drop(c.Nodes[fast].Addr, a, 0)
+				}
 			}
 			t.Logf("round %d: node %d restarted at %s, votes again after %v (F paused: %v)", round, i, at.Format(time.StampMicro), time.Since(at).Round(time.Millisecond), pause)
 			refs[i].set(c.Peer(i))
@@ -216,7 +232,7 @@ func (c *rollingClient) run(stopped func() bool) {
 		}
 		key := c.keys[c.rng.IntN(len(c.keys))]
 		lease, short := rollingShort+time.Duration(c.rng.Int64N(int64(3*rollingShort))), true
-		if c.rng.IntN(3) == 0 {
+		if c.rng.IntN(2) == 0 {
 			lease, short = rollingLong+time.Duration(c.rng.Int64N(int64(rollingLong))), false
 		}
 		who := fmt.Sprintf("%s.%d", c.name, seq)
@@ -231,7 +247,13 @@ func (c *rollingClient) run(stopped func() bool) {
 			c.h.add(g)
 			c.h.note(g, "locked through node %d: %+v, lease %v", c.node, r, lease)
 			c.res.write(key, r.Token, g.end, who)
-			time.Sleep(time.Duration(c.rng.Int64N(int64(min(lease/2, 50*time.Millisecond))))) // pacing: the holder works
+			// The holder works: a short while with a short lease, nearly
+			// all of a long one (pacing only).
+			work := time.Duration(c.rng.Int64N(int64(min(lease/2, 50*time.Millisecond))))
+			if !short {
+				work = lease*8/10 + time.Duration(c.rng.Int64N(int64(lease/7)))
+			}
+			time.Sleep(work)
 			// A short lease is left to run out one time in four.
 			if !short || c.rng.IntN(4) > 0 {
 				c.h.setEnd(g, time.Now())

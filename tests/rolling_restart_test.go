@@ -28,6 +28,10 @@ const (
 	rollingRounds  = 4
 	rollingShort   = 30 * time.Millisecond  // shortest short lease; up to 4 times as long
 	rollingLong    = 500 * time.Millisecond // shortest long lease; up to twice as long
+	// rollingMargin: a Release called this long before the caller's
+	// lease ends (counted from its Lock's call) reaches the masters
+	// before the lease ends there (counted from their commit, later).
+	rollingMargin = 50 * time.Millisecond
 )
 
 // TestFaultRollingRestart restarts every master in turn with empty
@@ -65,10 +69,10 @@ func testFaultRollingRestart(t *testing.T, seed uint64) {
 	ahead := time.Duration(40+rng.IntN(51)) * time.Millisecond
 	f := lockeractor.NewFaults(seed)
 	opts := func(i int) []lockeractor.Option {
-		// Gossip every 50 ms: a restarted master learns the
+		// Gossip every 30 ms: a restarted master learns the
 		// configuration, and so catches up, within a few tens of
 		// milliseconds of F's clock lead.
-		o := append(faultOptions(f), lockeractor.WithReplicationInterval(5*time.Millisecond))
+		o := append(faultOptions(f), lockeractor.WithReplicationInterval(3*time.Millisecond))
 		if i == fast {
 			o = append(o, lockeractor.WithClock(testcluster.AheadClock{By: ahead}))
 		}
@@ -95,7 +99,7 @@ func testFaultRollingRestart(t *testing.T, seed uint64) {
 		load.add(&clients.WaitGroup, refs[node], node, seed, long, rec, h, res, clients.stopped)
 		for cl := range 2 {
 			rc := &rollingClient{refs: refs, node: node, name: fmt.Sprintf("roll.n%d.%d", node, cl), id: rec.client(),
-				rng: rand.New(rand.NewPCG(seed, uint64(100+node*2+cl))), keys: hot, rec: rec, h: h, res: res}
+				rng: rand.New(rand.NewPCG(seed, uint64(100+node*2+cl))), keys: hot, rec: rec, h: h, res: res, lost: &load}
 			clients.Add(1)
 			go func() { defer clients.Done(); rc.run(clients.stopped) }()
 		}
@@ -119,23 +123,44 @@ func testFaultRollingRestart(t *testing.T, seed uint64) {
 	progress("before the restarts")
 	for round := range rollingRounds {
 		for i := range rollingMasters {
-			// One restart of another master in two: F loses its
-			// messages to two masters (not i), a few milliseconds later
-			// pauses, and resumes once i votes again.
+			// One restart of another master in two is trapped: F
+			// loses its messages to the next two masters to restart
+			// (not i), i's messages to F are delayed by 4-8 ms, F starts
+			// a Lock (a key free on F if it can, a long lease), and 1-3
+			// ms later F pauses until i votes again. So F's Lock is
+			// promised by i and one more master only, i's promise
+			// reaches F after i restarted, and F decides the Lock (with
+			// its larger token) once i's new life caught up and may have
+			// promised another client's Lock of the key.
 			pause := i != fast && rng.IntN(2) == 0
 			var cut []string
 			if pause {
 				paused++
-				for _, j := range rng.Perm(rollingMasters) {
-					if j != fast && j != i && len(cut) < 2 {
+				for k := 1; len(cut) < 2; k++ {
+					if j := (i + k) % rollingMasters; j != fast {
 						cut = append(cut, c.Nodes[j].Addr)
 					}
 				}
 				for _, a := range cut {
 					f.Drop(c.Nodes[fast].Addr, a, 1)
 				}
-				time.Sleep(time.Duration(2+rng.IntN(5)) * time.Millisecond) // the fault's schedule, not a wait
+				f.Delay(c.Nodes[i].Addr, c.Nodes[fast].Addr, 4*time.Millisecond, 8*time.Millisecond)
+				key := hot[rng.IntN(len(hot))]
+				for _, k := range hot {
+					if _, err := c.Peer(fast).DirtyRead(k); err != nil {
+						key = k
+						break
+					}
+				}
+				trap := &rollingClient{refs: refs, node: fast, name: fmt.Sprintf("trap.%d", paused), id: rec.client(),
+					rng: rand.New(rand.NewPCG(seed, uint64(10_000+paused))), keys: hot, rec: rec, h: h, res: res, lost: &load}
+				lease := rollingLong + time.Duration(rng.Int64N(int64(rollingLong)))
+				clients.Add(1)
+				go func(l *lockeractor.Locker) { defer clients.Done(); trap.cycle(l, trap.name, key, lease, false) }(c.Peer(fast))
+				time.Sleep(time.Duration(1+rng.IntN(3)) * time.Millisecond) // the fault's schedule, not a wait
 				f.Pause(c.Nodes[fast].Addr)
+				time.Sleep(10 * time.Millisecond) // i's delayed promise reaches F's stash (a restart would drop it)
+				f.Delay(c.Nodes[i].Addr, c.Nodes[fast].Addr, 0, 0)
 			}
 			refs[i].set(nil)
 			at := time.Now()
@@ -210,6 +235,7 @@ type rollingClient struct {
 	rec  *recorder
 	h    *history
 	res  *resource
+	lost *checkedLoad // where a lease it surely held and lost is reported
 }
 
 // live returns the client's node's Locker, or another live one while it
@@ -235,42 +261,58 @@ func (c *rollingClient) run(stopped func() bool) {
 		if c.rng.IntN(2) == 0 {
 			lease, short = rollingLong+time.Duration(c.rng.Int64N(int64(rollingLong))), false
 		}
-		who := fmt.Sprintf("%s.%d", c.name, seq)
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		invoke := time.Now()
-		r, err := c.rec.write(ctx, l, c.id, lockeractor.Op{Kind: lockeractor.OpLock, Key: key, Value: []byte(who), Lease: lease})
-		ok := time.Now()
-		c.h.ops.Add(1)
-		switch linearize.OutcomeOf(err) {
-		case linearize.OK:
-			g := &grant{key: key, who: who, node: c.node, token: r.Token, invoke: invoke, ok: ok, end: invoke.Add(lease)}
-			c.h.add(g)
-			c.h.note(g, "locked through node %d: %+v, lease %v", c.node, r, lease)
-			c.res.write(key, r.Token, g.end, who)
-			// The holder works: a short while with a short lease, nearly
-			// all of a long one (pacing only).
-			work := time.Duration(c.rng.Int64N(int64(min(lease/2, 50*time.Millisecond))))
-			if !short {
-				work = lease*8/10 + time.Duration(c.rng.Int64N(int64(lease/7)))
-			}
-			time.Sleep(work)
-			// A short lease is left to run out one time in four.
-			if !short || c.rng.IntN(4) > 0 {
-				c.h.setEnd(g, time.Now())
-				c.release(ctx, key, who)
-			}
-		case linearize.Unknown: // it may hold the key: free it
-			c.release(ctx, key, who)
-		default:
-			time.Sleep(time.Duration(1+c.rng.IntN(10)) * time.Millisecond) // pacing only
-		}
-		cancel()
+		c.cycle(l, fmt.Sprintf("%s.%d", c.name, seq), key, lease, short)
 	}
 }
 
-func (c *rollingClient) release(ctx context.Context, key, value string) {
-	if l := c.live(); l != nil {
-		_, _ = c.rec.write(ctx, l, c.id, lockeractor.Op{Kind: lockeractor.OpRelease, Key: key, Value: []byte(value)})
-		c.h.ops.Add(1)
+// cycle locks key through l with value who and lease, holds it for a
+// while and releases it (a short lease it may let run out).
+func (c *rollingClient) cycle(l *lockeractor.Locker, who, key string, lease time.Duration, short bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	invoke := time.Now()
+	r, err := c.rec.write(ctx, l, c.id, lockeractor.Op{Kind: lockeractor.OpLock, Key: key, Value: []byte(who), Lease: lease})
+	ok := time.Now()
+	c.h.ops.Add(1)
+	switch linearize.OutcomeOf(err) {
+	case linearize.OK:
+		g := &grant{key: key, who: who, node: c.node, token: r.Token, invoke: invoke, ok: ok, end: invoke.Add(lease)}
+		c.h.add(g)
+		c.h.note(g, "locked through node %d: %+v, lease %v", c.node, r, lease)
+		c.res.write(key, r.Token, g.end, who)
+		// The holder works: a short while with a short lease, most
+		// of a long one (pacing only).
+		work := time.Duration(c.rng.Int64N(int64(min(lease/2, 50*time.Millisecond))))
+		if !short {
+			work = lease*7/10 + time.Duration(c.rng.Int64N(int64(lease*15/100)))
+		}
+		time.Sleep(work)
+		// A short lease is left to run out one time in four.
+		if !short || c.rng.IntN(4) > 0 {
+			at := time.Now()
+			c.h.setEnd(g, at)
+			if err := c.release(ctx, key, who); refusedAsNotHeld(err) && at.Before(g.end.Add(-rollingMargin)) {
+				c.lost.mu.Lock()
+				c.lost.lost = append(c.lost.lost, fmt.Sprintf("%s: %s's Release, called %v before its lease ended, refused as not held: %v",
+					key, who, g.end.Sub(at).Round(time.Millisecond), err))
+				c.lost.mu.Unlock()
+			}
+		}
+	case linearize.Unknown: // it may hold the key: free it
+		_ = c.release(ctx, key, who)
+	default:
+		time.Sleep(time.Duration(1+c.rng.IntN(10)) * time.Millisecond) // pacing only
 	}
+}
+
+// release releases key's value through a live node and returns the
+// error of the Release.
+func (c *rollingClient) release(ctx context.Context, key, value string) error {
+	l := c.live()
+	if l == nil {
+		return lockeractor.ErrStopped
+	}
+	_, err := c.rec.write(ctx, l, c.id, lockeractor.Op{Kind: lockeractor.OpRelease, Key: key, Value: []byte(value)})
+	c.h.ops.Add(1)
+	return err
 }

@@ -10,6 +10,18 @@
 // Messages a Core addresses to itself are delivered inline. Time comes
 // from the injected Clock, so tests drive a Core message by message with
 // a fake clock.
+//
+// The invariant everything else serves (at most one holder): while a
+// lease committed by W masters lives, no master replaces it with, or
+// frees the key for, the state of a write that did not commit, except
+// the holder's own Update, Extend or Release. Every path that moves state
+// between peers (catch-up, Sync, snapshots, pushes, repair, promotion)
+// keeps, of two states of a key, the one with the larger token; that is
+// safe because a Lock's token is the ballot its coordinator drew before
+// any master voted, and a master grants only ballots above every one it
+// granted before on the key: of two writes, the one promised later by a
+// master that promised both has the larger token. ballot.go states the
+// rule and argues it; reconfig.go argues changes of masters.
 package core
 
 import (
@@ -194,6 +206,8 @@ const (
 	timerRetry   // resend what a reconfiguration step or a sync still waits for
 	timerFollow  // a replica checks what it missed of a master's pushes (key: the master)
 	timerCatchUp // the earlier life's leases and promises have all ended: stop catching up
+	timerBallot  // a remembered ballot can have left no living state: fold it into the floor (key: the key)
+	timerSettle  // a restarted peer's earlier writes are all decided: ask for its catch-up's snapshots
 )
 
 type timer struct {
@@ -243,6 +257,13 @@ type Core struct {
 	// key was left in here by a commit decided under it (see
 	// keepJointWrite). Cleared whenever a configuration is adopted.
 	jointWrites map[string]uint64
+
+	// Ballots (ballot.go).
+	ballots map[string]ballotRec                 // Lock and Update ballots granted, by key, while their writes may leave state
+	floor   uint64                               // no ballot at or below it is granted, whatever the key
+	decided recent[txnKey, struct{}]             // transactions whose Commit or abort came
+	synced  recent[string, *messages.AdminReply] // Syncs carried out, by coordinator/request: their answer
+	peerInc map[string]uint64                    // each peer's incarnation, as last heard from its current life
 
 	// Replication catch-up (follow.go).
 	incarnation uint64             // drawn when the Core is built, never 0
@@ -464,6 +485,11 @@ func (c *Core) Tick() {
 			c.followTimer(t, now)
 		case timerCatchUp:
 			c.endCatchUp()
+		case timerBallot:
+			c.fired(t)
+			c.forgetBallot(t.key, now)
+		case timerSettle:
+			c.settled(now)
 		case timerGossip:
 			c.gossip()
 			c.schedule(timer{at: now + c.gossipInterval(), kind: timerGossip})
@@ -541,7 +567,8 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 	m := c.member.Load()
 	isMaster := m.IsMaster(c.cfg.Self)
 	now := c.now()
-	resp := &messages.Promise{Txn: p.GetTxn(), Epoch: m.Epoch, Items: make([]*messages.PromiseItem, len(p.GetItems()))}
+	resp := &messages.Promise{Txn: p.GetTxn(), Epoch: m.Epoch, Items: make([]*messages.PromiseItem, len(p.GetItems())), Incarnation: c.incarnation}
+	_, decided := c.decided.get(txnKey{from, p.GetTxn()}, now)
 	for i, it := range p.GetItems() {
 		pi := &messages.PromiseItem{}
 		resp.Items[i] = pi
@@ -553,6 +580,10 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 		wl, held := c.locks[key]
 		locked := held && wl.deadline > now
 		switch {
+		case decided:
+			// A Prepare repeated on the way, after its write was decided
+			// here: granting it again would leave the key write-locked.
+			pi.Reason = messages.Reason_REASON_PROMISE_EXPIRED
 		case p.GetEpoch() != m.Epoch:
 			pi.Reason = messages.Reason_REASON_STALE_EPOCH
 		case !isMaster:
@@ -578,11 +609,19 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 		case !sameValue(e.value, it.GetExpected()):
 			pi.Reason = messages.Reason_REASON_VALUE_DIFFERS
 		}
+		again := held && wl.from == from && wl.txn == p.GetTxn() // a repeat of the Prepare that holds the key
+		if pi.Reason == messages.Reason_REASON_UNSPECIFIED && ordered(it.GetKind()) && !again {
+			if bound := c.ballotBound(key); p.GetBallot() <= bound {
+				pi.Reason, pi.Proposal = messages.Reason_REASON_BALLOT_TOO_LOW, bound
+			}
+		}
 		if pi.Reason != messages.Reason_REASON_UNSPECIFIED {
 			continue
 		}
 		pi.Granted = true
-		pi.Proposal = c.token()
+		if ordered(it.GetKind()) {
+			c.grantBallot(key, p.GetBallot(), it.GetKind(), it.GetLeaseMs(), now)
+		}
 		if !held { // an expired lock not yet dropped is replaced, not added
 			c.lockCount.Add(1)
 		}
@@ -602,6 +641,7 @@ func (c *Core) dropLock(key string) {
 
 func (c *Core) onCommit(from string, cm *messages.Commit) {
 	now := c.now()
+	c.markDecided(from, cm.GetTxn(), now)
 	if len(cm.GetItems()) == 0 {
 		// Abort everything promised to this transaction (a coordinator
 		// that no longer knows the transaction).
@@ -739,6 +779,12 @@ func (c *Core) repair(key string, it *messages.CommitItem, live, mine bool, now 
 	if e != nil && e.token > it.GetToken() {
 		return messages.Reason_REASON_VALUE_DIFFERS // newer here: keep it
 	}
+	if ordered(it.GetKind()) && !mine && c.ballotBound(key) > it.GetToken() {
+		// This master granted a larger ballot on the key since (or copied
+		// from peers that did): the repair's write may have been overtaken
+		// by it, so it must not land over it (see ballot.go).
+		return messages.Reason_REASON_BALLOT_TOO_LOW
+	}
 	if live || mine {
 		c.dropLock(key)
 	}
@@ -839,6 +885,7 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 			// which copy from quorums; commits are refused the same way.
 			return
 		}
+		c.heardIncarnation(from, r.GetIncarnation())
 		if f := c.follower(from, r.GetIncarnation(), now); f != nil {
 			if !c.heardSeq(from, f, r.GetSequence(), true, now) {
 				return // a repeat, or settled by a snapshot since

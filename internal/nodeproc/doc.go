@@ -19,7 +19,8 @@
 //	}
 //
 // The parent starts the binary itself (os.Executable) with EnvNode and
-// EnvPort set, reads the ready line, and talks to it in JSON lines:
+// EnvPort set (and EnvClockAhead, for a node whose clock runs ahead),
+// reads the ready line, and talks to it in JSON lines:
 // Commands on its stdin, Events on its stdout. Every write the node makes
 // is recorded as an EvInvoke line before the call and an EvReturn line
 // after it, with the machine-wide monotonic clock (CLOCK_MONOTONIC) in nanoseconds, so the parent can

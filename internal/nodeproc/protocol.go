@@ -12,6 +12,10 @@ const (
 	EnvPort = "LOCKER_NODE_PORT"
 	// EnvName names the node in its error messages.
 	EnvName = "LOCKER_NODE_NAME"
+	// EnvClockAhead, when set, is a duration (time.ParseDuration) the
+	// node's Locker clock runs ahead of the system clock
+	// (testcluster.AheadClock): its fencing tokens are the larger ones.
+	EnvClockAhead = "LOCKER_NODE_CLOCK_AHEAD"
 )
 
 // Ops of Command.
@@ -54,7 +58,10 @@ type Command struct {
 // ClientBase, ClientBase+1, ..., each running lock cycles (Lock, maybe
 // Update, maybe ExtendLease, Release) on a key drawn from Hot (checked:
 // leases of HotLeaseMs, longer than the run) or Short (unchecked: leases
-// of ShortLeaseMs, sometimes left to expire). Every write is recorded.
+// of ShortLeaseMs, sometimes left to expire). With MixedLeaseMs set, one
+// Lock of a Short key in three asks for MixedLeaseMs instead: long leases
+// beside the short ones, released, never left to expire. Every write is
+// recorded.
 type Load struct {
 	Clients      int      `json:"clients"`
 	ClientBase   int      `json:"clientBase"`
@@ -63,6 +70,7 @@ type Load struct {
 	Short        []string `json:"short"`
 	HotLeaseMs   int64    `json:"hotLeaseMs"`
 	ShortLeaseMs int64    `json:"shortLeaseMs"`
+	MixedLeaseMs int64    `json:"mixedLeaseMs,omitempty"`
 }
 
 // Write is one write a node performs and records.

@@ -35,6 +35,13 @@
 //     a fresh Lock after the cluster healed (liveness), and clean exits
 //     and stderr. It logs a summary line
 //     "multiproc: N processes, K kills, M operations (U unknown), 0 violations; ...".
+//   - TestMultiProcessRollingKill9: three masters, one with its Locker
+//     clock 40-90 ms ahead; every master killed with SIGKILL mid-write in
+//     turn, twice over, and restarted empty, under contended load with
+//     short leases beside long ones. Besides linearizability, holders of
+//     one key, merged across processes on the machine-wide monotonic
+//     clock, must never overlap and their tokens must grow. Its summary
+//     line also starts "multiproc:".
 //   - TestMultiProcessPaths: a replica coordinating writes, replication
 //     waking a WaitFor on the replica, Batch, and Reconfigure moving the
 //     masters under a held lease, every answer asserted.

@@ -243,6 +243,7 @@ type slot struct {
 	port int
 	inc  int // incarnations started
 	p    *proc
+	env  []string // more environment of its processes ("NAME=value")
 }
 
 // harness runs node processes for one test and kills every one left
@@ -295,6 +296,7 @@ func (h *harness) start(s *slot) *proc {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cmd = exec.CommandContext(ctx, h.exe)
 	p.cmd.Env = append(os.Environ(), nodeproc.EnvNode+"=1", nodeproc.EnvPort+"="+strconv.Itoa(s.port), nodeproc.EnvName+"="+p.name)
+	p.cmd.Env = append(p.cmd.Env, s.env...)
 	p.cmd.Stderr = p.stderr
 	p.cmd.WaitDelay = 10 * time.Second
 	var err error

@@ -215,7 +215,7 @@ func testFaultRollingRestart(t *testing.T, seed uint64) {
 	t.Logf("%d restarts (%d trapped), %d probes; %d operations, %d grants (%d held, %d expired on arrival), %d resource writes accepted, %d late; "+
 		"%d checked writes on %d keys (%d succeeded); faults %+v; %d violations",
 		restarts, paused, probes, rec.hist.Len(), held+empty, held, empty, accepted, late, lin.Operations, lin.Keys, load.succeeded(), s, len(violations))
-	printSummary(t, seed, linearize.Summary{Histories: lin.Keys, Operations: rec.hist.Len(), Faults: int(s.Total()) + restarts, Violations: len(violations)})
+	printSummary(t, seed, linearize.RunSummary(lin, rec.hist.Len(), int(s.Total())+restarts, len(violations)))
 	require.Empty(t, violations, "violations:\n%s", strings.Join(violations, "\n"))
 }
 

@@ -96,7 +96,7 @@ func TestMultiProcessRollingKill9(t *testing.T) {
 	for _, o := range overlaps {
 		t.Error(o)
 	}
-	sum := linearize.Summary{Histories: vd.result.Keys, Operations: vd.ops, Faults: h.kills, Violations: len(vd.result.Violations) + len(overlaps)}
+	sum := linearize.RunSummary(vd.result, vd.ops, h.kills, len(vd.result.Violations)+len(overlaps))
 	fmt.Printf("multiproc: %v (rolling: %d processes, %d kills, %s ahead by %v, %d unknown, %d checked, %d ok, %d left in flight by kills, %d holds checked for overlap, %d inconclusive, %d refusals and %d probes saw a restarted master catching up; seed %d)\n",
 		sum, len(h.procs), h.kills, h.slots[fast].name, ahead, vd.unknown, vd.checked, vd.ok, vd.open, len(holds(all)), len(vd.result.Inconclusive), vd.catchingUp, catchingUp, s)
 }

@@ -19,7 +19,26 @@ import (
 // the fixed set until the core is fixed, and replay with -sim.seed.
 var knownBugSeeds = map[uint64]string{}
 
-var seedFlag = flag.Uint64("sim.seed", 0, "replay one simulation seed (also LOCKER_SIM_SEED); 0 runs the fixed set")
+var (
+	seedFlag = flag.Uint64("sim.seed", 0, "replay one simulation seed (also LOCKER_SIM_SEED); 0 runs the fixed set")
+	fromFlag = flag.Uint64("sim.from", 0, "the first seed of the set TestSimulation runs (also LOCKER_SIM_FROM); 0 means 1")
+)
+
+// firstSeed returns the first seed of the set to run: -sim.from, else
+// LOCKER_SIM_FROM, else 1.
+func firstSeed(t *testing.T) uint64 {
+	if *fromFlag != 0 {
+		return *fromFlag
+	}
+	if v := os.Getenv("LOCKER_SIM_FROM"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			t.Fatalf("LOCKER_SIM_FROM=%q: want a seed of 1 or more", v)
+		}
+		return n
+	}
+	return 1
+}
 
 // replaySeed returns the seed to replay, if one was asked for.
 func replaySeed(t *testing.T) (uint64, bool) {
@@ -63,12 +82,14 @@ func TestSimulation(t *testing.T) {
 	if s, ok := replaySeed(t); ok {
 		list = []uint64{s}
 	} else {
-		for i := range seeds {
-			if why, ok := knownBugSeeds[uint64(i+1)]; ok {
-				t.Logf("seed %d left out: %s", i+1, why)
+		from := firstSeed(t)
+		for i := range uint64(seeds) {
+			seed := from + i
+			if why, ok := knownBugSeeds[seed]; ok {
+				t.Logf("seed %d left out: %s", seed, why)
 				continue
 			}
-			list = append(list, uint64(i+1))
+			list = append(list, seed)
 		}
 	}
 	start := time.Now()
@@ -114,7 +135,11 @@ func TestSimulation(t *testing.T) {
 	wg.Wait()
 	sum := linearize.Summary{Histories: int(histories.Load()), Operations: int(ops.Load()), Faults: int(faults.Load()), Violations: int(violations.Load()),
 		Runs: int(histories.Load()), Judged: int(judged.Load())}
-	fmt.Printf("simulation: %v (%d steps in %v)\n", sum, stepsRun.Load(), time.Since(start).Round(time.Second))
+	span := ""
+	if len(list) > 0 {
+		span = fmt.Sprintf("seeds %d-%d, ", list[0], list[len(list)-1])
+	}
+	fmt.Printf("simulation: %v (%s%d steps in %v)\n", sum, span, stepsRun.Load(), time.Since(start).Round(time.Second))
 	// A run that never settles judges no replica (see checkConverged):
 	// of a set of seeds (the fixed set, CI's longer one) nearly every
 	// run must; of a handful (-short, -race, a replay), one.

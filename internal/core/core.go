@@ -48,6 +48,11 @@ type Config struct {
 	MaxLease time.Duration
 	Clock    Clock
 	Seed     uint64 // first transaction id (random in production)
+	// Standalone makes a Core that knows only itself ready at epoch 0:
+	// a single-node store on purpose, with no peers to be configured
+	// with. Any other Core coordinates no write and promises none until
+	// it holds a configuration that names it (see ready.go).
+	Standalone bool
 }
 
 // Membership is the configuration a peer works with. Published values are
@@ -157,6 +162,10 @@ type Outcome struct {
 	Commits int // commits acknowledged
 	Token   uint64
 	Reasons map[string]messages.Reason // why peers refused, by address
+
+	// NotReady: refused at once, nothing sent, because this peer is not
+	// ready to coordinate writes (see Core.Ready).
+	NotReady bool
 }
 
 // AdminResult is one peer's answer to SetNodes or SetW.
@@ -555,7 +564,7 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 		switch {
 		case p.GetEpoch() != m.Epoch:
 			pi.Reason = messages.Reason_REASON_STALE_EPOCH
-		case !isMaster:
+		case !isMaster || c.unconfigured():
 			pi.Reason = messages.Reason_REASON_NOT_MASTER
 		case c.catchingUp:
 			pi.Reason = messages.Reason_REASON_CATCHING_UP

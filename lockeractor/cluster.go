@@ -31,10 +31,12 @@ import (
 // member whose attempt failed goes on retrying until one succeeds, even
 // if it is no longer the coordinator, since a failed attempt may have
 // reached some peers only). A member that was never configured (a fresh
-// cluster) waits until the topology has been stable for BootstrapDelay;
-// then the alive member with the smallest address configures everyone.
-// Until its first configuration a member is its own single master (W=1):
-// wait for Nodes to show the cluster before relying on a lock.
+// cluster) waits until the topology has been stable for BootstrapDelay,
+// or until it sees ExpectedMembers members (WithExpectedMembers); then
+// the alive member with the smallest address configures everyone. Until
+// a member holds a configuration that names it, it is not ready: its
+// writes fail with ErrNotReady and it promises nothing (Locker.Ready
+// waits for it).
 //
 // Topology only proposes: who votes is always the configuration the
 // peers hold (with its epoch), never "whoever is visible now".
@@ -72,6 +74,16 @@ func WithMasters(n int) Option { return func(cfg *Config) { cfg.Masters = n } }
 // An established coordinator adds newcomers at once; the delay gives it
 // the time to do so before a newcomer would bootstrap on its own.
 func WithBootstrapDelay(d time.Duration) Option { return func(cfg *Config) { cfg.BootstrapDelay = d } }
+
+// WithExpectedMembers tells cluster mode how many members the cluster
+// starts with: a never-configured cluster is configured as soon as n
+// members are seen, instead of once the topology has been stable for
+// the bootstrap delay. Members are ready (see Locker.Ready) one
+// Reconfigure later, a few round trips. Give every member the same n.
+// With fewer members alive the bootstrap delay still applies, so a
+// cluster that lost a member before its first configuration still
+// starts.
+func WithExpectedMembers(n int) Option { return func(cfg *Config) { cfg.ExpectedMembers = n } }
 
 // FollowCluster resumes cluster mode after explicit SetNodes or SetW
 // calls paused it: the policy is applied again from the current
@@ -260,7 +272,7 @@ func (f *follower) step(alive []membership.Member, changedAt time.Time, retry *r
 	if coord, _ := membership.Coordinator(alive, cur); coord != l.self && retry.pending == nil {
 		return 0
 	}
-	if cur.Epoch == 0 {
+	if cur.Epoch == 0 && (l.cfg.ExpectedMembers == 0 || len(alive) < l.cfg.ExpectedMembers) {
 		if wait := f.delay - time.Since(changedAt); wait > 0 {
 			return wait
 		}

@@ -126,11 +126,20 @@ type follower struct {
 	done    chan struct{}
 	stopped sync.Once
 
-	// mu guards latest and fresh, written by the event-stream callback
+	// mu guards latest and fresh (and serialises writers of topo), written by the event-stream callback
 	// (under protoactor's member-list lock) and read by the goroutine.
 	mu     sync.Mutex
 	latest []membership.Seen
 	fresh  bool
+
+	// topo is the set of addresses the latest topology lists and of those
+	// any topology listed, for Departed; replaced, never modified.
+	topo atomic.Pointer[topology]
+}
+
+// topology is what Departed needs of the topologies seen.
+type topology struct {
+	alive, seen map[string]bool
 }
 
 // startCluster is the hook of Start: it starts cluster mode when
@@ -190,8 +199,44 @@ func (f *follower) offer(members []*cluster.Member) {
 	}
 	f.mu.Lock()
 	f.latest, f.fresh = seen, true
+	f.noteTopology(seen)
 	f.mu.Unlock()
 	f.poke()
+}
+
+// noteTopology records which addresses are alive now and which were ever
+// seen. offer calls it under f.mu.
+func (f *follower) noteTopology(members []membership.Seen) {
+	next := &topology{alive: map[string]bool{}, seen: map[string]bool{}}
+	if cur := f.topo.Load(); cur != nil {
+		for a := range cur.seen {
+			next.seen[a] = true
+		}
+	}
+	for _, m := range members {
+		next.alive[m.Address], next.seen[m.Address] = true, true
+	}
+	f.topo.Store(next)
+}
+
+// Departed reports whether the member at addr is known to be gone: in
+// cluster mode, the topology listed it once and lists it no more; and,
+// once this peer holds a configuration, that configuration names it
+// neither as a master nor as a replica (the Lockers reconfigured without
+// it). An address never seen, or seen before any configuration, is not
+// departed. The registry uses it to skip holders on departed members;
+// it is a few map lookups, safe from any goroutine.
+func (l *Locker) Departed(addr string) bool {
+	if addr == l.self {
+		return false
+	}
+	if f := l.follower; f != nil {
+		if t := f.topo.Load(); t != nil && t.seen[addr] && !t.alive[addr] {
+			return true
+		}
+	}
+	m := l.core.Membership()
+	return m.Epoch > 0 && !slices.Contains(m.Masters, addr) && !slices.Contains(m.Replicas, addr) && !slices.Contains(m.OldMasters, addr)
 }
 
 func (f *follower) poke() {

@@ -51,6 +51,7 @@ type (
 // actor, and never blocks.
 func (r *Registry) onChange(ch lockeractor.Change) {
 	name := strings.TrimPrefix(ch.Key, r.cfg.KeyPrefix)
+	r.followHeld(name, ch)
 	switch ch.Kind {
 	case lockeractor.KeyWritten:
 		if !ch.New {

@@ -632,6 +632,7 @@ func TestLockReachesMasterThatRefusedItsPromise(t *testing.T) {
 	// A and B form a cluster; C, alone with W = 1, takes the key.
 	setNodes(t, c, A, []int{A, B}, []int{A, B}, nil)
 	require.NoError(t, c.Peer(C).SetW(ctx, c.Addrs(C), 1))
+	setNodes(t, c, C, []int{C}, []int{C}, nil)
 	_, err := c.Peer(C).Lock(ctx, "k", []byte("stale"), longLease)
 	require.NoError(t, err)
 	// C joins as a master; W = 2 everywhere.

@@ -186,6 +186,7 @@ func TestInMemRestartOnSameAddress(t *testing.T) {
 	b2 := startMemberOn(t, port, "B2", test.NewTestProvider(ic.agent))
 	require.Equal(t, b.addr, b2.addr)
 	awaitConfig(t, []*member{a, c, b2}, []*member{a, c, b2}, nil)
+	require.NoError(t, b2.locker.Ready(ctx), "the restarted member copies the leases and is ready")
 	_, err = b2.locker.Lock(ctx, "k", []byte("b2"), time.Minute)
 	require.ErrorIs(t, err, lockeractor.ErrNoQuorum, "the lock taken before the restart is still held")
 }

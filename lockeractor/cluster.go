@@ -220,12 +220,12 @@ func (f *follower) noteTopology(members []membership.Seen) {
 }
 
 // Departed reports whether the member at addr is known to be gone: in
-// cluster mode, the topology listed it once and lists it no more; and,
-// once this peer holds a configuration, that configuration names it
-// neither as a master nor as a replica (the Lockers reconfigured without
-// it). An address never seen, or seen before any configuration, is not
-// departed. The registry uses it to skip holders on departed members;
-// it is a few map lookups, safe from any goroutine.
+// cluster mode, the topology listed it once and lists it no more; or
+// this peer holds a configuration (epoch > 0) that names it neither as
+// a master nor as a replica (the Lockers reconfigured without it). A
+// peer with no configuration yet counts no address as departed, and
+// never its own. The registry uses it to skip holders on departed
+// members; it is a few lookups, safe from any goroutine.
 func (l *Locker) Departed(addr string) bool {
 	if addr == l.self {
 		return false

@@ -118,24 +118,10 @@ func (c *Core) firstSetNodes(cluster, masters, replicas []string, reply func(map
 // or a request timeout passed.
 func (c *Core) queryConfigs(cluster []string, then func(heard map[string]uint64)) {
 	r := &request{id: c.id(), pending: map[string]bool{}, heard: map[string]uint64{}, then: then}
-	r.deadline = c.now() + int64(c.cfg.RequestTimeout)
-	for _, a := range cluster {
-		if a != c.cfg.Self {
-			r.pending[a] = true
-		}
-	}
-	if len(r.pending) == 0 {
+	others := slices.DeleteFunc(slices.Clone(cluster), func(a string) bool { return a == c.cfg.Self })
+	if !c.ask(r, others, &messages.ConfigQuery{}) {
 		then(r.heard)
-		return
 	}
-	c.reqs[r.id] = r
-	c.schedule(timer{at: r.deadline, kind: timerRequest, id: r.id})
-	for _, a := range SortedSet(cluster) {
-		if r.pending[a] {
-			c.send(a, &messages.ConfigQuery{})
-		}
-	}
-	c.drain()
 }
 
 // heardConfig records the epoch peer from holds (any ConfigCommit it

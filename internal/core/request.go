@@ -124,21 +124,29 @@ func (c *Core) admin(cluster []string, reply func(map[string]AdminResult), build
 		return
 	}
 	r := &request{id: c.id(), pending: map[string]bool{}, results: map[string]AdminResult{}, admin: reply}
+	if !c.ask(r, cluster, build(r.id)) {
+		reply(r.results)
+	}
+}
+
+// ask sends msg to every peer of to, and keeps r waiting for their
+// answers until a request timeout from now. It returns false, sending
+// nothing, when to is empty.
+func (c *Core) ask(r *request, to []string, msg proto.Message) bool {
 	r.deadline = c.now() + int64(c.cfg.RequestTimeout)
-	for _, a := range cluster {
+	for _, a := range to {
 		r.pending[a] = true
 	}
 	if len(r.pending) == 0 {
-		reply(r.results)
-		return
+		return false
 	}
 	c.reqs[r.id] = r
 	c.schedule(timer{at: r.deadline, kind: timerRequest, id: r.id})
-	msg := build(r.id)
 	for _, a := range slices.Sorted(maps.Keys(r.pending)) {
 		c.send(a, msg)
 	}
 	c.drain()
+	return true
 }
 
 // ReadMaster reads key on a master: this peer if it is one, else the

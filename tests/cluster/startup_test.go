@@ -3,7 +3,6 @@ package cluster_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -12,10 +11,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
-	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
-	"github.com/asynkron/protoactor-go/remote"
 	"github.com/stretchr/testify/require"
 
 	"github.com/protoactor-locker/locker/internal/linearize"
@@ -165,7 +161,7 @@ func startTogether(t *testing.T, agent *test.InMemAgent, h *holdings, names []st
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m, err := newMember(name, 0, test.NewTestProvider(agent), opts...)
+			m, err := newMember(name, 0, test.NewTestProvider(agent), testcluster.Quiet(), opts...)
 			if err != nil {
 				errs[i] = err
 				return
@@ -183,21 +179,6 @@ func startTogether(t *testing.T, agent *test.InMemAgent, h *holdings, names []st
 		require.NoError(t, errs[i])
 	}
 	return users
-}
-
-// newMember is startMemberOn for any goroutine: it returns the error
-// instead of failing the test; the caller registers its leave.
-func newMember(name string, port int, provider cluster.ClusterProvider, opts ...lockeractor.Option) (*member, error) {
-	system := actor.NewActorSystem(testcluster.Quiet()...)
-	c := cluster.New(system, cluster.Configure("locker-test", provider, disthash.New(),
-		remote.Configure("127.0.0.1", port, lockeractor.RemoteOptions()...)))
-	c.StartMember()
-	l, err := lockeractor.Start(system, append(fastOptions(lockeractor.WithCluster(c)), opts...)...)
-	if err != nil {
-		c.Shutdown(false)
-		return nil, fmt.Errorf("starting the Locker of %s: %w", name, err)
-	}
-	return &member{name: name, system: system, cluster: c, provider: provider, locker: l, addr: system.Address()}, nil
 }
 
 // requireOneHolder checks that of users, exactly one spawned each shared
@@ -281,7 +262,7 @@ func TestInMemStartTogetherTakeNamesAtOnce(t *testing.T) {
 
 	// The member that left comes back on its address and acts at once.
 	port := portOf(t, gone.m.addr)
-	back, err := newMember(gone.m.name+"2", port, test.NewTestProvider(agent), opts...)
+	back, err := newMember(gone.m.name+"2", port, test.NewTestProvider(agent), testcluster.Quiet(), opts...)
 	require.NoError(t, err)
 	ub := &user{m: back}
 	ub.act(t, h)

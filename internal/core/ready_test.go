@@ -144,4 +144,40 @@ func TestReadiness(t *testing.T) {
 			t.Fatal("the key was granted twice: the restarted masters voted as a new cluster")
 		}
 	})
+
+	t.Run("a peer told of configurations in any order is ready only once one names it and it caught up", func(t *testing.T) {
+		n := newNetworkWith(t, memberConfig(), n1, n2, n3, n4)
+		n.configure(n1, []string{n1, n2, n3}, nil, 2)
+		old := n.core(n1).Membership()
+		if o := n.do1(n1, lockOp("k", "v", time.Minute)); !o.OK {
+			t.Fatalf("%+v", o)
+		}
+		// n4 joins: gossip of the configuration without it first.
+		n.core(n4).Step(n2, &messages.ConfigCommit{Next: toProto(old), Incarnation: 1})
+		requireReady(t, n.core(n4), false)
+		if o := n.submit(n4, lockOp("k", "n4", time.Minute)).one(); !o.NotReady {
+			t.Fatalf("a peer no configuration names coordinated: %+v", o)
+		}
+		// Then the change that adds it as a master, then the old gossip again.
+		if r := n.reconfigure(n1, []string{n1, n2, n3, n4}, nil); !r.OK {
+			t.Fatalf("reconfigure: %+v", r)
+		}
+		n.core(n4).Step(n2, &messages.ConfigCommit{Next: toProto(old), Incarnation: 1})
+		n.run()
+		requireReady(t, n.core(n4), true)
+		if o := n.do1(n4, lockOp("k", "n4", time.Minute)); o.OK {
+			t.Fatal("the newcomer granted a held key")
+		}
+		// A restarted master hears an older configuration before the
+		// current one: not ready until it copied the others' leases.
+		n.stop(n3)
+		n.start(n3)
+		n.core(n3).Step(n2, &messages.ConfigCommit{Next: toProto(old), Incarnation: 1})
+		requireReady(t, n.core(n3), false)
+		n.sleep(2 * time.Second)
+		requireReady(t, n.core(n3), true)
+		if o := n.do1(n3, lockOp("k", "n3", time.Minute)); o.OK {
+			t.Fatal("the restarted master granted a held key")
+		}
+	})
 }

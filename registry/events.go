@@ -40,11 +40,10 @@ type NameExpired struct {
 
 // NameLost is published on the node that held a name when it no longer
 // holds it: its renewal failed, or this node's store saw it released by
-// another node, taken by another PID or expired past the holder's lease
-// (at once, not at the next renewal). The actor was stopped (if the name
-// was tied to it). Err says why: it wraps ErrNotRegistered (released,
-// expired), is an *AlreadyRegisteredError (taken), or is the renewal's
-// error.
+// another node or taken by another PID (at once, not at the next
+// renewal). The actor was stopped (if the name was tied to it). Err says
+// why: it wraps ErrNotRegistered (released), is an
+// *AlreadyRegisteredError (taken), or is the renewal's error.
 type NameLost struct {
 	Name string
 	PID  *actor.PID

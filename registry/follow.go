@@ -12,14 +12,18 @@ import (
 //   - released: a release of the registration's value with its token
 //     (or a later one), by an Unregister on any node;
 //   - taken: another value written under a larger token (the name was
-//     taken over, after its lease ended somewhere);
-//   - expired: the registration's value ran out here and the lease this
-//     Registry counts has ended too (an expiry of a copy that missed a
-//     renewal, while the renewed lease lives, is not a loss).
+//     taken over, after its lease ended on a quorum).
 //
 // WhereIs stops resolving the name here at once, its actor is stopped
 // and NameLost is published, with an error wrapping ErrNotRegistered
-// (released, expired) or an *AlreadyRegisteredError (taken).
+// (released) or an *AlreadyRegisteredError (taken).
+//
+// An expiry of the name in this node's store is not a loss by itself:
+// the masters count a lease from when its commit reached them, so a
+// renewal in flight may still extend it there. WhereIs stops resolving
+// the name here once the lease this Registry counts has ended (and the
+// store's copy with it); the renewal's outcome decides whether the name
+// is lost.
 //
 // Events of an earlier registration of the same name (late replication)
 // carry an older token and are ignored. It runs on the store's goroutine
@@ -41,10 +45,6 @@ func (r *Registry) followHeld(name string, ch lockeractor.Change) {
 	case lockeractor.KeyWritten:
 		if !h.entry.matches(ch.Value) && ch.Token > h.token {
 			why = &AlreadyRegisteredError{Name: name, Holder: decodePID(ch.Value)}
-		}
-	case lockeractor.KeyExpired:
-		if h.entry.matches(ch.Value) && !r.now().Before(h.deadline) {
-			why = fmt.Errorf("%w: the lease of %q ran out", ErrNotRegistered, name)
 		}
 	}
 	if why == nil {

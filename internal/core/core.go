@@ -982,7 +982,8 @@ func (c *Core) onSetNodes(from string, s *messages.SetNodes) {
 		// From epoch 0 to 1 it counts as a new cluster's first
 		// configuration: SetNodes is unsafe, and run again from a
 		// restarted peer it starts the peers it reaches over (see adopt).
-		c.adopt(&Membership{Epoch: epoch, Masters: masters, Replicas: replicas, W: cur.W}, cur.Epoch == 0 && epoch == 1)
+		first := cur.Epoch == 0 && epoch == 1
+		c.adopt(&Membership{Epoch: epoch, Masters: masters, Replicas: replicas, W: c.firstW(cur.W, masters, first)}, first)
 	}
 	reply.Configuration = c.configuration()
 	c.send(from, reply)

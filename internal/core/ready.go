@@ -147,3 +147,17 @@ func (r *request) heardFrom(c *Core, addr string, msg any) {
 		r.then(r.heard)
 	}
 }
+
+// firstW is the W a peer adopts with SetNodes: its own, but for a new
+// cluster's first configuration at least a majority of the masters. The
+// peers' W before any configuration is the shell's WithW (1 by default),
+// and the SetW that sets the cluster's W comes after SetNodes: in
+// between, peers already configured (ready) would grant writes with
+// quorums that miss each other. SetW may lower it afterwards. A
+// Standalone Core keeps its W (it was ready before, as it is after).
+func (c *Core) firstW(w int, masters []string, first bool) int {
+	if first && !c.cfg.Standalone {
+		return max(w, Majority(len(masters)))
+	}
+	return w
+}

@@ -15,6 +15,16 @@ func memberConfig() Config {
 	return cfg
 }
 
+// requireApplied checks that every peer of addrs applied an admin call.
+func requireApplied(t *testing.T, res map[string]AdminResult, addrs ...string) {
+	t.Helper()
+	for _, a := range addrs {
+		if r, ok := res[a]; !ok || r.Reason != messages.Reason_REASON_UNSPECIFIED {
+			t.Fatalf("%s: %+v, want applied (all: %+v)", a, r, res)
+		}
+	}
+}
+
 func requireReady(t *testing.T, c *Core, want bool) {
 	t.Helper()
 	if got := c.Ready(); got != want {
@@ -77,6 +87,22 @@ func TestReadiness(t *testing.T) {
 		}
 	})
 
+	t.Run("a new cluster's first SetNodes makes W at least a majority before any SetW", func(t *testing.T) {
+		n := newNetworkWith(t, memberConfig(), n1, n2, n3)
+		all := []string{n1, n2, n3}
+		res := n.setNodes(n1, all, all, nil)
+		requireApplied(t, res, all...)
+		for _, a := range all {
+			if w := n.core(a).Membership().W; w != 2 {
+				t.Fatalf("%s: W = %d after the first SetNodes, want 2 (the peers started with W = 1)", a, w)
+			}
+		}
+		requireApplied(t, n.setW(n1, all, 1), all...) // lowering it stays possible
+		if w := n.core(n2).Membership().W; w != 1 {
+			t.Fatalf("W = %d after SetW(1)", w)
+		}
+	})
+
 	t.Run("a first SetNodes a peer does not answer changes nothing", func(t *testing.T) {
 		n := newNetworkWith(t, memberConfig(), n1, n2, n3)
 		n.drop[n3] = true
@@ -128,11 +154,7 @@ func TestReadiness(t *testing.T) {
 		n.start(n2)
 		n.start(n3)
 		res := n.setNodes(n2, all, all, nil)
-		for a, r := range res {
-			if r.Reason != messages.Reason_REASON_UNSPECIFIED {
-				t.Fatalf("SetNodes on %s: %v %s", a, r.Reason, r.Message)
-			}
-		}
+		requireApplied(t, res, all...)
 		for _, a := range all {
 			if e := n.core(a).Membership().Epoch; e < 2 {
 				t.Fatalf("%s at epoch %d: the script made a first configuration again", a, e)

@@ -75,7 +75,7 @@ func CheckHoldings(hs []Holding) []error {
 // HoldingsOf turns the writes of a history into holdings of keys, as
 // their clients count them: a Lock that succeeded holds from its answer
 // until the first Release of its value (or of a value an Update by the
-// same client moved it to) that succeeded or may have (from that
+// same client moved it to or may have) that succeeded or may have (from that
 // Release's call), or until its lease ends counted from the call of the
 // Lock or of the latest ExtendLease that succeeded, whichever comes
 // first. A Lock whose outcome is unknown is not counted: its client
@@ -103,7 +103,7 @@ func HoldingsOf(ops []Op) []Holding {
 			})
 		case messages.WriteKind_WRITE_KIND_UPDATE:
 			for _, x := range live[o.Key] {
-				if o.Result == OK && x.client == o.Client && x.values[o.Value] {
+				if o.Result != Failed && x.client == o.Client && x.values[o.Value] {
 					x.values[o.NewValue] = true
 				}
 			}

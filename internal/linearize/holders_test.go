@@ -44,6 +44,16 @@ func TestHoldingsOf(t *testing.T) {
 	}, hs)
 	require.Empty(t, linearize.CheckHoldings(hs))
 
+	// A holder whose Update's outcome is unknown, released under the
+	// Update's value by someone else (a killed client's leftovers).
+	unknownUpdate := []linearize.Op{
+		{Client: 5, Key: "u", Kind: lock, Value: "e", LeaseMs: 100, Call: 0, Return: 1 * ms, Result: linearize.OK, Token: 20},
+		{Client: 5, Key: "u", Kind: update, Value: "e", NewValue: "e2", Call: 2 * ms, Return: math.MaxInt64, Result: linearize.Unknown},
+		{Client: 9, Key: "u", Kind: release, Value: "e2", Call: 10 * ms, Return: 11 * ms, Result: linearize.OK},
+		{Client: 6, Key: "u", Kind: lock, Value: "f", LeaseMs: 100, Call: 12 * ms, Return: 13 * ms, Result: linearize.OK, Token: 21},
+	}
+	require.Empty(t, linearize.CheckHoldings(linearize.HoldingsOf(unknownUpdate)))
+
 	// A Lock granted while the extended lease still ran: found.
 	ops = append(ops, linearize.Op{Client: 4, Key: "k", Kind: lock, Value: "d", LeaseMs: 100, Call: 120 * ms, Return: 121 * ms, Result: linearize.OK, Token: 13})
 	require.Len(t, linearize.CheckHoldings(linearize.HoldingsOf(ops)), 1)

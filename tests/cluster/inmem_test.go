@@ -70,6 +70,7 @@ func TestInMemMasterLeavesReplicaPromoted(t *testing.T) {
 
 	b.leave()
 	awaitConfig(t, []*member{a, c, d}, []*member{a, c, d}, nil)
+	require.NoError(t, d.locker.Ready(ctx), "the promoted replica is ready once it copied the masters' leases")
 
 	_, err = d.locker.Lock(ctx, "k", []byte("d"), time.Minute)
 	require.ErrorIs(t, err, lockeractor.ErrNoQuorum, "the lock taken before the change is still held")
@@ -106,6 +107,7 @@ func TestInMemCrashLeaseExpiresAndAnotherTakesOver(t *testing.T) {
 	a, b, c := ic.members[0], ic.members[1], ic.members[2]
 	awaitConfig(t, ic.members, ic.members, nil)
 	ctx := testCtx(t)
+	require.NoError(t, c.locker.Ready(ctx))
 	const lease = 1500 * time.Millisecond
 	held, err := c.locker.Lock(ctx, "leader", []byte("c"), lease)
 	require.NoError(t, err)

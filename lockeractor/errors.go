@@ -53,6 +53,10 @@ const (
 	ReasonPromiseExpired = messages.Reason_REASON_PROMISE_EXPIRED
 	ReasonInvalid        = messages.Reason_REASON_INVALID_ARGUMENT
 	ReasonCatchingUp     = messages.Reason_REASON_CATCHING_UP
+	// ReasonBallotTooLow: the master granted or saw a larger ballot on
+	// the key; the coordinator retries with a larger one by itself, so a
+	// caller sees it only when the retries ran out under contention.
+	ReasonBallotTooLow = messages.Reason_REASON_BALLOT_TOO_LOW
 )
 
 // QuorumError reports a write that did not reach W. errors.Is(err,
@@ -116,6 +120,8 @@ func reasonText(r Reason) string {
 		return "invalid request"
 	case ReasonCatchingUp:
 		return "catching up after a restart"
+	case ReasonBallotTooLow:
+		return "ballot too low"
 	}
 	return r.String()
 }

@@ -114,6 +114,10 @@ const (
 	// The peer restarted with empty memory and is copying leases from the
 	// other masters before it votes again.
 	Reason_REASON_CATCHING_UP Reason = 10
+	// The write's ballot is not above one the master granted or saw on the
+	// key: the coordinator starts the write again with a larger ballot (the
+	// master's bound is in PromiseItem.proposal).
+	Reason_REASON_BALLOT_TOO_LOW Reason = 11
 )
 
 // Enum value maps for Reason.
@@ -130,6 +134,7 @@ var (
 		8:  "REASON_PROMISE_EXPIRED",
 		9:  "REASON_INVALID_ARGUMENT",
 		10: "REASON_CATCHING_UP",
+		11: "REASON_BALLOT_TOO_LOW",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":      0,
@@ -143,6 +148,7 @@ var (
 		"REASON_PROMISE_EXPIRED":  8,
 		"REASON_INVALID_ARGUMENT": 9,
 		"REASON_CATCHING_UP":      10,
+		"REASON_BALLOT_TOO_LOW":   11,
 	}
 )
 
@@ -179,8 +185,15 @@ type Prepare struct {
 	// Coordinator-chosen transaction id, unique per coordinator.
 	Txn uint64 `protobuf:"varint,1,opt,name=txn,proto3" json:"txn,omitempty"`
 	// Configuration epoch of the coordinator.
-	Epoch         uint64         `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Items         []*PrepareItem `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
+	Epoch uint64         `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Items []*PrepareItem `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
+	// The write's ballot, drawn by the coordinator before it sends the
+	// Prepare: above every ballot and token it has seen. A master grants a
+	// Lock or Update only for a ballot above every ballot it granted on the
+	// key (for as long as the write could leave state anywhere), the key's
+	// token, and its floor; the commit's token of a Lock or Update is this
+	// ballot. See internal/core/ballot.go.
+	Ballot        uint64 `protobuf:"varint,4,opt,name=ballot,proto3" json:"ballot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -234,6 +247,13 @@ func (x *Prepare) GetItems() []*PrepareItem {
 		return x.Items
 	}
 	return nil
+}
+
+func (x *Prepare) GetBallot() uint64 {
+	if x != nil {
+		return x.Ballot
+	}
+	return 0
 }
 
 // PrepareItem is one key of a Prepare.
@@ -312,10 +332,13 @@ func (x *PrepareItem) GetLeaseMs() int64 {
 
 // Promise answers a Prepare, item by item in the same order.
 type Promise struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Txn           uint64                 `protobuf:"varint,1,opt,name=txn,proto3" json:"txn,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Items         []*PromiseItem         `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Txn   uint64                 `protobuf:"varint,1,opt,name=txn,proto3" json:"txn,omitempty"`
+	Epoch uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Items []*PromiseItem         `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
+	// The master's incarnation: a promise of an earlier life of the master
+	// (one it restarted since, which voided its write locks) never counts.
+	Incarnation   uint64 `protobuf:"varint,4,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -371,6 +394,13 @@ func (x *Promise) GetItems() []*PromiseItem {
 	return nil
 }
 
+func (x *Promise) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
 // PromiseItem is a master's answer for one key.
 type PromiseItem struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -379,7 +409,7 @@ type PromiseItem struct {
 	Reason Reason `protobuf:"varint,2,opt,name=reason,proto3,enum=locker.v1.Reason" json:"reason,omitempty"`
 	// Fencing token stored with the key, 0 when absent.
 	Token uint64 `protobuf:"varint,3,opt,name=token,proto3" json:"token,omitempty"`
-	// A fresh token from the master's clock, larger than any it has seen.
+	// REASON_BALLOT_TOO_LOW only: the ballot the write must exceed here.
 	Proposal uint64 `protobuf:"varint,4,opt,name=proposal,proto3" json:"proposal,omitempty"`
 	// Lease left on the key at this master, in milliseconds (0 when absent).
 	LeaseMs       int64 `protobuf:"varint,5,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
@@ -1324,9 +1354,11 @@ func (x *Sync) GetNeed() int32 {
 // SnapshotRequest asks a peer for all the leases it holds, as Replicate
 // messages followed by a SnapshotDone, if its epoch is at least `epoch`.
 type SnapshotRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Request       uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Request uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
+	Epoch   uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The asking peer's incarnation.
+	Incarnation   uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1375,6 +1407,13 @@ func (x *SnapshotRequest) GetEpoch() uint64 {
 	return 0
 }
 
+func (x *SnapshotRequest) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
 // SnapshotDone ends a snapshot (after its Replicate messages, on the same
 // ordered channel).
 type SnapshotDone struct {
@@ -1389,8 +1428,12 @@ type SnapshotDone struct {
 	Sequence    uint64 `protobuf:"varint,5,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	// The nonce of the snapshot this ends (as its parts carry it) and how
 	// many parts it had.
-	Nonce         uint64 `protobuf:"varint,6,opt,name=nonce,proto3" json:"nonce,omitempty"`
-	Parts         uint32 `protobuf:"varint,7,opt,name=parts,proto3" json:"parts,omitempty"`
+	Nonce uint64 `protobuf:"varint,6,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Parts uint32 `protobuf:"varint,7,opt,name=parts,proto3" json:"parts,omitempty"`
+	// The sender's clock (hybrid logical) when it took the snapshot: at
+	// least every ballot it granted and every token it saw. A peer that
+	// copies from it grants no ballot below it (its floor).
+	Clock         uint64 `protobuf:"varint,8,opt,name=clock,proto3" json:"clock,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1470,6 +1513,13 @@ func (x *SnapshotDone) GetNonce() uint64 {
 func (x *SnapshotDone) GetParts() uint32 {
 	if x != nil {
 		return x.Parts
+	}
+	return 0
+}
+
+func (x *SnapshotDone) GetClock() uint64 {
+	if x != nil {
+		return x.Clock
 	}
 	return 0
 }
@@ -1791,20 +1841,22 @@ var File_locker_proto protoreflect.FileDescriptor
 
 const file_locker_proto_rawDesc = "" +
 	"\n" +
-	"\flocker.proto\x12\tlocker.v1\"_\n" +
+	"\flocker.proto\x12\tlocker.v1\"w\n" +
 	"\aPrepare\x12\x10\n" +
 	"\x03txn\x18\x01 \x01(\x04R\x03txn\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12,\n" +
-	"\x05items\x18\x03 \x03(\v2\x16.locker.v1.PrepareItemR\x05items\"\x80\x01\n" +
+	"\x05items\x18\x03 \x03(\v2\x16.locker.v1.PrepareItemR\x05items\x12\x16\n" +
+	"\x06ballot\x18\x04 \x01(\x04R\x06ballot\"\x80\x01\n" +
 	"\vPrepareItem\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.locker.v1.WriteKindR\x04kind\x12\x1a\n" +
 	"\bexpected\x18\x03 \x01(\fR\bexpected\x12\x19\n" +
-	"\blease_ms\x18\x04 \x01(\x03R\aleaseMs\"_\n" +
+	"\blease_ms\x18\x04 \x01(\x03R\aleaseMs\"\x81\x01\n" +
 	"\aPromise\x12\x10\n" +
 	"\x03txn\x18\x01 \x01(\x04R\x03txn\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12,\n" +
-	"\x05items\x18\x03 \x03(\v2\x16.locker.v1.PromiseItemR\x05items\"\x9f\x01\n" +
+	"\x05items\x18\x03 \x03(\v2\x16.locker.v1.PromiseItemR\x05items\x12 \n" +
+	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\"\x9f\x01\n" +
 	"\vPromiseItem\x12\x18\n" +
 	"\agranted\x18\x01 \x01(\bR\agranted\x12)\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x11.locker.v1.ReasonR\x06reason\x12\x14\n" +
@@ -1873,10 +1925,11 @@ const file_locker_proto_rawDesc = "" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
 	"\asources\x18\x03 \x03(\tR\asources\x12\x12\n" +
-	"\x04need\x18\x04 \x01(\x05R\x04need\"A\n" +
+	"\x04need\x18\x04 \x01(\x05R\x04need\"c\n" +
 	"\x0fSnapshotRequest\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"\xd7\x01\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12 \n" +
+	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\"\xed\x01\n" +
 	"\fSnapshotDone\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12)\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x11.locker.v1.ReasonR\x06reason\x12\x18\n" +
@@ -1884,7 +1937,8 @@ const file_locker_proto_rawDesc = "" +
 	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\x12\x1a\n" +
 	"\bsequence\x18\x05 \x01(\x04R\bsequence\x12\x14\n" +
 	"\x05nonce\x18\x06 \x01(\x04R\x05nonce\x12\x14\n" +
-	"\x05parts\x18\a \x01(\rR\x05parts\"p\n" +
+	"\x05parts\x18\a \x01(\rR\x05parts\x12\x14\n" +
+	"\x05clock\x18\b \x01(\x04R\x05clock\"p\n" +
 	"\bSetNodes\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
@@ -1912,7 +1966,7 @@ const file_locker_proto_rawDesc = "" +
 	"\x0fWRITE_KIND_LOCK\x10\x01\x12\x15\n" +
 	"\x11WRITE_KIND_UPDATE\x10\x02\x12\x15\n" +
 	"\x11WRITE_KIND_EXTEND\x10\x03\x12\x16\n" +
-	"\x12WRITE_KIND_RELEASE\x10\x04*\x9c\x02\n" +
+	"\x12WRITE_KIND_RELEASE\x10\x04*\xb7\x02\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15REASON_ALREADY_LOCKED\x10\x01\x12\x14\n" +
@@ -1925,7 +1979,8 @@ const file_locker_proto_rawDesc = "" +
 	"\x16REASON_PROMISE_EXPIRED\x10\b\x12\x1b\n" +
 	"\x17REASON_INVALID_ARGUMENT\x10\t\x12\x16\n" +
 	"\x12REASON_CATCHING_UP\x10\n" +
-	"B.Z,github.com/protoactor-locker/locker/messagesb\x06proto3"
+	"\x12\x19\n" +
+	"\x15REASON_BALLOT_TOO_LOW\x10\vB.Z,github.com/protoactor-locker/locker/messagesb\x06proto3"
 
 var (
 	file_locker_proto_rawDescOnce sync.Once

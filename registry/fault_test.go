@@ -53,7 +53,8 @@ type world struct {
 	mu         sync.Mutex
 	holders    map[string]*holder // by pid (address/id)
 	byName     map[string][]*holder
-	maxToken   map[string]uint64 // the fenced resource: largest token written per name
+	maxToken   map[string]uint64  // the fenced resource: largest token written per name
+	lastWriter map[string]*holder // the holder whose write the resource accepted last, per name
 	seenToken  map[[2]string]uint64
 	refusedAt  map[*holder]time.Time
 	violations []string
@@ -63,7 +64,7 @@ type world struct {
 
 func newWorld() *world {
 	return &world{
-		holders: map[string]*holder{}, byName: map[string][]*holder{}, maxToken: map[string]uint64{},
+		holders: map[string]*holder{}, byName: map[string][]*holder{}, maxToken: map[string]uint64{}, lastWriter: map[string]*holder{},
 		seenToken: map[[2]string]uint64{}, refusedAt: map[*holder]time.Time{},
 	}
 }
@@ -100,11 +101,16 @@ func (w *world) end(pid *actor.PID, lost bool) {
 // registration needed a quorum that no longer held the older one, which
 // happens only after the older one's deadline (leases count from the
 // start of the call, masters from its arrival). So does a holder that
-// renewed past a refusal.
+// renewed past a refusal, and a write with the token of another holder's
+// accepted write (one token, two tenures).
 func (w *world) write(h *holder, token uint64, deadline time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	now := time.Now()
+	w.writeAt(h, token, deadline, time.Now())
+}
+
+// writeAt is write at time now (w.mu held).
+func (w *world) writeAt(h *holder, token uint64, deadline, now time.Time) {
 	if at, ok := w.refusedAt[h]; ok && deadline.After(at) {
 		w.violate("%s (%s, token %d) renewed its lease to %v after a write of it was refused at %v",
 			h.name, pidKey(h.pid), token, deadline, at)
@@ -120,7 +126,10 @@ func (w *world) write(h *holder, token uint64, deadline time.Time) {
 		}
 		return
 	}
-	w.maxToken[h.name] = token
+	if last := w.lastWriter[h.name]; token == w.maxToken[h.name] && last != nil && last != h {
+		w.violate("%s: %s and %s both wrote with token %d", h.name, pidKey(last.pid), pidKey(h.pid), token)
+	}
+	w.maxToken[h.name], w.lastWriter[h.name] = token, h
 	w.writes++
 }
 
@@ -150,8 +159,17 @@ func (w *world) observe(node int, r *registry.Registry, name string) {
 	}
 	seen = r.WhereIs(name)
 	at := time.Now()
+	post := seen != nil && believes(r, name, seen)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.judge(node, name, hs, pre, seen, post, at)
+}
+
+// judge checks one lookup (w.mu held): node resolved name to seen at
+// time at; pre says whether the node believed each of hs (name's known
+// holders) held the name before the lookup, post whether it believed
+// seen held it after.
+func (w *world) judge(node int, name string, hs []*holder, pre []bool, seen *actor.PID, post bool, at time.Time) {
 	w.observations++
 	if seen == nil {
 		return
@@ -172,7 +190,7 @@ func (w *world) observe(node int, r *registry.Registry, name string) {
 			idx = i
 		}
 	}
-	if idx >= 0 && !pre[idx] && !believes(r, name, seen) {
+	if idx >= 0 && !pre[idx] && !post {
 		w.violate("node %d resolved %s to %s (gone %v) past its own lease for it", node, name, pidKey(seen), !h.gone.IsZero())
 	}
 	// (iii) No resurrection: never back to an older holder.
@@ -341,7 +359,10 @@ func TestFaultRegistryNodeLoss(t *testing.T) {
 			defer w.mu.Unlock()
 			// The summary line CI adds up: a history per name; operations
 			// are WhereIs observations and fenced writes.
-			sum := linearize.Summary{Histories: len(names), Operations: w.observations + w.writes, Faults: int(st.Total()), Violations: len(w.violations)}
+			sum := linearize.Summary{Histories: len(names), Operations: w.observations + w.writes, Faults: int(st.Total()), Violations: len(w.violations), Runs: 1}
+			if w.observations > 0 && w.writes > 0 && st.Total() > 0 {
+				sum.Judged = 1 // it checked lookups and writes under faults
+			}
 			fmt.Printf("registry faults: %v (%d holders, %d observations, %d of gone holders, %d writes, %d fenced; %d dropped, %d partitioned, %d delayed, %d duplicated, %d stashed)\n",
 				sum,
 				len(w.holders), w.observations, w.resolvedGone, w.writes, w.fenced,
@@ -384,6 +405,7 @@ func TestFaultRegistryNodeLoss(t *testing.T) {
 
 	// (b) Partition node 1 away from nodes 0 and 2.
 	lost := w.live(1)
+	require.NotEmpty(t, lost, "node 1 holds no name to lose")
 	w.markGone(1)
 	f.Partition(c.Addrs(1), c.Addrs(0, 2))
 	for _, h := range lost {
@@ -413,6 +435,7 @@ func TestFaultRegistryNodeLoss(t *testing.T) {
 	// every name once its own store's lease for it has passed, and its
 	// own holders lose their names.
 	lost = w.live(0)
+	require.NotEmpty(t, lost, "node 0 holds no name to lose")
 	w.markGone(0)
 	f.Pause(c.Nodes[0].Addr)
 	for _, name := range names {
@@ -438,6 +461,7 @@ func TestFaultRegistryNodeLoss(t *testing.T) {
 
 	// (a) Crash node 2: its actors never release their names.
 	lost = w.live(2)
+	require.NotEmpty(t, lost, "node 2 holds no name to lose")
 	close(stops[2])
 	w.markGone(2)
 	c.Nodes[2].Stop()
@@ -445,5 +469,16 @@ func TestFaultRegistryNodeLoss(t *testing.T) {
 	takeOver(lost, []int{0, 1})
 
 	report()
-	require.NotZero(t, f.Stats().Partitioned)
+	// The run judged something: every fault it configures fired, and
+	// the checks above ran on writes and lookups.
+	st := f.Stats()
+	require.NotZero(t, st.Partitioned, "no message was partitioned away")
+	require.NotZero(t, st.Dropped, "no message was dropped")
+	require.NotZero(t, st.Duplicated, "no message was duplicated")
+	require.NotZero(t, st.Delayed, "no message was delayed")
+	require.NotZero(t, st.Stashed, "no message waited for a paused peer")
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	require.NotZero(t, w.writes, "no holder wrote to the fenced resource")
+	require.NotZero(t, w.observations, "no lookup was checked")
 }

@@ -553,19 +553,24 @@ func TestBatchRepeatingAKeyAppliesItsOpsInOrder(t *testing.T) {
 // deadline has passed on a master, DirtyRead there no longer returns the
 // key, whatever the expiry timer did. A master's deadline is at most
 // the lease after Lock returned (it started the lease when the commit
-// arrived, before the reply).
+// arrived, before the reply). The peers share a manual clock that stands
+// still while the Lock runs and then moves past the deadline by a
+// millisecond; the lease is an hour, so the expiry timers (armed in real
+// time) cannot have fired: only the deadline check can hide the key.
 func TestDirtyReadNeverReturnsExpiredEntry(t *testing.T) {
-	c := startCluster(t)
+	clk := testcluster.NewManualClock(time.Now())
+	c := startCluster(t, lockeractor.WithClock(clk))
 	ctx := testCtx(t)
 	setNodes(t, c, A, []int{A, B}, []int{A, B}, nil)
-	const lease = 100 * time.Millisecond
+	const lease = time.Hour
 	for round := range 5 {
 		key := fmt.Sprintf("short/%d", round)
 		res, err := c.Peer(A).Lock(ctx, key, []byte("v"), lease)
-		returned := time.Now()
 		require.NoError(t, err)
 		requireResult(t, res, 2, 2, 2) // both masters committed before the reply
-		time.Sleep(time.Until(returned.Add(lease + time.Millisecond)))
+		requireValue(t, c.Peer(A), key, "v")
+		requireValue(t, c.Peer(B), key, "v")
+		clk.Advance(lease + time.Millisecond)
 		requireAbsent(t, c.Peer(A), key)
 		requireAbsent(t, c.Peer(B), key)
 	}
@@ -680,6 +685,10 @@ func TestReleaseIsNotUndoneByALateLock(t *testing.T) {
 	rel, err := c.Peer(B).Release(ctx, "k", []byte("v"))
 	require.NoError(t, err)
 	requireQuorum(t, rel, 2, 3)
+	// The setup: when the release was decided, C had not applied A's
+	// lock, and the flood ahead of A's messages to C was still arriving.
+	requireAbsent(t, c.Peer(C), "k")
+	require.Less(t, sunk.Load(), int64(flood), "the flood did not delay A's messages to C past B's release")
 
 	eventually(t, func() error {
 		if n := sunk.Load(); n != flood {

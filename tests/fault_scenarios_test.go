@@ -165,7 +165,7 @@ func testFaultMasterRestartMidCommit(t *testing.T, seed uint64) {
 	s := f.Stats()
 	t.Logf("batch of C: %v (A held %d of its %d keys after the crash); %d operations, %d checked writes on %d keys, %d grants, %d by C's clients; faults %+v; %d violations",
 		midErr, midHeld, len(mids), rec.hist.Len(), lin.Operations, lin.Keys, held, cOK, s, len(violations))
-	printSummary(t, seed, linearize.Summary{Histories: lin.Keys, Operations: rec.hist.Len(), Faults: int(s.Total()), Violations: len(violations)})
+	printSummary(t, seed, linearize.RunSummary(lin, rec.hist.Len(), int(s.Total()), len(violations)))
 	require.Empty(t, violations, "violations:\n%s", strings.Join(violations, "\n"))
 	require.NotZero(t, cOK, "C's checked clients made no progress")
 }
@@ -286,6 +286,6 @@ func replicaCatchUp(t *testing.T, seed uint64, partition bool) {
 	violations := failures(lin)
 	s := f.Stats()
 	t.Logf("%d writes on %d keys; faults %+v; %d violations", lin.Operations, lin.Keys, s, len(violations))
-	printSummary(t, seed, linearize.Summary{Histories: lin.Keys, Operations: rec.hist.Len(), Faults: int(s.Total()), Violations: len(violations)})
+	printSummary(t, seed, linearize.RunSummary(lin, rec.hist.Len(), int(s.Total()), len(violations)))
 	require.Empty(t, violations, "violations:\n%s", strings.Join(violations, "\n"))
 }

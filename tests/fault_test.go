@@ -114,26 +114,63 @@ func testFaultsPartitionMinorityCannotLockAndHealRestores(t *testing.T, seed uin
 }
 
 // TestFaultsDropEverythingToOneMaster drops every message to C: W = 2 of
-// 3 still succeeds from A, promptly (decided when A and B have answered,
-// not at the request timeout); C's own writes fail, their answers lost.
+// 3 still succeeds from A, decided when A and B have answered, not at the
+// request timeout (the peers share a manual clock that stands still until
+// A and B have committed, then moves on by a short grace well below the
+// timeout); C's own writes fail, their answers lost, once the clock passes
+// the timeout.
 func TestFaultsDropEverythingToOneMaster(t *testing.T) {
 	seeded(t, testFaultsDropEverythingToOneMaster)
 }
 
 func testFaultsDropEverythingToOneMaster(t *testing.T, seed uint64) {
 	f := lockeractor.NewFaults(seed)
-	c := startFaultCluster(t, 3, shared(f))
+	clk := testcluster.NewManualClock(time.Now())
+	c := startFaultCluster(t, 3, func(int) []lockeractor.Option {
+		return append(faultOptions(f), lockeractor.WithClock(clk))
+	})
 	ctx := testCtx(t)
 	f.Drop(lockeractor.AnyAddress, c.Nodes[C].Addr, 1)
 
 	for i := range 5 {
-		start := time.Now()
-		res, err := c.Peer(A).Lock(ctx, fmt.Sprintf("k%d", i), []byte("a"), longLease)
-		require.NoError(t, err)
+		key := fmt.Sprintf("k%d", i)
+		done := make(chan error, 1)
+		var res lockeractor.Result
+		go func() {
+			var err error
+			res, err = c.Peer(A).Lock(ctx, key, []byte("a"), longLease)
+			done <- err
+		}()
+		// Decided and committed on A and B with the clock standing
+		// still: the request timeout cannot have passed.
+		eventuallyValue(t, c.Peer(B), key, "a")
+		// A waits a short grace for C's answer once decided; past it
+		// (well before the request timeout) it answers.
+		clk.Advance(10 * time.Millisecond)
+		require.NoError(t, <-done)
 		requireResult(t, res, 2, 2, 2)
-		require.Less(t, time.Since(start), 500*time.Millisecond, "decided before C's request timeout")
 	}
-	_, err := c.Peer(C).Lock(ctx, "c", []byte("c"), longLease)
+	// advancing runs call while the clock moves on in steps of a tenth
+	// of the request timeout, and returns its error.
+	advancing := func(call func() error) error {
+		done := make(chan error, 1)
+		go func() { done <- call() }()
+		var err error
+		testcluster.Eventually(t, settle, func() bool {
+			select {
+			case err = <-done:
+				return true
+			default:
+				clk.Advance(50 * time.Millisecond)
+				return false
+			}
+		}, "the call returns as the clock moves on")
+		return err
+	}
+	err := advancing(func() error {
+		_, err := c.Peer(C).Lock(ctx, "c", []byte("c"), longLease)
+		return err
+	})
 	qe := requireNoQuorum(t, err)
 	require.Equal(t, lockeractor.ReasonUnreachable, qe.Peers[c.Nodes[A].Addr], "%v", qe)
 	require.NotZero(t, f.Stats().Dropped)
@@ -142,8 +179,10 @@ func testFaultsDropEverythingToOneMaster(t *testing.T, seed uint64) {
 	// its failed Lock (whose answers were lost) have expired.
 	f.Drop(lockeractor.AnyAddress, c.Nodes[C].Addr, 0)
 	eventually(t, func() error {
-		_, err := c.Peer(C).Lock(ctx, "c", []byte("c"), longLease)
-		return err
+		return advancing(func() error {
+			_, err := c.Peer(C).Lock(ctx, "c", []byte("c"), longLease)
+			return err
+		})
 	})
 	t.Logf("faults: %+v", f.Stats())
 }
@@ -255,16 +294,34 @@ func testFaultsPauseHoldsMessagesUntilResume(t *testing.T, seed uint64) {
 	t.Logf("faults: %+v", f.Stats())
 }
 
-// TestDriftClock checks DriftClock's rate and bounds (no cluster).
+// TestDriftClock checks DriftClock's rate and bounds (no cluster). Each
+// reading of the drift clock is bracketed by system readings, so the
+// system time it was computed from is known to lie between them: over a
+// span, the drift clock must have moved between (1+rate) times the
+// shortest and (1+rate) times the longest system span the brackets
+// allow. Nothing depends on how fast the machine runs; a measurement
+// whose brackets are too wide to tell the rates apart is taken again.
 func TestDriftClock(t *testing.T) {
 	for _, rate := range []float64{0.01, -0.01} {
 		clk := lockeractor.NewDriftClock()
 		require.NoError(t, clk.SetRate(rate))
-		d0, s0 := clk.Now(), time.Now()
-		testcluster.Eventually(t, settle, func() bool { return time.Since(s0) >= 200*time.Millisecond }, "time passes")
-		d1, s1 := clk.Now(), time.Now()
-		got := float64(d1.Sub(d0)) / float64(s1.Sub(s0))
-		require.InDelta(t, 1+rate, got, 0.003, "rate %v", rate)
+		read := func() (before, d, after time.Time) { return time.Now(), clk.Now(), time.Now() }
+		testcluster.Eventually(t, settle, func() bool {
+			b0, d0, a0 := read()
+			for time.Since(a0) < 20*time.Millisecond { // let time pass: pacing only
+				time.Sleep(time.Millisecond)
+			}
+			b1, d1, a1 := read()
+			shortest, longest := b1.Sub(a0), a1.Sub(b0)
+			if float64(longest-shortest) > 0.004*float64(shortest) {
+				return false // brackets too wide to tell 1 % apart: measure again
+			}
+			got := d1.Sub(d0)
+			lo := time.Duration(float64(shortest)*(1+rate)) - time.Microsecond
+			hi := time.Duration(float64(longest)*(1+rate)) + time.Microsecond
+			require.True(t, got >= lo && got <= hi, "rate %v: the drift clock moved %v while the system clock moved between %v and %v", rate, got, shortest, longest)
+			return true
+		}, "a measurement of rate %v with tight brackets", rate)
 		before := clk.Now()
 		require.NoError(t, clk.SetRate(0))
 		require.False(t, clk.Now().Before(before), "SetRate never turns the clock back")
@@ -596,7 +653,7 @@ func testFaultPartitionScenario(t *testing.T, seed uint64) {
 		"%d checked writes on %d keys (%d succeeded), linearizability checked in %v; faults %+v (total %d); %d violations",
 		rec.hist.Len(), held+empty, held, empty, accepted, lateWrites,
 		lin.Operations, lin.Keys, load.succeeded(), time.Since(checkStart).Round(time.Millisecond), s, s.Total(), len(violations))
-	printSummary(t, seed, linearize.Summary{Histories: lin.Keys, Operations: rec.hist.Len(), Faults: int(s.Total()), Violations: len(violations)})
+	printSummary(t, seed, linearize.RunSummary(lin, rec.hist.Len(), int(s.Total()), len(violations)))
 	require.Empty(t, violations, "violations:\n%s", strings.Join(violations, "\n"))
 	require.Zero(t, refused.Load())
 }

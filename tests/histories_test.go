@@ -81,6 +81,8 @@ func printSummary(t *testing.T, seed uint64, s linearize.Summary) {
 	faultTotals.sum.Operations += s.Operations
 	faultTotals.sum.Faults += s.Faults
 	faultTotals.sum.Violations += s.Violations
+	faultTotals.sum.Runs += s.Runs
+	faultTotals.sum.Judged += s.Judged
 }
 
 // printFaultTotals prints the totals of the fault tests that ran, if any.

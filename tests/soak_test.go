@@ -185,7 +185,7 @@ func TestSoak(t *testing.T) {
 		lin.Operations, lin.Keys, load.succeeded(), checkTime.Round(time.Millisecond),
 		n.partitions, n.pauses, n.delays, n.duplicates, s, s.Total(), len(violations),
 		goroutinesBefore, goroutinesAfter, mib(heapBefore), mib(heapAfter))
-	sum := linearize.Summary{Histories: lin.Keys, Operations: rec.hist.Len(), Faults: int(s.Total()), Violations: len(violations)}
+	sum := linearize.RunSummary(lin, rec.hist.Len(), int(s.Total()), len(violations))
 	fmt.Printf("soak: %v, goroutines before/after %d/%d, heap before/after %.1f/%.1f MiB\n",
 		sum, goroutinesBefore, goroutinesAfter, mib(heapBefore), mib(heapAfter))
 

@@ -24,7 +24,7 @@ func TestCopiedLeaseEndsPromises(t *testing.T) {
 			n := newNetwork(t, n1)
 			c := n.core(n1)
 			replicate(c, outsider, &messages.Entry{Key: "b", Value: []byte("old"), LeaseMs: minute, Token: 10})
-			c.Step(outsider, &messages.Prepare{Txn: 7, Items: []*messages.PrepareItem{{Key: "b", Kind: kind, Expected: []byte("old")}}})
+			c.Step(outsider, &messages.Prepare{Txn: 7, Ballot: c.hlc + 1, Items: []*messages.PrepareItem{{Key: "b", Kind: kind, Expected: []byte("old")}}})
 			if p := c.TakeOutbox()[0].Msg.(*messages.Promise); !p.GetItems()[0].GetGranted() {
 				t.Fatalf("the promise was refused: %v", p)
 			}
@@ -52,7 +52,7 @@ func TestCopiedLeaseEndsPromises(t *testing.T) {
 	t.Run("the commit of the write that made the copied state is still acknowledged", func(t *testing.T) {
 		n := newNetwork(t, n1)
 		c := n.core(n1)
-		c.Step(outsider, &messages.Prepare{Txn: 7, Items: []*messages.PrepareItem{{Key: "b", Kind: messages.WriteKind_WRITE_KIND_LOCK}}})
+		c.Step(outsider, &messages.Prepare{Txn: 7, Ballot: c.hlc + 1, Items: []*messages.PrepareItem{{Key: "b", Kind: messages.WriteKind_WRITE_KIND_LOCK}}})
 		c.TakeOutbox()
 		// The lock committed elsewhere first and reached this master by copy.
 		replicate(c, outsider, &messages.Entry{Key: "b", Value: []byte("v"), LeaseMs: minute, Token: 20})

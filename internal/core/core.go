@@ -10,6 +10,18 @@
 // Messages a Core addresses to itself are delivered inline. Time comes
 // from the injected Clock, so tests drive a Core message by message with
 // a fake clock.
+//
+// The invariant everything else serves (at most one holder): while a
+// lease committed by W masters lives, no master replaces it with, or
+// frees the key for, the state of a write that did not commit, except
+// the holder's own Update, Extend or Release. Every path that moves state
+// between peers (catch-up, Sync, snapshots, pushes, repair, promotion)
+// keeps, of two states of a key, the one with the larger token; that is
+// safe because a Lock's token is the ballot its coordinator drew before
+// any master voted, and a master grants only ballots above every one it
+// granted before on the key: of two writes, the one promised later by a
+// master that promised both has the larger token. ballot.go states the
+// rule and argues it; reconfig.go argues changes of masters.
 package core
 
 import (
@@ -203,6 +215,8 @@ const (
 	timerRetry   // resend what a reconfiguration step or a sync still waits for
 	timerFollow  // a replica checks what it missed of a master's pushes (key: the master)
 	timerCatchUp // the earlier life's leases and promises have all ended: stop catching up
+	timerBallot  // a remembered ballot can have left no living state: fold it into the floor (key: the key)
+	timerSettle  // a restarted peer's earlier writes are all decided: ask for its catch-up's snapshots
 )
 
 type timer struct {
@@ -248,10 +262,13 @@ type Core struct {
 	// copy leases before it votes (see adopt).
 	fresh        bool
 	mastersSince uint64 // the epoch from which the current masters hold
-	// jointWrites: in a joint configuration, the token of the state each
-	// key was left in here by a commit decided under it (see
-	// keepJointWrite). Cleared whenever a configuration is adopted.
-	jointWrites map[string]uint64
+
+	// Ballots (ballot.go).
+	ballots map[string]ballotRec                 // Lock and Update ballots granted, by key, while their writes may leave state
+	floor   uint64                               // no ballot at or below it is granted, whatever the key
+	decided recent[txnKey, struct{}]             // transactions whose Commit or abort came
+	synced  recent[string, *messages.AdminReply] // Syncs carried out, by coordinator/request: their answer
+	peerInc map[string]uint64                    // each peer's incarnation, as last heard from its current life
 
 	// Replication catch-up (follow.go).
 	incarnation uint64             // drawn when the Core is built, never 0
@@ -473,6 +490,11 @@ func (c *Core) Tick() {
 			c.followTimer(t, now)
 		case timerCatchUp:
 			c.endCatchUp()
+		case timerBallot:
+			c.fired(t)
+			c.forgetBallot(t.key, now)
+		case timerSettle:
+			c.settled(now)
 		case timerGossip:
 			c.gossip()
 			c.schedule(timer{at: now + c.gossipInterval(), kind: timerGossip})
@@ -550,7 +572,8 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 	m := c.member.Load()
 	isMaster := m.IsMaster(c.cfg.Self)
 	now := c.now()
-	resp := &messages.Promise{Txn: p.GetTxn(), Epoch: m.Epoch, Items: make([]*messages.PromiseItem, len(p.GetItems()))}
+	resp := &messages.Promise{Txn: p.GetTxn(), Epoch: m.Epoch, Items: make([]*messages.PromiseItem, len(p.GetItems())), Incarnation: c.incarnation}
+	_, decided := c.decided.get(txnKey{from, p.GetTxn()}, now)
 	for i, it := range p.GetItems() {
 		pi := &messages.PromiseItem{}
 		resp.Items[i] = pi
@@ -562,6 +585,10 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 		wl, held := c.locks[key]
 		locked := held && wl.deadline > now
 		switch {
+		case decided:
+			// A Prepare repeated on the way, after its write was decided
+			// here: granting it again would leave the key write-locked.
+			pi.Reason = messages.Reason_REASON_PROMISE_EXPIRED
 		case p.GetEpoch() != m.Epoch:
 			pi.Reason = messages.Reason_REASON_STALE_EPOCH
 		case !isMaster || c.unconfigured():
@@ -587,11 +614,19 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 		case !sameValue(e.value, it.GetExpected()):
 			pi.Reason = messages.Reason_REASON_VALUE_DIFFERS
 		}
+		again := held && wl.from == from && wl.txn == p.GetTxn() // a repeat of the Prepare that holds the key
+		if pi.Reason == messages.Reason_REASON_UNSPECIFIED && ordered(it.GetKind()) && !again {
+			if bound := c.ballotBound(key); p.GetBallot() <= bound {
+				pi.Reason, pi.Proposal = messages.Reason_REASON_BALLOT_TOO_LOW, bound
+			}
+		}
 		if pi.Reason != messages.Reason_REASON_UNSPECIFIED {
 			continue
 		}
 		pi.Granted = true
-		pi.Proposal = c.token()
+		if ordered(it.GetKind()) {
+			c.grantBallot(key, p.GetBallot(), it.GetKind(), it.GetLeaseMs(), now)
+		}
 		if !held { // an expired lock not yet dropped is replaced, not added
 			c.lockCount.Add(1)
 		}
@@ -611,6 +646,7 @@ func (c *Core) dropLock(key string) {
 
 func (c *Core) onCommit(from string, cm *messages.Commit) {
 	now := c.now()
+	c.markDecided(from, cm.GetTxn(), now)
 	if len(cm.GetItems()) == 0 {
 		// Abort everything promised to this transaction (a coordinator
 		// that no longer knows the transaction).
@@ -661,7 +697,6 @@ func (c *Core) onCommit(from string, cm *messages.Commit) {
 			ci.Ok = true
 			c.observe(it.GetToken())
 			c.logChange(key, now)
-			c.noteJointWrite(key, cm.GetEpoch())
 		}
 	}
 	if needAck {
@@ -747,6 +782,12 @@ func (c *Core) repair(key string, it *messages.CommitItem, live, mine bool, now 
 	e := c.store.get(key, now)
 	if e != nil && e.token > it.GetToken() {
 		return messages.Reason_REASON_VALUE_DIFFERS // newer here: keep it
+	}
+	if ordered(it.GetKind()) && !mine && c.ballotBound(key) > it.GetToken() {
+		// This master granted a larger ballot on the key since (or copied
+		// from peers that did): the repair's write may have been overtaken
+		// by it, so it must not land over it (see ballot.go).
+		return messages.Reason_REASON_BALLOT_TOO_LOW
 	}
 	if live || mine {
 		c.dropLock(key)
@@ -848,6 +889,7 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 			// which copy from quorums; commits are refused the same way.
 			return
 		}
+		c.heardIncarnation(from, r.GetIncarnation())
 		if f := c.follower(from, r.GetIncarnation(), now); f != nil {
 			if !c.heardSeq(from, f, r.GetSequence(), true, now) {
 				return // a repeat, or settled by a snapshot since
@@ -877,10 +919,6 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 		// end or overwrite the new one. (A commit of the very write that
 		// produced the new state still lands: see applied.)
 		cur := c.store.raw(key)
-		if c.keepJointWrite(key, cur, en) {
-			c.observe(en.GetToken()) // later tokens stay above it all the same
-			continue
-		}
 		deadline := leaseEnd(now, en.GetLeaseMs())
 		if en.GetDeleted() {
 			c.observe(en.GetToken())
@@ -919,51 +957,6 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 			}
 		}
 	}
-}
-
-// noteJointWrite records that a commit decided under epoch left key in
-// its current state here, when epoch is this peer's joint configuration.
-func (c *Core) noteJointWrite(key string, epoch uint64) {
-	m := c.member.Load()
-	if !m.Joint() || epoch != m.Epoch {
-		return
-	}
-	e := c.store.raw(key)
-	if e == nil {
-		return
-	}
-	if c.jointWrites == nil {
-		c.jointWrites = map[string]uint64{}
-	}
-	c.jointWrites[key] = e.token
-}
-
-// keepJointWrite reports whether a copied entry (a Sync's snapshot, or a
-// push) must not replace cur, the state a commit decided under this
-// peer's joint configuration left key in: any other state of the key is
-// older, however large its token.
-//
-// A write decided under the joint configuration J had promises from W
-// of the old masters M at J, so a lease of the key committed under the
-// epoch before (on W of M) was absent then or is the one the write
-// continues (an Extend keeps its token: that copy is the same lease).
-// Any other copy from an old master is the residue of a write of the
-// older epoch that committed on fewer than W of M before they moved
-// (an old master applies such a commit until it adopts J), or of a
-// write under J this peer missed. The residue's token comes from
-// whichever clock proposed it and was never observed by the write
-// under J, so it may be larger, and a merge by token would let it
-// replace the lease written under J on the new masters that Sync,
-// leaving that lease on fewer than W' of them (seed 2656). A write
-// under J this peer missed is on W' of the new masters already (the
-// Sync need not copy it); this peer keeps the older state, as any
-// master that missed a commit does, until a repair.
-func (c *Core) keepJointWrite(key string, cur *entry, en *messages.Entry) bool {
-	tok, ok := c.jointWrites[key]
-	if !ok || cur == nil || cur.token != tok {
-		return false
-	}
-	return en.GetDeleted() != cur.deleted || en.GetToken() != cur.token
 }
 
 func (c *Core) onSetNodes(from string, s *messages.SetNodes) {

@@ -420,6 +420,7 @@ func (c *Core) replicaSeq() uint64 {
 // heardGossip records the sequence a master's gossip announces.
 func (c *Core) heardGossip(from string, cm *messages.ConfigCommit) {
 	now := c.now()
+	c.heardIncarnation(from, cm.GetIncarnation())
 	if f := c.follower(from, cm.GetIncarnation(), now); f != nil {
 		c.heardSeq(from, f, cm.GetSequence(), false, now)
 	}

@@ -249,6 +249,16 @@ func (n *network) advance(d time.Duration) { n.moveClock(d, false) }
 // fast network would.
 func (n *network) sleep(d time.Duration) { n.moveClock(d, true) }
 
+// wake is c's NextWake on the network's clock: a Core whose clock runs
+// ahead (aheadClock) says it in its own time.
+func wake(c *Core) (time.Time, bool) {
+	at, ok := c.NextWake()
+	if a, ahead := c.cfg.Clock.(*aheadClock); ahead {
+		at = at.Add(-a.by)
+	}
+	return at, ok
+}
+
 func (n *network) moveClock(d time.Duration, deliver bool) {
 	if deliver {
 		n.run()
@@ -258,7 +268,7 @@ func (n *network) moveClock(d time.Duration, deliver bool) {
 		var next time.Time
 		found := false
 		for _, c := range n.cores {
-			if at, ok := c.NextWake(); ok && !at.After(end) && (!found || at.Before(next)) {
+			if at, ok := wake(c); ok && !at.After(end) && (!found || at.Before(next)) {
 				next, found = at, true
 			}
 		}
@@ -270,7 +280,7 @@ func (n *network) moveClock(d time.Duration, deliver bool) {
 		}
 		for _, a := range n.addrs {
 			if c := n.cores[a]; c != nil {
-				if at, ok := c.NextWake(); ok && !at.After(n.clock.now) {
+				if at, ok := wake(c); ok && !at.After(n.clock.now) {
 					c.Tick()
 				}
 			}

@@ -180,7 +180,7 @@ func TestPrepareCarriesTheLease(t *testing.T) {
 		n := masters(t, 1, n1)
 		c := n.core(n1)
 		c.cfg.MaxLease = time.Minute
-		c.Step(outsider, &messages.Prepare{Txn: 7, Epoch: c.Membership().Epoch,
+		c.Step(outsider, &messages.Prepare{Txn: 7, Epoch: c.Membership().Epoch, Ballot: c.hlc + 1,
 			Items: []*messages.PrepareItem{{Key: "k", Kind: kLock}}})
 		out := c.TakeOutbox()
 		if len(out) != 1 {

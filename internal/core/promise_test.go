@@ -36,7 +36,7 @@ func prepItem(kind messages.WriteKind, key, expected string) *messages.PrepareIt
 // prepare delivers a Prepare from a peer to c and returns c's Promise.
 func prepare(t *testing.T, c *Core, from string, txn uint64, items ...*messages.PrepareItem) *messages.Promise {
 	t.Helper()
-	c.Step(from, &messages.Prepare{Txn: txn, Epoch: c.Membership().Epoch, Items: items})
+	c.Step(from, &messages.Prepare{Txn: txn, Epoch: c.Membership().Epoch, Items: items, Ballot: c.hlc + 1})
 	var got *messages.Promise
 	for _, env := range c.TakeOutbox() {
 		if p, ok := env.Msg.(*messages.Promise); ok && env.To == from && p.GetTxn() == txn {
@@ -206,8 +206,8 @@ func TestPromiseRules(t *testing.T) {
 				if wl, ok := n.core(n1).locks[tc.item.GetKey()]; !ok || wl.from != outsider || wl.txn != 1 {
 					t.Fatalf("granted without taking the write lock: %+v", wl)
 				}
-				if it.GetProposal() == 0 {
-					t.Fatal("granted without a proposal")
+				if r, ok := n.core(n1).ballots[tc.item.GetKey()]; ordered(tc.item.GetKind()) && (!ok || r.b == 0) {
+					t.Fatal("granted a Lock or Update without remembering its ballot")
 				}
 			}
 			if got := n.core(n1).WriteLocks(); got != wantLocks {
@@ -234,10 +234,9 @@ func TestPromiseItemsAreIndependent(t *testing.T) {
 	if got := n.core(n1).WriteLocks(); got != 2 {
 		t.Fatalf("WriteLocks() = %d, want 2", got)
 	}
-	// The held key's token is reported, the proposal is fresh and larger.
-	held := p.GetItems()[2]
-	if held.GetToken() == 0 || held.GetProposal() <= held.GetToken() {
-		t.Fatalf("token %d proposal %d: want a token and a larger proposal", held.GetToken(), held.GetProposal())
+	// The held key's token is reported.
+	if held := p.GetItems()[2]; held.GetToken() == 0 {
+		t.Fatalf("token %d: want the held key's token", held.GetToken())
 	}
 }
 
@@ -299,9 +298,9 @@ func TestCommitRules(t *testing.T) {
 	t.Run("commit after the promise expired is refused as PROMISE_EXPIRED", func(t *testing.T) {
 		n := newNetwork(t, n1)
 		c := n.core(n1)
-		p := prepare(t, c, n2, 1, prepItem(kLock, "k", ""))
+		prepare(t, c, n2, 1, prepItem(kLock, "k", ""))
 		n.advance(n.cfg.WriteLockTimeout)
-		ack := commit(t, c, n2, 1, &messages.CommitItem{Key: "k", Kind: kLock, Value: []byte("v"), LeaseMs: 1000, Token: p.GetItems()[0].GetProposal()})
+		ack := commit(t, c, n2, 1, &messages.CommitItem{Key: "k", Kind: kLock, Value: []byte("v"), LeaseMs: 1000, Token: c.hlc})
 		if ack == nil || ack.GetItems()[0].GetOk() || ack.GetItems()[0].GetReason() != rExpired {
 			t.Fatalf("ack %v, want PROMISE_EXPIRED", ack)
 		}

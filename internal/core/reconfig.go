@@ -34,13 +34,14 @@ import (
 //     (snapshots taken after they moved to J), until W' of M' have done
 //     so. Every lease committed under epoch e lives on W of M, so it
 //     reaches every synced master (the quorums intersect); leases
-//     written under J are on W' of M' already, and a copy never
-//     replaces the state a J write left on a key (jointWrites): a J
-//     write had W of M promise the key's state, so any other old-epoch
-//     copy of it is the residue of a write that never reached W, whose
-//     token (from a fast clock) may still be the larger one. After J,
-//     masters drop pushes from epochs before their masters changed (the
-//     same rule as for commits).
+//     written under J are on W' of M' already. A copy keeps the larger
+//     token, and that is the later write's (ballot.go): a write under J
+//     had W of M promise it after they left e, so its ballot is above
+//     every old-epoch write they promised, residue included; and each
+//     synced master takes its sources' clocks as its floor, so writes
+//     under (e+2, M') order after them too. After J, masters drop
+//     pushes from epochs before their masters changed (the same rule as
+//     for commits).
 //  3. Move to (e+2, M'), prepared and committed on J's write quorum.
 //     From then on a write needs only W' of M'. A Lock of a key still
 //     leased needs W' promises of absence, but at least W' masters of M'
@@ -121,6 +122,7 @@ type syncJob struct {
 	heard    map[string]int64         // source -> when it was last asked or last sent something
 	retry    uint64                   // the id of this job's resend timer
 	deadline int64
+	deferred bool // a catch-up that asks nobody before settleWait (see ballot.go)
 }
 
 // newSyncJob starts copying snapshots from sources under key.
@@ -135,6 +137,12 @@ func (c *Core) newSyncJob(key string, request uint64, coord string, epoch uint64
 	c.syncs[key] = job
 	c.schedule(timer{at: job.deadline, kind: timerReconf})
 	c.schedule(timer{at: now + c.retryInterval(), kind: timerRetry, key: key, id: job.retry})
+	if coord == "" && now < c.settleWait() {
+		// A catch-up right after a restart: the snapshots must hold every
+		// write the earlier life took part in (settleWait).
+		job.deferred = true
+		c.schedule(timer{at: c.settleWait(), kind: timerSettle})
+	}
 	for _, src := range sources {
 		if src == c.cfg.Self {
 			if c.catchingUp {
@@ -144,9 +152,28 @@ func (c *Core) newSyncJob(key string, request uint64, coord string, epoch uint64
 			}
 			continue
 		}
-		c.askSnapshot(job, src, now)
+		if !job.deferred {
+			c.askSnapshot(job, src, now)
+		}
 	}
 	return job
+}
+
+// settled asks for the snapshots of the catch-ups deferred until
+// settleWait.
+func (c *Core) settled(now int64) {
+	for _, key := range slices.Sorted(maps.Keys(c.syncs)) { // a replayable order of requests
+		job := c.syncs[key]
+		if !job.deferred || now < c.settleWait() {
+			continue
+		}
+		job.deferred = false
+		for _, src := range job.sources {
+			if !job.done[src] && !job.failed[src] {
+				c.askSnapshot(job, src, now)
+			}
+		}
+	}
 }
 
 // askSnapshot asks src for a snapshot for job.
@@ -154,7 +181,7 @@ func (c *Core) askSnapshot(job *syncJob, src string, now int64) {
 	id := c.id()
 	job.asked[id] = src
 	job.heard[src] = now
-	c.send(src, &messages.SnapshotRequest{Request: id, Epoch: job.epoch})
+	c.send(src, &messages.SnapshotRequest{Request: id, Epoch: job.epoch, Incarnation: c.incarnation})
 }
 
 // snapshotParts collects the parts of the snapshots that answer one
@@ -230,6 +257,10 @@ func (c *Core) retryTimer(t timer, now int64) {
 	if t.key != "" {
 		job := c.syncs[t.key]
 		if job == nil || job.retry != t.id || job.deadline <= now {
+			return
+		}
+		if job.deferred {
+			c.schedule(next)
 			return
 		}
 		for _, src := range job.sources {
@@ -619,7 +650,6 @@ func (c *Core) onConfigQuery(from string) {
 func (c *Core) adopt(next *Membership, first bool) {
 	cur := c.member.Load()
 	c.member.Store(next)
-	c.jointWrites = nil // recorded under the configuration it leaves
 	if self := c.cfg.Self; c.fresh && next.IsMaster(self) {
 		switch added := next.Joint() && contains(next.Masters, self) && !contains(next.OldMasters, self); {
 		case first:
@@ -659,13 +689,26 @@ func (c *Core) failSync(key string, job *syncJob, why string) {
 		c.startCatchUp(c.member.Load()) // try again
 		return
 	}
-	c.send(job.coord, &messages.AdminReply{Request: job.request, Reason: messages.Reason_REASON_UNREACHABLE, Message: why})
+	c.endSync(key, job, &messages.AdminReply{Request: job.request, Reason: messages.Reason_REASON_UNREACHABLE, Message: why})
+}
+
+// endSync answers the coordinator of a Sync that ended, and remembers the
+// answer for as long as the Sync may be repeated on the way: a repeat
+// gets the same answer, and starts no second copy.
+func (c *Core) endSync(key string, job *syncJob, reply *messages.AdminReply) {
+	now := c.now()
+	c.synced.add(key, reply, now+c.syncTimeout(), now)
+	c.send(job.coord, reply)
 }
 
 func (c *Core) onSync(from string, s *messages.Sync) {
 	key := fmt.Sprintf("%s/%d", from, s.GetRequest())
 	if c.syncs[key] != nil {
 		return // sent again while the job runs
+	}
+	if reply, ok := c.synced.get(key, c.now()); ok {
+		c.send(from, reply) // sent again after the job ended
+		return
 	}
 	sources, need := SortedSet(s.GetSources()), int(s.GetNeed())
 	if need < 1 || need > len(sources) {
@@ -701,13 +744,14 @@ func (c *Core) syncCheck(key string, job *syncJob) {
 			// all now (see adopt).
 			c.endCatchUp()
 		}
-		c.send(job.coord, &messages.AdminReply{Request: job.request})
+		c.endSync(key, job, &messages.AdminReply{Request: job.request})
 	case len(job.sources)-len(job.failed) < job.need:
 		c.failSync(key, job, fmt.Sprintf("only %d of the %d snapshots needed could be had", len(job.done), job.need))
 	}
 }
 
 func (c *Core) onSnapshotRequest(from string, r *messages.SnapshotRequest) {
+	c.heardIncarnation(from, r.GetIncarnation())
 	cur := c.member.Load()
 	switch {
 	case cur.Epoch < r.GetEpoch():
@@ -733,7 +777,7 @@ func (c *Core) onSnapshotRequest(from string, r *messages.SnapshotRequest) {
 		n += len(m.Entries)
 	}
 	c.send(from, &messages.SnapshotDone{Request: r.GetRequest(), Entries: int64(n), Incarnation: c.incarnation, Sequence: c.replicaSeq(),
-		Nonce: nonce, Parts: uint32(len(msgs))})
+		Nonce: nonce, Parts: uint32(len(msgs)), Clock: c.hlc})
 }
 
 // snapshotNonce draws the nonce of a snapshot this peer takes: a
@@ -784,6 +828,10 @@ func (c *Core) onSnapshotDone(from string, d *messages.SnapshotDone) {
 		}
 		job.done[src] = true
 		job.forget(src)
+		// No ballot at or below the source's clock is granted here from
+		// now on: the source promised or saw every write this copy
+		// must order after (see ballot.go).
+		c.raiseFloor(d.GetClock())
 		c.syncCheck(key, job)
 		return
 	}

@@ -222,7 +222,7 @@ func TestReconfigure(t *testing.T) {
 			t.Fatal("the restarted master and the one that never had the key granted it twice")
 		}
 		n.run()
-		n.sleep(100 * time.Millisecond)
+		n.sleep(time.Duration(n.core(n2).settleWait()) + 100*time.Millisecond)
 		if n.core(n2).CatchingUp() {
 			t.Fatal("n2 is still catching up")
 		}

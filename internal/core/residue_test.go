@@ -72,11 +72,11 @@ func TestSyncKeepsJointLeaseOverOldEpochResidue(t *testing.T) {
 	n.holdIf = nil
 	n.unholdAll()
 	n.run()
-	if v, _ := n.read(n1, "b"); v != "c0" {
-		t.Fatalf("n1 holds %q, want the residue c0 (the sequence changed)", v)
-	}
-	if e, _ := n.core(n1).Store().Lookup("b"); e.Token <= token {
-		t.Fatalf("the residue's token %d is not above the lease's %d (the sequence changed)", e.Token, token)
+	// n2 promised c0 before c1, so c1's ballot is above c0's however fast
+	// n1's clock (ballot.go): the repair n2 sent n1 with c1's commit
+	// replaces the residue there.
+	if e, _ := n.core(n1).Store().Lookup("b"); string(e.Value) != "c1" || e.Token != token {
+		t.Fatalf("n1 holds %q with token %d, want c1's lease (token %d) repaired over the residue", e.Value, e.Token, token)
 	}
 	if c0.done() && c0.one().OK {
 		t.Fatalf("n1's Lock under e succeeded: %+v", c0.one())
@@ -193,7 +193,25 @@ func pushedResidue(t *testing.T, lease time.Duration, releaseResidue bool) {
 		}
 		return false
 	}
+	mark := len(n.sent)
 	n.sleep(200 * time.Millisecond)
+	// The setup: n1's push of the residue went out to n4 and n5 and was
+	// delivered (pushes are neither held nor dropped here).
+	for _, to := range []string{n4, n5} {
+		pushed := false
+		for _, p := range n.sent[mark:] {
+			r, ok := p.msg.(*messages.Replicate)
+			if !ok || p.from != n1 || p.to != to || n.drop[to] {
+				continue
+			}
+			for _, e := range r.GetEntries() {
+				pushed = pushed || (e.GetKey() == "b" && string(e.GetValue()) == "c0")
+			}
+		}
+		if !pushed {
+			t.Fatalf("n1 never pushed its residue b=c0 to %s", to)
+		}
+	}
 	for _, a := range []string{n2, n4, n5} {
 		v, _ := n.read(a, "b")
 		t.Logf("%s holds %q (epoch %d)", a, v, n.core(a).Membership().Epoch)

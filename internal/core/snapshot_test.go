@@ -77,6 +77,7 @@ func TestSnapshotIntegrity(t *testing.T) {
 		snapshotKeys(t, n, n1)
 		n.stop(n3)
 		n.start(n3)
+		n.advance(time.Duration(n.core(n3).settleWait())) // its earlier life's writes are decided: it asks at once
 		n.core(n3).Step(n1, &messages.ConfigCommit{Next: toProto(n.core(n1).Membership())})
 		var req packet
 		for _, p := range n.pending() {

@@ -77,9 +77,12 @@ type txn struct {
 	commits  []*Quorum
 	grace    int64
 	replied  bool
-	retried  bool // this write already started again under a newer configuration
-	awaiting bool // refused for a stale epoch: waits for the newer configuration
-	newer    bool // a master answered from a newer epoch than x's
+	retried  bool              // this write already started again under a newer configuration
+	awaiting bool              // refused for a stale epoch: waits for the newer configuration
+	newer    bool              // a master answered from a newer epoch than x's
+	ballot   uint64            // drawn before the Prepare: the token of its Locks and Updates (see ballot.go)
+	attempt  int               // how often the write started again after REASON_BALLOT_TOO_LOW
+	inc      map[string]uint64 // the incarnation of each master as known when the Prepare went
 }
 
 func (x *txn) phase(i int) Phase {
@@ -215,11 +218,18 @@ func (x *txn) staleOnly() bool {
 }
 
 func (c *Core) begin(b *batch, offset int, ops []Op) {
+	now := c.now()
+	c.attempt(b, offset, ops, now+int64(c.cfg.RequestTimeout), 0)
+}
+
+// attempt starts a write of ops, its attempt-th after a
+// REASON_BALLOT_TOO_LOW, to be answered by deadline.
+func (c *Core) attempt(b *batch, offset int, ops []Op, deadline int64, attempt int) {
 	m := c.member.Load()
 	now := c.now()
 	x := &txn{
 		id: c.id(), ops: ops, batch: b, offset: offset, w: m.W, epoch: m.Epoch,
-		masters: m.Voters(), start: now, deadline: now + int64(c.cfg.RequestTimeout),
+		masters: m.Voters(), start: now, deadline: deadline, attempt: attempt, ballot: c.token(),
 		answered: map[string]*messages.Promise{}, prep: make([]*Quorum, len(ops)), member: m,
 		reasons: make([]map[string]messages.Reason, len(ops)),
 		commit:  make([]bool, len(ops)), token: make([]uint64, len(ops)),
@@ -227,6 +237,14 @@ func (c *Core) begin(b *batch, offset int, ops []Op) {
 	}
 	for i := range x.prep {
 		x.prep[i] = QuorumOf(m)
+	}
+	for _, addr := range x.masters {
+		if inc := c.peerInc[addr]; inc != 0 {
+			if x.inc == nil {
+				x.inc = map[string]uint64{}
+			}
+			x.inc[addr] = inc
+		}
 	}
 	c.txns[x.id] = x
 	c.schedule(timer{at: x.deadline, kind: timerTxn, id: x.id})
@@ -238,7 +256,7 @@ func (c *Core) begin(b *batch, offset int, ops []Op) {
 		}
 		return
 	}
-	p := &messages.Prepare{Txn: x.id, Epoch: x.epoch, Items: make([]*messages.PrepareItem, len(ops))}
+	p := &messages.Prepare{Txn: x.id, Epoch: x.epoch, Items: make([]*messages.PrepareItem, len(ops)), Ballot: x.ballot}
 	for i, op := range ops {
 		p.Items[i] = &messages.PrepareItem{Key: op.Key, Kind: op.Kind}
 		if op.Kind != messages.WriteKind_WRITE_KIND_LOCK {
@@ -267,7 +285,16 @@ func (c *Core) onPromise(from string, p *messages.Promise) {
 		c.abortPromise(from, p)
 		return
 	}
+	for _, it := range p.GetItems() {
+		c.observe(max(it.GetToken(), it.GetProposal())) // a retry's ballot goes above them
+	}
 	prev, dup := x.answered[from]
+	if !dup && !c.promiseLife(x, from, p.GetIncarnation()) {
+		// From another life of the master than the one asked or last
+		// heard: its write locks went with its memory. Not counted; the
+		// master's current life answers, or the write times out there.
+		return
+	}
 	if dup || !contains(x.masters, from) || len(p.GetItems()) != len(x.ops) {
 		if prev == nil {
 			// Not counted (a master already counted unreachable, or a
@@ -298,9 +325,10 @@ func (c *Core) onPromise(from string, p *messages.Promise) {
 		c.sendCommit(x, from)
 		return
 	}
-	if !c.decide(x, now) {
-		return
+	if c.ballotRetry(x, now) {
+		return // a master's bound is above x's ballot: no need to wait for the others
 	}
+	c.decide(x, now)
 }
 
 // abortPromise frees whatever from promised in p, with a Commit that
@@ -325,30 +353,24 @@ func (c *Core) decide(x *txn, now int64) bool {
 			return false
 		}
 	}
+	if c.ballotRetry(x, now) {
+		return true
+	}
 	x.decided = true
 	for i := range x.ops {
 		x.commit[i] = x.prep[i].Reached()
 		x.commits[i] = QuorumOf(x.member)
+		if ordered(x.ops[i].Kind) {
+			x.token[i] = x.ballot // the ballot every promise was granted for
+		}
 	}
 	for _, p := range x.answered {
 		if p == nil {
 			continue
 		}
 		for i, it := range p.GetItems() {
-			if !it.GetGranted() {
-				// A refuser's copy may be the residue of a write that
-				// failed after some commits: a new Lock or Update must
-				// order after it, or a merge by token (repair, sync)
-				// would prefer the residue.
-				if op := x.ops[i].Kind; (op == messages.WriteKind_WRITE_KIND_LOCK || op == messages.WriteKind_WRITE_KIND_UPDATE) && it.GetToken() > 0 {
-					x.token[i] = max(x.token[i], it.GetToken()+1)
-				}
-				continue
-			}
-			if op := x.ops[i].Kind; op == messages.WriteKind_WRITE_KIND_LOCK || op == messages.WriteKind_WRITE_KIND_UPDATE {
-				x.token[i] = max(x.token[i], it.GetProposal())
-			} else {
-				x.token[i] = max(x.token[i], it.GetToken())
+			if it.GetGranted() && !ordered(x.ops[i].Kind) {
+				x.token[i] = max(x.token[i], it.GetToken()) // the holder's
 			}
 		}
 	}
@@ -362,6 +384,45 @@ func (c *Core) decide(x *txn, now int64) bool {
 		}
 	}
 	c.checkDone(x, now)
+	return true
+}
+
+// ballotRetry starts x again with a larger ballot, and reports whether
+// it did, when x is not decided yet (nothing was committed), an op of x
+// has not reached W promises and some master refused it for its ballot
+// (REASON_BALLOT_TOO_LOW), and attempts and time are left. It does not
+// wait for the other masters: the next attempt's ballot is above every
+// bound heard, and waiting could only end in the same retry or in a
+// commit that a slow master decided. The promises x had are aborted;
+// the masters that have not answered yet get their abort when they do
+// (the transaction is gone).
+func (c *Core) ballotRetry(x *txn, now int64) bool {
+	if x.decided || x.attempt+1 >= maxBallotAttempts || now >= x.deadline || c.closed {
+		return false
+	}
+	low := false
+	for i := range x.ops {
+		if x.prep[i].Reached() {
+			continue
+		}
+		for _, r := range x.reasons[i] {
+			low = low || r == messages.Reason_REASON_BALLOT_TOO_LOW
+		}
+	}
+	if !low {
+		return false
+	}
+	for _, addr := range slices.Sorted(maps.Keys(x.answered)) {
+		if p := x.answered[addr]; p != nil {
+			c.abortPromise(addr, p)
+		}
+	}
+	x.replied = true // the next attempt answers for it
+	delete(c.txns, x.id)
+	c.attempt(x.batch, x.offset, x.ops, x.deadline, x.attempt+1)
+	if y := c.txns[c.nextID]; y != nil {
+		y.retried = x.retried
+	}
 	return true
 }
 

@@ -600,7 +600,7 @@ func TestClose(t *testing.T) {
 		c := n.core(n1)
 		c.Close()
 		c.Close()
-		c.Step(n2, &messages.Prepare{Txn: 1, Items: []*messages.PrepareItem{prepItem(kLock, "k", "")}})
+		c.Step(n2, &messages.Prepare{Txn: 1, Ballot: c.hlc + 1, Items: []*messages.PrepareItem{prepItem(kLock, "k", "")}})
 		c.Tick()
 		c.PushNow()
 		c.Unreachable(n2)

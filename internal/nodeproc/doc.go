@@ -4,6 +4,11 @@
 // detector sees real multi-node code paths (several remotes in one
 // process race inside protoactor-go itself).
 //
+// At its first OpSpawn a node also starts a registry.Registry on its
+// Locker and spawns named server or fsm actors on request (OpSpawn,
+// OpWhereIs), reporting each lease it holds (EvOwned, renewals included)
+// and its end (EvLost) with the same monotonic clock.
+//
 // A test binary becomes a node when its TestMain finds EnvNode set:
 //
 //	func TestMain(m *testing.M) {

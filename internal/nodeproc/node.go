@@ -82,6 +82,7 @@ func Main() int {
 	n.serve(os.Stdin)
 	n.stopLoad()
 	n.wg.Wait() // commands still running
+	n.stopNames()
 	l.Stop()
 	// The remote is not shut down: the process exits, and a graceful
 	// protoactor shutdown waits for endpoint writers to killed peers.
@@ -103,6 +104,8 @@ type node struct {
 	loadMu   sync.Mutex     // guards loadStop and loadWG
 	loadStop chan struct{}  // closed to stop the clients; nil when none run
 	loadWG   sync.WaitGroup // the clients
+
+	names names // the Registry and the names spawned here (OpSpawn)
 }
 
 // emit writes ev as one line with one write call (atomic on a pipe for
@@ -193,6 +196,10 @@ func (n *node) do(c Command) Event {
 	case OpRead:
 		v, err := n.l.DirtyRead(c.Key)
 		return Event{Value: string(v), Err: errText(err)}
+	case OpSpawn:
+		return n.spawn(c)
+	case OpWhereIs:
+		return Event{PID: pidString(n.registry().WhereIs(c.Key))}
 	case OpSummary:
 		s := n.l.Summary()
 		return Event{Leases: s.Leases, Waiters: s.Waiters}

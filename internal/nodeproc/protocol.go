@@ -28,6 +28,8 @@ const (
 	OpRead        = "read"        // DirtyRead(Key)
 	OpProbe       = "probe"       // Lock and Release a fresh key; reply with the Lock's votes
 	OpSummary     = "summary"     // reply with the Locker's Summary
+	OpSpawn       = "spawn"       // spawn a named Actor ("server" or "fsm") as Key with a lease of LeaseMs (registry, server, fsm)
+	OpWhereIs     = "whereis"     // reply with the PID the node's Registry resolves Key to (PID, "" for none)
 )
 
 // Command is one line the parent writes to a node's stdin.
@@ -43,6 +45,9 @@ type Command struct {
 	Load      *Load    `json:"load,omitempty"`
 	Write     *Write   `json:"write,omitempty"`
 	Batch     []Write  `json:"batch,omitempty"`
+	// OpSpawn: "server" (server.Spawn) or "fsm" (fsm.Spawn), and its lease.
+	Actor   string `json:"actor,omitempty"`
+	LeaseMs int64  `json:"leaseMs,omitempty"`
 }
 
 // Load is what the clients of OpLoad do: Clients goroutines, client ids
@@ -78,6 +83,13 @@ const (
 	EvInvoke = "inv"   // a write is invoked (written before the call)
 	EvReturn = "ret"   // a write answered (written after the call)
 	EvLog    = "log"   // a note for the test log
+	// EvOwned: the node's Registry holds Name for PID with Token until
+	// Deadline (machine-wide monotonic nanoseconds); sent when a name is
+	// spawned here and at each renewal seen.
+	EvOwned = "owned"
+	// EvLost: the node's Registry no longer holds Name for PID (lost,
+	// or its actor stopped); T is when the node saw it.
+	EvLost = "lost"
 )
 
 // Event is one line a node writes to its stdout.
@@ -111,6 +123,11 @@ type Event struct {
 	Write *Write `json:"write,omitempty"`
 	// EvLog
 	Msg string `json:"msg,omitempty"`
+	// EvOwned, EvLost; OpSpawn and OpWhereIs reply with PID (and OpSpawn
+	// with Token).
+	Name     string `json:"name,omitempty"`
+	PID      string `json:"pid,omitempty"`
+	Deadline int64  `json:"deadline,omitempty"`
 }
 
 // BatchOutcome is the answer to one write of an OpBatch.

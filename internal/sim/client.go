@@ -149,15 +149,9 @@ func (c *client) submit(key string, h *holding, op core.Op) {
 	s.res.Operations++
 	invokeLocal := c.p.clock.Now()
 	rec := s.invoke(c.id, s.keys[key].long, op, s.now)
-	answered := 0
 	p := c.p
 	s.note("client %d on %s invokes %v %q %q->%q lease %dms", c.id, p.addr, op.Kind, key, op.Value, op.NewValue, op.LeaseMs)
-	p.core.Submit([]core.Op{op}, func(outs []core.Outcome) {
-		answered++
-		if answered > 1 {
-			s.violate("double answer", "%v of %q by client %d answered %d times", op.Kind, key, c.id, answered)
-			return
-		}
+	p.core.Submit([]core.Op{op}, s.answerOnce(c.id, op, func(outs []core.Outcome) {
 		c.busy = false
 		o := outs[0]
 		res := outcomeOf(o)
@@ -175,7 +169,7 @@ func (c *client) submit(key string, h *holding, op core.Op) {
 		s.hist.Finish(rec, res, o.Token, s.now)
 		s.note("client %d: %v %q answered %v token %d votes %d commits %d reasons %v", c.id, op.Kind, key, res, o.Token, o.Votes, o.Commits, o.Reasons)
 		c.answered(key, h, op, o, res, invokeLocal, rec)
-	})
+	}))
 	s.flush(p)
 }
 

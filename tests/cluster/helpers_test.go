@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/stretchr/testify/require"
 
 	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
@@ -263,4 +265,32 @@ func testLog(t *testing.T) *lockedBuffer {
 		})
 	}
 	return b
+}
+
+// requireStillHeld checks that a lock of key taken before is still held:
+// Lock(key) by l fails, refused as already locked by at least W masters.
+// Any other refusal proves nothing (an unreachable or catching-up peer
+// refuses too), so such a Lock is tried again until W masters answer
+// already locked; a Lock that succeeds, or may have (committing), fails
+// t at once.
+func requireStillHeld(t *testing.T, ctx context.Context, l *lockeractor.Locker, key string, value []byte) {
+	t.Helper()
+	var last error
+	testcluster.Eventually(t, settle, func() bool {
+		_, err := l.Lock(ctx, key, value, time.Minute)
+		require.Error(t, err, "%s locked %q, which another holds", l.Address(), key)
+		last = err
+		var qe *lockeractor.QuorumError
+		if !errors.As(err, &qe) {
+			return false
+		}
+		require.False(t, qe.Committing, "a Lock of a held key was committed somewhere: %v", qe)
+		n := 0
+		for _, r := range qe.Peers {
+			if r == lockeractor.ReasonAlreadyLocked {
+				n++
+			}
+		}
+		return n >= qe.W
+	}, "W masters refuse a Lock of %q as already locked; last answer %v", key, lazy(func() string { return fmt.Sprint(last) }))
 }

@@ -38,8 +38,17 @@
 //   - TestMultiProcessPaths: a replica coordinating writes, replication
 //     waking a WaitFor on the replica, Batch, and Reconfigure moving the
 //     masters under a held lease, every answer asserted.
-//   - TestJudgeFindsInjectedDoubleGrant, TestStderrProblem: the checks
-//     themselves can fail (no processes).
+//   - TestMultiProcessNames: the registry, server and fsm across three
+//     masters: named server and fsm actors on every node, lookups from
+//     every node throughout, two holding nodes killed with SIGKILL in turn
+//     and restarted empty. Every name of a killed node must move (spawned
+//     again on a survivor, resolved there by every node), and the leases
+//     the processes report (renewals included) must never give a name two
+//     holders at once, nor a holder a token not above the one before.
+//     Summary line "multiproc names: ...".
+//   - TestJudgeFindsInjectedDoubleGrant, TestStderrProblem,
+//     TestOverlapsFindsTwoHolders: the checks themselves can fail (no
+//     processes).
 //
 // Run, and replay a seed (a failing test logs its own replay command):
 //

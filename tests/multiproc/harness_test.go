@@ -98,6 +98,7 @@ type proc struct {
 	recs    map[int64]*rec
 	order   []int64 // seqs in order of invocation
 	junk    []string
+	names   []nodeproc.Event // EvOwned and EvLost, in order
 }
 
 // read routes the events of p's stdout until it ends.
@@ -142,6 +143,10 @@ func (p *proc) read(r io.Reader) {
 			}
 			p.mu.Unlock()
 			p.returns.Add(1)
+		case nodeproc.EvOwned, nodeproc.EvLost:
+			p.mu.Lock()
+			p.names = append(p.names, ev)
+			p.mu.Unlock()
 		default:
 			p.mu.Lock()
 			p.junk = append(p.junk, sc.Text())
@@ -162,6 +167,13 @@ func (p *proc) history() []*rec {
 		out = append(out, &r)
 	}
 	return out
+}
+
+// nameEvents returns p's EvOwned and EvLost events, in order.
+func (p *proc) nameEvents() []nodeproc.Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.names)
 }
 
 // open returns how many of p's writes have not answered (yet).

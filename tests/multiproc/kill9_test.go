@@ -175,7 +175,7 @@ func TestMultiProcessKill9(t *testing.T) {
 	h.checkStderr()
 	vd := h.requireLinearizable()
 	// The summary line CI adds up (faults: the kills).
-	sum := linearize.Summary{Histories: vd.result.Keys, Operations: vd.ops, Faults: h.kills, Violations: len(vd.result.Violations)}
+	sum := linearize.RunSummary(vd.result, vd.ops, h.kills, len(vd.result.Violations))
 	fmt.Printf("multiproc: %v (%d processes, %d kills, %d unknown, %d checked, %d ok, %d left in flight by kills, %d inconclusive, %d refusals and %d probes saw a restarted master catching up; seed %d)\n",
 		sum, len(h.procs), h.kills, vd.unknown, vd.checked, vd.ok, vd.open, len(vd.result.Inconclusive), vd.catchingUp, catchingUp, s)
 }

@@ -1,0 +1,263 @@
+package core
+
+import (
+	"github.com/protoactor-locker/locker/messages"
+)
+
+// Ballots: why a copy may keep the larger token.
+//
+// State moves between peers in many ways: a restarted master copies
+// snapshots (catch-up), a new master copies the old masters' leases
+// (Sync), replicas are pushed batches and snapshots and may be promoted,
+// a coordinator repairs a master whose copy differs. Each keeps, of two
+// states of a key, the one with the larger fencing token. That is only
+// safe if a larger token means a later write, and it did not: a write
+// that failed after some commits (residue: it reached fewer than W
+// masters) could carry a larger token than a Lock that a quorum committed
+// after it, because tokens came from the clock of whichever peer
+// proposed them, and the quorum that decided the later Lock never heard
+// of the residue. A copy then let the residue replace the committed
+// lease on enough masters for a third Lock to succeed while the lease
+// lived (a rolling restart and one fast clock were enough).
+//
+// The rule, as in Paxos: a write's token is fixed before anyone votes.
+//
+//   - The coordinator draws the write's ballot from its hybrid logical
+//     clock (above every ballot and token it has seen) and sends it in
+//     the Prepare. The token a Lock or Update commits is that ballot.
+//   - A master grants a Lock or Update on a key only for a ballot above
+//     (a) every Lock or Update ballot it granted on the key while that
+//     write could still leave state anywhere (ballots, below), (b) the
+//     token of the key's state here, and (c) its floor: the clocks of
+//     the peers it copied snapshots from, and ballots it stopped
+//     remembering. Otherwise it refuses (REASON_BALLOT_TOO_LOW, its bound
+//     in the answer) and the coordinator starts the write again, once
+//     the bound is observed, with a larger ballot.
+//   - A repair (a commit applied without a promise) lands only above the
+//     master's bound; an ordinary commit lands only over its own live
+//     promise, which no other Lock or Update ballot was granted over.
+//
+// Invariant (at most one holder): while a Lock committed by W masters
+// lives, no master replaces its state with, or frees the key for, the
+// state of a write that did not commit, unless that write is the
+// holder's own Update, Extend or Release (a holder that started a
+// Release must stop using the lease, whatever the Release returned).
+//
+// Why it holds: let X be a Lock committed on W masters and R a write of
+// the key with state left somewhere. R had W promises (no commit is
+// sent before), so some master m promised both. If m promised R first,
+// X's ballot is above R's: T(X) > T(R), and every copy keeps X's state
+// over R's. If m promised X first, R came to m after X: a Lock R finds
+// the key held (X's commit landed at m before R's promise, or m was not
+// among X's committers: an ordinary commit needs the live promise R's
+// grant took over, a repair needs a ballot above R's); so R is the
+// holder's own write on the key. A restarted master keeps (a) through
+// its floor: it copies snapshots only once every write of its earlier
+// life has been decided (settleWait), from enough peers that one of them
+// promised any such write, and a snapshot carries its source's clock.
+// A change of masters keeps it through the joint configuration: a write
+// under it needs W of the old masters too, whose promises order it after
+// every write of the old epoch, and the new masters copy the old
+// masters' clocks with their leases. No step of this argument compares
+// tokens to decide which write came later: tokens are ordered by the
+// promises of a master that saw both writes.
+//
+// What is remembered: a ballot is kept per key until no state of its
+// write can be alive anywhere (the write's deadline, a promise's life,
+// and its lease, with the drift margin); then it is folded into the
+// floor, so that tokens keep increasing without any assumption on clock
+// offsets. Extend and Release keep the holder's token and need no
+// ballot order. The cost: a coordinator whose clock lags a master's
+// bound is refused once per write and retries at once (one more round
+// trip); its clock then runs from the bound it observed.
+
+// ballotRec is a Lock or Update ballot a master granted on a key, kept
+// until until (monotonic ns).
+type ballotRec struct {
+	b     uint64
+	until int64
+}
+
+// maxBallotAttempts bounds how often one write starts again after a
+// REASON_BALLOT_TOO_LOW (each attempt observes the bounds it was
+// refused with, so the second one passes unless a master's bound moved
+// again in between).
+const maxBallotAttempts = 4
+
+// ordered reports whether kind commits its ballot as the key's token
+// (Lock and Update); Extend and Release keep the holder's token.
+func ordered(kind messages.WriteKind) bool {
+	return kind == messages.WriteKind_WRITE_KIND_LOCK || kind == messages.WriteKind_WRITE_KIND_UPDATE
+}
+
+// ballotBound is the ballot a Lock or Update on key must exceed here.
+func (c *Core) ballotBound(key string) uint64 {
+	b := c.floor
+	if r, ok := c.ballots[key]; ok {
+		b = max(b, r.b)
+	}
+	if e := c.store.raw(key); e != nil {
+		b = max(b, e.token)
+	}
+	return b
+}
+
+// grantBallot records that this master granted ballot b of a Lock or
+// Update on key. It is remembered as long as the write may leave state
+// anywhere: its coordinator's request timeout (commits are sent only
+// before it), a promise's life (a commit lands only on a live promise),
+// and the lease the state lives for (the Lock's, or for an Update, which
+// keeps the lease it changes, MaxLease), with the drift margin.
+func (c *Core) grantBallot(key string, b uint64, kind messages.WriteKind, leaseMs, now int64) {
+	c.observe(b)
+	lease := int64(c.maxLease())
+	if kind == messages.WriteKind_WRITE_KIND_LOCK && leaseMs > 0 {
+		lease = min(lease, leaseEnd(0, leaseMs))
+	}
+	d := int64(c.cfg.RequestTimeout) + int64(c.cfg.WriteLockTimeout) + lease
+	until := now + d + d/49 + 1
+	if c.ballots == nil {
+		c.ballots = map[string]ballotRec{}
+	}
+	if r, ok := c.ballots[key]; ok {
+		until = max(until, r.until)
+		b = max(b, r.b)
+	}
+	c.ballots[key] = ballotRec{b: b, until: until}
+	c.scheduleKey(timerBallot, key, until)
+}
+
+// forgetBallot folds key's remembered ballot into the floor once its
+// write can have left no living state (see grantBallot).
+func (c *Core) forgetBallot(key string, now int64) {
+	r, ok := c.ballots[key]
+	if !ok {
+		return
+	}
+	if r.until > now {
+		c.scheduleKey(timerBallot, key, r.until) // granted again since
+		return
+	}
+	c.raiseFloor(r.b)
+	delete(c.ballots, key)
+}
+
+// raiseFloor makes v a bound for every ballot this master grants from
+// now on.
+func (c *Core) raiseFloor(v uint64) {
+	c.floor = max(c.floor, v)
+	c.observe(v)
+}
+
+// Floor is the ballot every Lock or Update granted here must exceed,
+// whatever the key (for tests and diagnostics).
+func (c *Core) Floor() uint64 { return c.floor }
+
+// settleWait is how long after it was built a restarted Core waits
+// before it asks for the snapshots of its catch-up: every write whose
+// promise or commit its earlier life counted in has been decided by then
+// (a coordinator sends commits and counts acknowledgements only before
+// its request timeout ends, and its write began before that life
+// ended), so the snapshots taken after it hold every lease such a write
+// committed and the clock of a master that promised it.
+func (c *Core) settleWait() int64 {
+	d := int64(c.cfg.RequestTimeout)
+	return d + d/49 + 1
+}
+
+// txnKey names a transaction by its coordinator and id.
+type txnKey struct {
+	from string
+	txn  uint64
+}
+
+// recent is a set whose members are forgotten once their time is up:
+// what a peer must remember about requests that may be repeated on the
+// way for a while (decided transactions, finished syncs), and no longer.
+type recent[K comparable, V any] struct {
+	until map[K]int64
+	value map[K]V
+	order []K // oldest first
+}
+
+// add remembers k with v until until, unless k is remembered already,
+// and forgets what is due by now.
+func (r *recent[K, V]) add(k K, v V, until, now int64) {
+	r.prune(now)
+	if _, ok := r.until[k]; ok {
+		return
+	}
+	if r.until == nil {
+		r.until, r.value = map[K]int64{}, map[K]V{}
+	}
+	r.until[k], r.value[k] = until, v
+	r.order = append(r.order, k)
+}
+
+// get returns what k was remembered with, if it is not due by now.
+func (r *recent[K, V]) get(k K, now int64) (V, bool) {
+	v, ok := r.value[k]
+	if ok && r.until[k] <= now {
+		var zero V
+		return zero, false
+	}
+	return v, ok
+}
+
+// prune forgets what is due by now, oldest first (members are added
+// with lifetimes that grow with now, so the oldest is due first).
+func (r *recent[K, V]) prune(now int64) {
+	for len(r.order) > 0 {
+		k := r.order[0]
+		if r.until[k] > now {
+			return
+		}
+		delete(r.until, k)
+		delete(r.value, k)
+		var zero K
+		r.order[0] = zero
+		r.order = r.order[1:]
+	}
+}
+
+// markDecided remembers that the coordinator from decided its
+// transaction txn (a Commit or an abort came): a Prepare of it repeated
+// on the way and arriving later is not granted again, which would leave
+// the key write-locked here for a promise's life. It is forgotten once
+// the coordinator has given the transaction up: a late promise to a
+// transaction it no longer knows is aborted at once (abortPromise).
+func (c *Core) markDecided(from string, txn uint64, now int64) {
+	c.decided.add(txnKey{from, txn}, struct{}{}, now+int64(c.cfg.RequestTimeout)+int64(c.cfg.WriteLockTimeout), now)
+}
+
+// heardIncarnation records the incarnation of the peer from, taken from
+// a message of its current life (not a Promise: one of an earlier life
+// may arrive late).
+func (c *Core) heardIncarnation(from string, inc uint64) {
+	if inc == 0 || from == c.cfg.Self {
+		return
+	}
+	if c.peerInc == nil {
+		c.peerInc = map[string]uint64{}
+	}
+	c.peerInc[from] = inc
+}
+
+// promiseLife reports whether a Promise of incarnation inc from peer
+// from may count for x: it is of the life x's Prepare was sent to and
+// of the life last heard from. A promise of an earlier life was voided
+// by the restart (the write lock went with the memory); one of a later
+// life answers a Prepare repeated on the way, sent to the earlier one.
+func (c *Core) promiseLife(x *txn, from string, inc uint64) bool {
+	if inc == 0 || from == c.cfg.Self {
+		return true
+	}
+	if known := x.inc[from]; known != 0 && known != inc {
+		return false
+	}
+	if known := c.peerInc[from]; known != 0 && known != inc {
+		return false
+	}
+	c.heardIncarnation(from, inc)
+	return true
+}

@@ -3,7 +3,6 @@ package multiproc
 import (
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 
 	"github.com/protoactor-locker/locker/internal/linearize"
@@ -124,29 +123,14 @@ func TestMultiProcessKill9(t *testing.T) {
 		if vi < 3 {
 			// It votes again once it caught up: a Lock it coordinates
 			// then counts all three masters' votes.
-			testcluster.Eventually(t, settle, func() bool {
-				ev, err := v.p.call(nodeproc.Command{Op: nodeproc.OpProbe})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if strings.Contains(ev.Err, "catching up") {
-					catchingUp++
-				}
-				return ev.Err == "" && ev.Votes == 3
-			}, "%s votes again after its restart", v.p.name)
+			catchingUp += h.awaitVotes(v)
 			if ev := h.do(v, nodeproc.Command{Op: nodeproc.OpRead, Key: anchor.Key}); ev.Value != anchor.Value {
 				t.Fatalf("%s votes again without the lease of %q taken before its restart: read %+v", v.p.name, anchor.Key, ev)
 			}
 		}
 		// Free what the killed clients may hold (a failed release
 		// changes nothing).
-		survivor := h.slots[(vi+1)%3]
-		for key, values := range heldBy(dead.history()) {
-			for _, val := range values {
-				recovery++
-				h.write(survivor, nodeproc.Write{Client: recovery, Checked: true, Kind: messages.WriteKind_WRITE_KIND_RELEASE, Key: key, Value: val})
-			}
-		}
+		h.releaseLeftovers(dead, h.slots[(vi+1)%3], &recovery)
 		h.startLoad(vi, v, rng.Uint64())
 	}
 	h.awaitReturns(h.returns.Load(), phase(rng))

@@ -67,6 +67,7 @@ func TestFencingTokensIncreaseAcrossReleaseExpiryAndRestart(t *testing.T) {
 	// includes C, and C coordinates.
 	restartLocker(t, c, C, suiteOptions()...)
 	setNodes(t, c, B, []int{A, B, C}, []int{A, B, C}, nil)
+	require.NoError(t, c.Peer(C).Ready(ctx), "the restarted master copies A's and B's leases")
 	res, err = c.Peer(B).Release(ctx, key, []byte("v4"))
 	require.NoError(t, err)
 	c.Peer(A).Stop()

@@ -21,6 +21,9 @@ import (
 // peer at address a is actor.NewPID(a, ActorName).
 const ActorName = "locker"
 
+// localAddress is the address of an actor system without remote.
+const localAddress = "nonhost"
+
 var extensionID = extensions.NextExtensionID()
 
 // extension is what Locker registers on an actor system: a holder of the
@@ -63,13 +66,16 @@ type Locker struct {
 	stopped  chan struct{}
 
 	follower *follower // cluster mode (cluster.go); nil without WithCluster
+	ready    *readiness
 }
 
 // Start spawns the Locker peer on system under the name "locker" and
 // registers it as the system's extension. Start protoactor remote first
 // if the peer is to talk to others: the peer's address is the system's
 // address at Start. A fresh peer knows only itself: masters = [its
-// address], no replicas, W from WithW (default 1).
+// address], no replicas, W from WithW (default 1). Without remote and
+// without WithCluster it is a single-node store, ready at once; any
+// other peer writes only once it is configured (see Ready).
 func Start(system *actor.ActorSystem, opts ...Option) (*Locker, error) {
 	if system == nil {
 		return nil, invalid("actor system is nil")
@@ -98,8 +104,11 @@ func Start(system *actor.ActorSystem, opts ...Option) (*Locker, error) {
 		Self: self, W: cfg.W, RequestTimeout: cfg.RequestTimeout, WriteLockTimeout: cfg.WriteLockTimeout,
 		ReplicationInterval: cfg.ReplicationInterval, MaxMessageBytes: cfg.MaxMessageBytes, MaxLease: cfg.MaxLease,
 		Clock: cfg.Clock, Seed: binary.LittleEndian.Uint64(seed[:]) >> 1,
+		// Without remote (the address is protoactor's local "nonhost")
+		// and without a cluster, there is nobody to be configured with.
+		Standalone: cfg.Cluster == nil && self == localAddress,
 	})
-	l := &Locker{system: system, cfg: cfg, self: self, core: c, store: c.Store(), ext: ext, stopped: make(chan struct{})}
+	l := &Locker{system: system, cfg: cfg, self: self, core: c, store: c.Store(), ext: ext, stopped: make(chan struct{}), ready: newReadiness(c.Ready())}
 	l.store.OnChange = l.watchers.notify
 	if !ext.current.CompareAndSwap(nil, l) {
 		return nil, fmt.Errorf("%w on %s", ErrAlreadyStarted, self)
@@ -294,6 +303,8 @@ func (l *Locker) opResult(key string, o core.Outcome) OpResult {
 	switch {
 	case o.Stopped:
 		return OpResult{Result: r, Err: ErrStopped}
+	case o.NotReady:
+		return OpResult{Result: r, Err: notReady(o.Reasons[l.self])}
 	case o.OK:
 		return OpResult{Result: r}
 	}

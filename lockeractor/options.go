@@ -60,6 +60,11 @@ type Config struct {
 	// member waits for a stable topology before the cluster is first
 	// configured (default 2 s).
 	BootstrapDelay time.Duration
+	// ExpectedMembers, when positive, is how many members cluster mode
+	// expects: a never-configured cluster is configured as soon as that
+	// many members are seen, without waiting for BootstrapDelay (default
+	// 0: wait for a stable topology).
+	ExpectedMembers int
 	// Faults, when set, injects the faults it is told to into this peer's
 	// traffic and processing (see Faults and WithFaults); for tests.
 	Faults *Faults
@@ -130,6 +135,8 @@ func (c Config) validate() error {
 		return invalid("masters = %d is less than 1", c.Masters)
 	case c.BootstrapDelay < 0:
 		return invalid("bootstrap delay %v is negative", c.BootstrapDelay)
+	case c.ExpectedMembers < 0:
+		return invalid("expected members = %d is negative", c.ExpectedMembers)
 	}
 	return nil
 }

@@ -118,7 +118,7 @@ func (p *peer) handle(ctx actor.Context, msg any, sender *actor.PID) {
 			return // peers always send with a sender; this is not a peer
 		}
 		from := sender.Address
-		if from == "nonhost" || from == "" {
+		if from == localAddress || from == "" {
 			from = p.l.self
 		}
 		delete(p.suspect, from) // it answers: alive
@@ -146,6 +146,7 @@ func (p *peer) flush(ctx actor.Context) {
 	if at, ok := p.core.NextWake(); ok {
 		p.arm(ctx, at)
 	}
+	p.l.ready.set(p.core.Ready(), p.core.NotReadyReason())
 }
 
 func (p *peer) pid(addr string) *actor.PID {

@@ -26,6 +26,10 @@ var (
 	// ErrNoRegistry: the actor system has no running Registry (see New),
 	// or the Registry was stopped.
 	ErrNoRegistry = errors.New("registry: no registry on this actor system")
+	// ErrRequestTimeout: Request got no answer in time, whichever layer
+	// timed out (protoactor's future, actor.ErrTimeout, or the caller's
+	// context, context.DeadlineExceeded; both stay in the error chain).
+	ErrRequestTimeout = errors.New("registry: request timed out")
 )
 
 // AlreadyRegisteredError reports a name that another actor holds.

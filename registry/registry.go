@@ -240,7 +240,9 @@ func (r *Registry) threshold(lease time.Duration) time.Duration {
 	return lease / 4
 }
 
-// Register registers name for pid across the cluster for lease, renewed
+// Register waits, within ctx, until its Locker is ready (see
+// lockeractor.Locker.Ready), then registers name for pid across the
+// cluster for lease, renewed
 // by this Registry a threshold before it runs out (see
 // Config.Threshold) for as long as pid runs: when pid stops, the name is
 // released; when a renewal fails (no quorum before the lease ends,
@@ -293,6 +295,11 @@ func (r *Registry) Reserve(ctx context.Context, name string, pid *actor.PID, lea
 	}
 	if r.stopped() {
 		return nil, ErrNoRegistry
+	}
+	// A member that is not configured yet would only be refused
+	// (lockeractor.ErrNotReady): wait for it within ctx.
+	if err := r.l.Ready(ctx); err != nil {
+		return nil, fmt.Errorf("registry: registering %q: %w", name, err)
 	}
 	h, err := r.acquire(ctx, name, pid, lease, threshold)
 	if err != nil {
@@ -569,7 +576,8 @@ func notRegistered(name string, err error) error {
 }
 
 // WhereIs returns the PID registered under name as this node knows it,
-// or nil when the name is unknown, released or expired here. It asks
+// or nil when the name is unknown, released or expired here, or held on
+// a member that departed (lockeractor.Locker.Departed). It asks
 // nobody: on a replica it lags the masters by up to a replication
 // interval. It never returns a name whose lease has ended on this node,
 // not even before the store's expiry timer fires: a name this Registry
@@ -590,13 +598,15 @@ func (r *Registry) WhereIs(name string) *actor.PID {
 
 // live reports whether e's lease runs on this node: this Registry holds
 // the name and the lease it last obtained has not ended, or this node's
-// store holds e's value (it never returns a value past its lease).
+// store holds e's value (it never returns a value past its lease) and
+// the holder's member has not departed (lockeractor.Locker.Departed:
+// the topology or the configuration dropped it).
 func (r *Registry) live(e *entry) bool {
 	if u := e.ownedUntil.Load(); u != 0 && r.nanotime() < u {
 		return true
 	}
 	v, err := r.l.DirtyRead(e.key)
-	return err == nil && e.matches(v)
+	return err == nil && e.matches(v) && !r.l.Departed(e.pid.Address)
 }
 
 // Lease is a name this Registry holds, as it last registered or renewed
@@ -643,7 +653,7 @@ func (r *Registry) whereIsSlow(name string) *actor.PID {
 		return nil
 	}
 	pid := decodePID(v)
-	if pid == nil {
+	if pid == nil || r.l.Departed(pid.Address) {
 		return nil
 	}
 	e := r.cache.put(name, key, v, pid)
@@ -680,9 +690,11 @@ func (r *Registry) Send(name string, msg any) error {
 
 // Request sends msg to the actor registered under name and waits for its
 // response until ctx ends (or Config.RequestTimeout when ctx has no
-// deadline). It returns an error wrapping ErrNotRegistered when there is
-// no such actor, and protoactor's actor.ErrTimeout or
-// actor.ErrDeadLetter when it does not answer.
+// deadline). It returns an error wrapping ErrNotRegistered at once when
+// there is no such actor (none registered, or its member departed), one
+// wrapping ErrRequestTimeout when no answer came in time (whether
+// protoactor's future or ctx ran out), and protoactor's
+// actor.ErrDeadLetter when the actor is gone.
 func (r *Registry) Request(ctx context.Context, name string, msg any) (any, error) {
 	if r == nil {
 		return nil, ErrNoRegistry
@@ -694,7 +706,7 @@ func (r *Registry) Request(ctx context.Context, name string, msg any) (any, erro
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("registry: request to %q: %w", name, err)
+		return wrapResult(name, nil, err)
 	}
 	pid := r.WhereIs(name)
 	if pid == nil {
@@ -704,7 +716,7 @@ func (r *Registry) Request(ctx context.Context, name string, msg any) (any, erro
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 		if timeout <= 0 {
-			return nil, fmt.Errorf("registry: request to %q: %w", name, context.DeadlineExceeded)
+			return wrapResult(name, nil, context.DeadlineExceeded)
 		}
 	}
 	f := r.system.Root.RequestFuture(pid, msg, timeout)
@@ -722,13 +734,18 @@ func (r *Registry) Request(ctx context.Context, name string, msg any) (any, erro
 	case res := <-ch:
 		return wrapResult(name, res.v, res.err)
 	case <-ctx.Done():
-		return nil, fmt.Errorf("registry: request to %q: %w", name, ctx.Err())
+		return wrapResult(name, nil, ctx.Err())
 	}
 }
 
+// wrapResult names the request in err; a timeout of any layer wraps
+// ErrRequestTimeout too.
 func wrapResult(name string, v any, err error) (any, error) {
-	if err != nil {
-		return nil, fmt.Errorf("registry: request to %q: %w", name, err)
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.Is(err, actor.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+		return nil, fmt.Errorf("registry: request to %q: %w: %w", name, ErrRequestTimeout, err)
 	}
-	return v, nil
+	return nil, fmt.Errorf("registry: request to %q: %w", name, err)
 }

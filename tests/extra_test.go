@@ -67,6 +67,7 @@ func TestFencingTokensIncreaseAcrossReleaseExpiryAndRestart(t *testing.T) {
 	// includes C, and C coordinates.
 	restartLocker(t, c, C, suiteOptions()...)
 	setNodes(t, c, B, []int{A, B, C}, []int{A, B, C}, nil)
+	require.NoError(t, c.Peer(C).Ready(ctx), "the restarted master copies A's and B's leases")
 	res, err = c.Peer(B).Release(ctx, key, []byte("v4"))
 	require.NoError(t, err)
 	c.Peer(A).Stop()
@@ -637,6 +638,7 @@ func TestLockReachesMasterThatRefusedItsPromise(t *testing.T) {
 	// A and B form a cluster; C, alone with W = 1, takes the key.
 	setNodes(t, c, A, []int{A, B}, []int{A, B}, nil)
 	require.NoError(t, c.Peer(C).SetW(ctx, c.Addrs(C), 1))
+	setNodes(t, c, C, []int{C}, []int{C}, nil)
 	_, err := c.Peer(C).Lock(ctx, "k", []byte("stale"), longLease)
 	require.NoError(t, err)
 	// C joins as a master; W = 2 everywhere.

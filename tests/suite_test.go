@@ -495,6 +495,7 @@ func TestSuitePromote(t *testing.T) {
 	for i := range c.Nodes {
 		requireNodes(t, c.Peer(i), addrs(c, A, B, C), nil, 2)
 	}
+	require.NoError(t, c.Peer(C).Ready(ctx), "the promoted replica is ready once it copied the masters' leases")
 
 	// {ok, 2, 3, 3} = release(123, Pid) on A
 	rel, err := c.Peer(A).Release(ctx, "123", value)

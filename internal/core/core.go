@@ -60,6 +60,11 @@ type Config struct {
 	MaxLease time.Duration
 	Clock    Clock
 	Seed     uint64 // first transaction id (random in production)
+	// Standalone makes a Core that knows only itself ready at epoch 0:
+	// a single-node store on purpose, with no peers to be configured
+	// with. Any other Core coordinates no write and promises none until
+	// it holds a configuration that names it (see ready.go).
+	Standalone bool
 }
 
 // Membership is the configuration a peer works with. Published values are
@@ -169,6 +174,10 @@ type Outcome struct {
 	Commits int // commits acknowledged
 	Token   uint64
 	Reasons map[string]messages.Reason // why peers refused, by address
+
+	// NotReady: refused at once, nothing sent, because this peer is not
+	// ready to coordinate writes (see Core.Ready).
+	NotReady bool
 }
 
 // AdminResult is one peer's answer to SetNodes or SetW.
@@ -582,7 +591,7 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 			pi.Reason = messages.Reason_REASON_PROMISE_EXPIRED
 		case p.GetEpoch() != m.Epoch:
 			pi.Reason = messages.Reason_REASON_STALE_EPOCH
-		case !isMaster:
+		case !isMaster || c.unconfigured():
 			pi.Reason = messages.Reason_REASON_NOT_MASTER
 		case c.catchingUp:
 			pi.Reason = messages.Reason_REASON_CATCHING_UP
@@ -966,7 +975,8 @@ func (c *Core) onSetNodes(from string, s *messages.SetNodes) {
 		// From epoch 0 to 1 it counts as a new cluster's first
 		// configuration: SetNodes is unsafe, and run again from a
 		// restarted peer it starts the peers it reaches over (see adopt).
-		c.adopt(&Membership{Epoch: epoch, Masters: masters, Replicas: replicas, W: cur.W}, cur.Epoch == 0 && epoch == 1)
+		first := cur.Epoch == 0 && epoch == 1
+		c.adopt(&Membership{Epoch: epoch, Masters: masters, Replicas: replicas, W: c.firstW(cur.W, masters, first)}, first)
 	}
 	reply.Configuration = c.configuration()
 	c.send(from, reply)

@@ -592,6 +592,7 @@ func (c *Core) onConfigPrepare(from string, p *messages.ConfigPrepare) {
 }
 
 func (c *Core) onConfigCommit(from string, cm *messages.ConfigCommit) {
+	defer c.heardConfig(from, cm.GetNext().GetEpoch()) // after any adopt below
 	if rc := c.rc; rc != nil && rc.discovering[from] && cm.GetNext().GetEpoch() == 0 {
 		rc.unconfigured[from] = true
 	}

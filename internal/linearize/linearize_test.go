@@ -146,6 +146,7 @@ func TestOutcomeOf(t *testing.T) {
 		{fmt.Errorf("%w: empty key", lockeractor.ErrInvalidArgument), linearize.Failed},
 		{fmt.Errorf("locker: %w (the write may still complete)", errors.New("context deadline exceeded")), linearize.Unknown},
 		{lockeractor.ErrStopped, linearize.Unknown},
+		{fmt.Errorf("%w: not configured", lockeractor.ErrNotReady), linearize.Failed},
 	} {
 		require.Equal(t, tc.want, linearize.OutcomeOf(tc.err), "%v", tc.err)
 	}

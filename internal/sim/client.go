@@ -69,8 +69,8 @@ func (c *client) valid(h *holding) bool {
 func (c *client) act() {
 	s := c.s
 	defer c.schedule()
-	if c.busy || !c.p.available(s.now) || c.p.core.Membership().Epoch == 0 {
-		return // a client does not rely on a peer that was never configured
+	if c.busy || !c.p.available(s.now) {
+		return // calls its peer also before the peer is configured: it must refuse (NotReady)
 	}
 	key := s.keyList[c.rng.IntN(len(s.keyList))]
 	if c.rng.IntN(4) > 0 {
@@ -190,6 +190,9 @@ func (c *client) submit(key string, h *holding, op core.Op) {
 			}
 		}
 		s.res.Outcomes[res.String()]++
+		if o.NotReady {
+			s.res.Outcomes[notReadyOutcome]++ // also counted as fail
+		}
 		s.hist.Finish(rec, res, o.Token, s.now)
 		s.note("client %d: %v %q answered %v token %d votes %d commits %d reasons %v", c.id, op.Kind, key, res, o.Token, o.Votes, o.Commits, o.Reasons)
 		c.answered(key, h, op, o, res, invokeLocal, rec)

@@ -68,6 +68,17 @@ func startMemberOn(t *testing.T, port int, name string, provider cluster.Cluster
 			return slog.New(slog.NewTextHandler(testLog(t), nil)).With(slog.String("member", name))
 		})}
 	}
+	m, err := newMember(name, port, provider, sysOpts, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.leave)
+	return m
+}
+
+// newMember is startMemberOn for any goroutine: it returns the error
+// instead of failing the test, and the caller arranges its leave.
+func newMember(name string, port int, provider cluster.ClusterProvider, sysOpts []actor.ConfigOption, opts ...lockeractor.Option) (*member, error) {
 	system := actor.NewActorSystem(sysOpts...)
 	cfg := cluster.Configure("locker-test", provider, disthash.New(),
 		remote.Configure("127.0.0.1", port, lockeractor.RemoteOptions()...))
@@ -76,11 +87,9 @@ func startMemberOn(t *testing.T, port int, name string, provider cluster.Cluster
 	l, err := lockeractor.Start(system, append(fastOptions(lockeractor.WithCluster(c)), opts...)...)
 	if err != nil {
 		c.Shutdown(false)
-		t.Fatalf("starting the Locker of %s: %v", name, err)
+		return nil, fmt.Errorf("starting the Locker of %s: %w", name, err)
 	}
-	m := &member{name: name, system: system, cluster: c, provider: provider, locker: l, addr: system.Address()}
-	t.Cleanup(m.leave)
-	return m
+	return &member{name: name, system: system, cluster: c, provider: provider, locker: l, addr: system.Address()}, nil
 }
 
 // leave stops the member the way a well-behaved process does, with

@@ -242,13 +242,7 @@ func TestMultiProcessNames(t *testing.T) {
 		h.connect(h.slots...)
 		h.awaitConfig(epoch, masters, v)
 		live[vi].Store(v.p)
-		testcluster.Eventually(t, settle, func() bool {
-			ev, err := v.p.call(nodeproc.Command{Op: nodeproc.OpProbe})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return ev.Err == "" && ev.Votes == 3
-		}, "%s votes again after its restart", v.p.name)
+		h.awaitVotes(v, 3)
 		for _, name := range names {
 			testcluster.Eventually(t, settle, func() bool { return resolves(v, name, holder[name]) },
 				"the restarted %s resolves %s to %s", v.p.name, name, holder[name])

@@ -1,4 +1,4 @@
-// Registry names under node loss (issue 5): three nodes over real
+// Registry names under node loss: three nodes over real
 // remote with one shared lockeractor.Faults (random drops, delays and
 // duplicates between the peers), a partition healed, a node crashed.
 
@@ -382,7 +382,7 @@ func TestFaultRegistryNodeLoss(t *testing.T) {
 		}
 	}
 
-	// (b) Partition node 1 away from nodes 0 and 2.
+	// (a) Partition node 1 away from nodes 0 and 2.
 	lost := w.live(1)
 	w.markGone(1)
 	f.Partition(c.Addrs(1), c.Addrs(0, 2))
@@ -407,7 +407,7 @@ func TestFaultRegistryNodeLoss(t *testing.T) {
 	back := spawn(1, "svc-1-back")
 	names = append(names, back.name)
 
-	// (c) Pause node 0's peer, as a long GC pause would: its store
+	// (b) Pause node 0's peer, as a long GC pause would: its store
 	// applies nothing and fires no expiry timer, so its watch reports
 	// nothing either; its Registry runs on. Node 0 must stop resolving
 	// every name once its own store's lease for it has passed, and its
@@ -436,7 +436,7 @@ func TestFaultRegistryNodeLoss(t *testing.T) {
 			"the resumed node resolves %s to its new holder", h.name)
 	}
 
-	// (a) Crash node 2: its actors never release their names.
+	// (c) Crash node 2: its actors never release their names.
 	lost = w.live(2)
 	close(stops[2])
 	w.markGone(2)

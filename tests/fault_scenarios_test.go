@@ -1,6 +1,6 @@
 package tests
 
-// Seeded fault scenarios of issue 5 over real remote, each with its
+// Seeded fault scenarios over real remote, each with its
 // writes recorded and checked for linearizability: a master that crashes
 // mid-commit and restarts with empty memory, and a replica that misses a
 // burst of writes and catches up. (Membership changes during traffic are

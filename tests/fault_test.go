@@ -1,9 +1,9 @@
 package tests
 
 // Tests of the fault-injection layer (lockeractor.Faults) and, with it,
-// of the guarantees under faults (issue 5) and the partition scenario of
-// issue 3: five members split 2/3 and 3/2 and reconfigured on each side
-// during contended traffic.
+// of the guarantees under faults and the partition scenario: five
+// members split 2/3 and 3/2 and reconfigured on each side during
+// contended traffic.
 
 import (
 	"context"
@@ -418,7 +418,7 @@ func (h *history) check() (violations []string, held, empty int) {
 	return violations, held, empty
 }
 
-// TestFaultPartitionScenario is issue 3's partition scenario on five
+// TestFaultPartitionScenario is the partition scenario on five
 // members over real remote: all masters, W = 3, two clients per member
 // locking and releasing three hot keys with random short leases, with
 // random delays (reordering) and duplicates throughout. The cluster is

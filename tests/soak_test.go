@@ -1,6 +1,6 @@
 package tests
 
-// The soak run of issue 5: a bounded run of mixed load on three nodes
+// The soak run: a bounded run of mixed load on three nodes
 // with faults injected throughout, checked like the partition scenario
 // (history.check and the protected resource of fault_test.go, and the
 // checked keys' histories for linearizability), that also watches

@@ -6,6 +6,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/protoactor-locker/locker/internal/core"
+	"github.com/protoactor-locker/locker/internal/faulthook"
 	"github.com/protoactor-locker/locker/internal/membership"
 )
 
@@ -60,9 +61,10 @@ type Config struct {
 	// member waits for a stable topology before the cluster is first
 	// configured (default 2 s).
 	BootstrapDelay time.Duration
-	// Faults, when set, injects the faults it is told to into this peer's
-	// traffic and processing (see Faults and WithFaults); for tests.
-	Faults *Faults
+
+	// injector, when set, injects faults into this peer's traffic and
+	// processing (lockertest.WithFaults).
+	injector faulthook.Injector
 }
 
 // Option changes a Config.

@@ -1,5 +1,5 @@
 // Registry names under node loss: three nodes over real
-// remote with one shared lockeractor.Faults (random drops, delays and
+// remote with one shared lockertest.Faults (random drops, delays and
 // duplicates between the peers), a partition healed, a node crashed.
 
 package registry_test
@@ -19,6 +19,7 @@ import (
 	"github.com/protoactor-locker/locker/internal/registrytest"
 	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
+	"github.com/protoactor-locker/locker/lockeractor/lockertest"
 	"github.com/protoactor-locker/locker/registry"
 	"github.com/protoactor-locker/locker/server"
 )
@@ -238,9 +239,9 @@ func loop(wg *sync.WaitGroup, stop <-chan struct{}, period time.Duration, fn fun
 func TestFaultRegistryNodeLoss(t *testing.T) {
 	testcluster.SkipUnderRace(t)
 	seed := registrySeed(t)
-	f := lockeractor.NewFaults(seed)
+	f := lockertest.NewFaults(seed)
 	c := registrytest.NewWith(t, 3, []lockeractor.Option{
-		lockeractor.WithFaults(f),
+		lockertest.WithFaults(f),
 		lockeractor.WithRequestTimeout(500 * time.Millisecond),
 		lockeractor.WithWriteLockTimeout(time.Second),
 		lockeractor.WithReplicationInterval(50 * time.Millisecond),
@@ -294,9 +295,9 @@ func TestFaultRegistryNodeLoss(t *testing.T) {
 			spawn(node, name)
 		}
 	}
-	f.Drop(lockeractor.AnyAddress, lockeractor.AnyAddress, 0.01)
-	f.Duplicate(lockeractor.AnyAddress, lockeractor.AnyAddress, 0.02)
-	f.Delay(lockeractor.AnyAddress, lockeractor.AnyAddress, 0, 3*time.Millisecond)
+	f.Drop(lockertest.AnyAddress, lockertest.AnyAddress, 0.01)
+	f.Duplicate(lockertest.AnyAddress, lockertest.AnyAddress, 0.02)
+	f.Delay(lockertest.AnyAddress, lockertest.AnyAddress, 0, 3*time.Millisecond)
 
 	// One observer and one writer per node, each stoppable on its own.
 	var wg sync.WaitGroup

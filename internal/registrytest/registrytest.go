@@ -31,7 +31,7 @@ func New(tb testing.TB, n int, opts ...registry.Option) *Cluster {
 }
 
 // NewWith is New with lockerOpts for every node's Locker (e.g.
-// lockeractor.WithFaults with one Faults shared by all nodes).
+// lockertest.WithFaults with one Faults shared by all nodes).
 func NewWith(tb testing.TB, n int, lockerOpts []lockeractor.Option, opts ...registry.Option) *Cluster {
 	tb.Helper()
 	c := &Cluster{Cluster: testcluster.New(tb, n, lockerOpts...)}

@@ -81,11 +81,11 @@ func keyOf(pid *actor.PID) pidKey { return pidKey{pid.Address, pid.Id} }
 // New starts a Registry on l's actor system and registers it as the
 // system's extension (see Get). Call it during setup, after
 // lockeractor.Start. If the system has a running Registry, New returns
-// that one and ignores opts. It returns nil when l is nil or an option is
-// invalid (the problem is logged).
-func New(l *lockeractor.Locker, opts ...Option) *Registry {
+// that one and ignores opts. A nil l or an invalid option is an
+// *ArgumentError (errors.Is(err, ErrInvalidArgument)).
+func New(l *lockeractor.Locker, opts ...Option) (*Registry, error) {
 	if l == nil {
-		return nil
+		return nil, &ArgumentError{Arg: "locker", Problem: "nil"}
 	}
 	system := l.System()
 	cfg := DefaultConfig()
@@ -96,8 +96,7 @@ func New(l *lockeractor.Locker, opts ...Option) *Registry {
 	}
 	logger := system.Logger()
 	if err := cfg.validate(); err != nil {
-		logger.Error("registry: not started", slog.Any("error", err))
-		return nil
+		return nil, err
 	}
 	ext, _ := system.Extensions.Get(extensionID).(*extension)
 	if ext == nil {
@@ -105,7 +104,7 @@ func New(l *lockeractor.Locker, opts ...Option) *Registry {
 		system.Extensions.Register(ext)
 	}
 	if cur := ext.current.Load(); cur != nil {
-		return cur
+		return cur, nil
 	}
 	r := &Registry{
 		l: l, system: system, cfg: cfg, logger: logger, ext: ext, clock: cfg.Clock, base: cfg.Clock.Now(), cache: newCache(),
@@ -121,13 +120,13 @@ func New(l *lockeractor.Locker, opts ...Option) *Registry {
 		r.since = func(t time.Time) time.Duration { return c.Now().Sub(t) }
 	}
 	if !ext.current.CompareAndSwap(nil, r) {
-		return ext.current.Load()
+		return ext.current.Load(), nil
 	}
 	r.pid = system.Root.SpawnPrefix(actor.PropsFromProducer(func() actor.Actor { return &registryActor{r: r, watched: map[pidKey]bool{}} }), "locker-registry")
 	r.unwatch = l.Watch(cfg.KeyPrefix, r.onChange)
 	r.wg.Add(1)
 	go r.renewLoop()
-	return r
+	return r, nil
 }
 
 // Get returns the running Registry of system, or nil when none runs.

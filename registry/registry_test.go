@@ -21,8 +21,8 @@ func single(t testing.TB, opts ...registry.Option) (*actor.ActorSystem, *registr
 	sys := actor.NewActorSystem(testcluster.Quiet()...)
 	l, err := lockeractor.Start(sys)
 	require.NoError(t, err)
-	r := registry.New(l, opts...)
-	require.NotNil(t, r)
+	r, err := registry.New(l, opts...)
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		r.Stop()
 		l.Stop()
@@ -108,7 +108,8 @@ func TestBadInput(t *testing.T) {
 	var nilReg *registry.Registry
 	require.Nil(t, nilReg.WhereIs("x"))
 	require.ErrorIs(t, nilReg.Register(ctx, "x", pid, time.Second), registry.ErrNoRegistry)
-	require.Nil(t, registry.New(nil))
+	_, err := registry.New(nil)
+	require.ErrorIs(t, err, registry.ErrInvalidArgument)
 	require.Nil(t, registry.Get(nil))
 }
 

@@ -25,7 +25,10 @@ func Example() {
 		panic(err)
 	}
 	defer l.Stop()
-	r := registry.New(l) // once per actor system
+	r, err := registry.New(l) // once per actor system
+	if err != nil {
+		panic(err)
+	}
 	defer r.Stop()
 
 	billing := actor.PropsFromFunc(func(c actor.Context) {

@@ -207,7 +207,7 @@ func ExampleSpawn() {
 	defer system.Shutdown()
 	l, _ := lockeractor.Start(system) // start remote first to span several members
 	defer l.Stop()
-	r := registry.New(l)
+	r, _ := registry.New(l)
 	defer r.Stop()
 
 	props := actor.PropsFromFunc(func(c actor.Context) {

@@ -213,6 +213,11 @@ const MaxLeaseLimit = core.MaxLeaseLimit
 // ErrInvalidArgument.
 func (l *Locker) MaxLease() time.Duration { return l.cfg.MaxLease }
 
+// Clock is the time source this Locker was started with (WithClock; the
+// system clock by default). Packages built on a Locker, such as
+// registry, count leases with it.
+func (l *Locker) Clock() Clock { return l.cfg.Clock }
+
 // Lock takes key with value for lease, if no master of a quorum holds the
 // key. Result.Token is a fencing token strictly greater than every token
 // handed out before for key. The holder may count on the lease from the

@@ -32,7 +32,8 @@ func (c *manualClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// manualSingle starts one system whose Locker and Registry share clk.
+// manualSingle starts one system whose Locker runs on clk; its Registry
+// counts leases on the Locker's clock by default.
 // The replication interval is an hour, so that the peer's own timers
 // (armed in real time from clk's readings) fire after the test: nothing
 // but the test's calls reaches the store while it runs.
@@ -41,7 +42,7 @@ func manualSingle(t *testing.T, clk *manualClock) (*actor.ActorSystem, *registry
 	sys := actor.NewActorSystem(testcluster.Quiet()...)
 	l, err := lockeractor.Start(sys, lockeractor.WithClock(clk), lockeractor.WithReplicationInterval(time.Hour))
 	require.NoError(t, err)
-	r, err := registry.New(l, registry.WithClock(clk))
+	r, err := registry.New(l)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		r.Stop()

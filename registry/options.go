@@ -29,9 +29,9 @@ type Config struct {
 	// ReleaseTimeout bounds the release of the names of an actor that
 	// stopped (default 5 s).
 	ReleaseTimeout time.Duration
-	// Clock is the time source of leases and renewals (default the
-	// system clock). Give the Registry the clock its Locker was started
-	// with (lockeractor.WithClock), so that both count a lease alike.
+	// Clock is the time source of leases and renewals (default nil: the
+	// clock its Locker was started with, Locker.Clock, so that both count
+	// a lease alike).
 	Clock lockeractor.Clock
 }
 
@@ -47,20 +47,12 @@ func DefaultConfig() Config {
 		MaxBatch:       20000,
 		RequestTimeout: 5 * time.Second,
 		ReleaseTimeout: 5 * time.Second,
-		Clock:          systemClock{},
 	}
 }
 
-// systemClock is the default Clock: the system's monotonic clock.
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
-// Since reads the monotonic clock only, cheaper than Now.
-func (systemClock) Since(t time.Time) time.Duration { return time.Since(t) }
-
-// WithClock sets the time source of leases and renewals: the clock the
-// Locker was started with (lockeractor.WithClock).
+// WithClock sets the time source of leases and renewals, instead of the
+// Locker's (Locker.Clock). Leases are then counted on two clocks: give it
+// only a clock that runs with the Locker's.
 func WithClock(c lockeractor.Clock) Option { return func(cfg *Config) { cfg.Clock = c } }
 
 // WithKeyPrefix sets the prefix of the store keys of names.
@@ -95,8 +87,6 @@ func (c Config) validate() error {
 		return argError("request timeout", "%v is not positive", c.RequestTimeout)
 	case c.ReleaseTimeout <= 0:
 		return argError("release timeout", "%v is not positive", c.ReleaseTimeout)
-	case c.Clock == nil:
-		return argError("clock", "nil")
 	}
 	return nil
 }

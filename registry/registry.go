@@ -36,7 +36,7 @@ type Registry struct {
 	logger *slog.Logger
 	ext    *extension
 	clock  lockeractor.Clock             // cfg.Clock
-	since  func(time.Time) time.Duration // clock.Since when it has one
+	since  func(time.Time) time.Duration // clock.Since, or Now().Sub when it has none
 	base   time.Time                     // origin of the monotonic nanoseconds in entry.ownedUntil (a clock reading)
 	cache  *cache
 	pid    *actor.PID // the registry actor: events, watches of named actors
@@ -98,6 +98,9 @@ func New(l *lockeractor.Locker, opts ...Option) (*Registry, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = l.Clock()
+	}
 	ext, _ := system.Extensions.Get(extensionID).(*extension)
 	if ext == nil {
 		ext = &extension{}
@@ -112,8 +115,6 @@ func New(l *lockeractor.Locker, opts ...Option) (*Registry, error) {
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	switch c := cfg.Clock.(type) {
-	case systemClock:
-		r.since = nil // nanotime calls time.Since directly
 	case interface{ Since(time.Time) time.Duration }:
 		r.since = c.Since
 	default:
@@ -199,9 +200,6 @@ func (r *Registry) Held() int {
 
 // nanotime is the Registry's monotonic clock, in nanoseconds since base.
 func (r *Registry) nanotime() int64 {
-	if r.since == nil {
-		return int64(time.Since(r.base))
-	}
 	return int64(r.since(r.base))
 }
 

@@ -155,6 +155,10 @@ func WithLeaseThreshold(d time.Duration) Option { return server.WithLeaseThresho
 // WithContext makes ctx bound the registration.
 func WithContext(ctx context.Context) Option { return server.WithContext(ctx) }
 
+// WithRequestTimeout sets how long Spawn waits for the name's
+// registration (default 10 s).
+func WithRequestTimeout(d time.Duration) Option { return server.WithRequestTimeout(d) }
+
 // Props returns the props of a machine actor that is not registered
 // under a name (spawn it with parent.Spawn). A machine that does not
 // Validate logs the problem and stops at start.

@@ -273,7 +273,7 @@ func TestFaultRegistryNodeLoss(t *testing.T) {
 		var h *holder
 		testcluster.Eventually(t, bound, func() bool {
 			pid, err := server.Spawn(c.System(node).Root, name, props,
-				server.WithLeaseLength(lease), server.WithLeaseThreshold(threshold), server.WithTimeout(3*time.Second))
+				server.WithLeaseLength(lease), server.WithLeaseThreshold(threshold), server.WithRequestTimeout(3*time.Second))
 			if err != nil {
 				t.Logf("spawning %s on node %d: %v (again)", name, node, err)
 				return false

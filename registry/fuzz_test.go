@@ -105,7 +105,7 @@ func FuzzRegistryNames(f *testing.F) {
 			t.Fatalf("server.Configure(%v, %v) = %v, CheckLease says bad=%v", lease, threshold, err, badLease)
 		}
 		spid, err := server.Spawn(sys.Root, name, echoProps(),
-			server.WithLeaseLength(lease), server.WithLeaseThreshold(threshold), server.WithTimeout(5*time.Second))
+			server.WithLeaseLength(lease), server.WithLeaseThreshold(threshold), server.WithRequestTimeout(5*time.Second))
 		check("server.Spawn", err)
 		if err == nil {
 			if lease >= time.Second && !spid.Equal(r.WhereIs(name)) {

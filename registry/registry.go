@@ -231,15 +231,15 @@ func checkPID(pid *actor.PID) error {
 
 // threshold is the renewal threshold Register uses for lease.
 func (r *Registry) threshold(lease time.Duration) time.Duration {
-	if lease > 2*r.cfg.Threshold {
-		return r.cfg.Threshold
+	if lease > 2*r.cfg.LeaseThreshold {
+		return r.cfg.LeaseThreshold
 	}
 	return lease / 4
 }
 
 // Register registers name for pid across the cluster for lease, renewed
 // by this Registry a threshold before it runs out (see
-// Config.Threshold) for as long as pid runs: when pid stops, the name is
+// Config.LeaseThreshold) for as long as pid runs: when pid stops, the name is
 // released; when a renewal fails (no quorum before the lease ends,
 // another value in the store), pid is stopped, since it no longer owns
 // its name (a NameLost event is published). Register returns once a

@@ -15,7 +15,7 @@ import (
 const (
 	DefaultLeaseLength    = 5 * time.Second
 	DefaultLeaseThreshold = 500 * time.Millisecond
-	DefaultTimeout        = 10 * time.Second
+	DefaultRequestTimeout = 10 * time.Second
 )
 
 // Config is how Spawn registers an actor. Build it with options.
@@ -26,10 +26,12 @@ type Config struct {
 	// LeaseThreshold is how long before the lease runs out it is renewed
 	// (default 500 ms); it must be positive and shorter than LeaseLength.
 	LeaseThreshold time.Duration
-	// Context bounds the registration (default: none beyond Timeout).
+	// Context bounds the registration (default: none beyond
+	// RequestTimeout).
 	Context context.Context
-	// Timeout bounds the registration (default 10 s).
-	Timeout time.Duration
+	// RequestTimeout is how long Spawn waits for the name's registration
+	// (default 10 s).
+	RequestTimeout time.Duration
 }
 
 // Option changes a Config.
@@ -46,14 +48,21 @@ func WithLeaseThreshold(d time.Duration) Option { return func(c *Config) { c.Lea
 // ends.
 func WithContext(ctx context.Context) Option { return func(c *Config) { c.Context = ctx } }
 
-// WithTimeout bounds the registration (default 10 s).
-func WithTimeout(d time.Duration) Option { return func(c *Config) { c.Timeout = d } }
+// WithRequestTimeout sets how long Spawn waits for the name's
+// registration (default 10 s).
+func WithRequestTimeout(d time.Duration) Option { return func(c *Config) { c.RequestTimeout = d } }
+
+// WithTimeout is WithRequestTimeout.
+//
+// Deprecated: use WithRequestTimeout, the name packages lockeractor and
+// registry use too.
+func WithTimeout(d time.Duration) Option { return WithRequestTimeout(d) }
 
 // DefaultConfig returns the defaults described on Config.
 func DefaultConfig() Config {
 	return Config{
 		LeaseLength: DefaultLeaseLength, LeaseThreshold: DefaultLeaseThreshold,
-		Context: context.Background(), Timeout: DefaultTimeout,
+		Context: context.Background(), RequestTimeout: DefaultRequestTimeout,
 	}
 }
 
@@ -76,8 +85,8 @@ func Configure(opts ...Option) (Config, error) {
 	if c.Context == nil {
 		return c, &registry.ArgumentError{Arg: "context", Problem: "nil"}
 	}
-	if c.Timeout <= 0 {
-		return c, &registry.ArgumentError{Arg: "timeout", Problem: fmt.Sprintf("%v is not positive", c.Timeout)}
+	if c.RequestTimeout <= 0 {
+		return c, &registry.ArgumentError{Arg: "request timeout", Problem: fmt.Sprintf("%v is not positive", c.RequestTimeout)}
 	}
 	return c, registry.CheckLease(c.LeaseLength, c.LeaseThreshold)
 }
@@ -120,7 +129,7 @@ func Spawn(parent actor.SpawnerContext, name string, props *actor.Props, opts ..
 	if err := r.CheckLease(cfg.LeaseLength, cfg.LeaseThreshold); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(cfg.Context, cfg.Timeout)
+	ctx, cancel := context.WithTimeout(cfg.Context, cfg.RequestTimeout)
 	defer cancel()
 
 	// The PID the actor will get: protoactor names a child

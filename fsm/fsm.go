@@ -149,7 +149,7 @@ type Option = server.Option
 func WithLeaseLength(d time.Duration) Option { return server.WithLeaseLength(d) }
 
 // WithLeaseThreshold sets how long before expiry the lease is renewed
-// (default 500 ms).
+// (default: it follows the lease, see server.Config.LeaseThreshold).
 func WithLeaseThreshold(d time.Duration) Option { return server.WithLeaseThreshold(d) }
 
 // WithContext makes ctx bound the registration.

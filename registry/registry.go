@@ -250,7 +250,7 @@ func (r *Registry) Register(ctx context.Context, name string, pid *actor.PID, le
 	if r == nil {
 		return ErrNoRegistry
 	}
-	res, err := r.Reserve(ctx, name, pid, lease, r.threshold(lease))
+	res, err := r.reserve(ctx, name, pid, lease, r.threshold(lease))
 	if err != nil {
 		return err
 	}
@@ -258,21 +258,21 @@ func (r *Registry) Register(ctx context.Context, name string, pid *actor.PID, le
 	return nil
 }
 
-// Reservation is a name registered for an actor that is about to be
+// reservation is a name registered for an actor that is about to be
 // spawned: it is renewed like any other, but not yet tied to the actor's
 // life. Commit ties it (the name is released when the actor stops);
 // Cancel releases it.
-type Reservation struct {
+type reservation struct {
 	r *Registry
 	h *hold
 }
 
-// Reserve registers name for pid like Register, with an explicit
+// reserve registers name for pid like Register, with an explicit
 // renewal threshold, but does not tie the name to pid's life until
 // Commit: pid need not run yet. This is how server.Spawn registers a
-// name before the actor exists, so that no actor ever runs under a name
-// it does not hold.
-func (r *Registry) Reserve(ctx context.Context, name string, pid *actor.PID, lease, threshold time.Duration) (*Reservation, error) {
+// name before the actor exists (through internal/registryhook), so that
+// no actor ever runs under a name it does not hold.
+func (r *Registry) reserve(ctx context.Context, name string, pid *actor.PID, lease, threshold time.Duration) (*reservation, error) {
 	if r == nil {
 		return nil, ErrNoRegistry
 	}
@@ -285,7 +285,7 @@ func (r *Registry) Reserve(ctx context.Context, name string, pid *actor.PID, lea
 	if err := checkPID(pid); err != nil {
 		return nil, err
 	}
-	if err := r.CheckLease(lease, threshold); err != nil {
+	if err := r.checkLease(lease, threshold); err != nil {
 		return nil, err
 	}
 	if r.stopped() {
@@ -295,12 +295,12 @@ func (r *Registry) Reserve(ctx context.Context, name string, pid *actor.PID, lea
 	if err != nil {
 		return nil, err
 	}
-	return &Reservation{r: r, h: h}, nil
+	return &reservation{r: r, h: h}, nil
 }
 
 // Commit ties the name to the actor's life: when it stops, the name is
 // released. Commit is idempotent.
-func (res *Reservation) Commit() {
+func (res *reservation) Commit() {
 	r, h := res.r, res.h
 	r.mu.Lock()
 	live := r.owned[h.name] == h && !h.linked
@@ -316,7 +316,7 @@ func (res *Reservation) Commit() {
 // Cancel releases the name if this reservation still holds it. A name
 // the masters no longer hold for it (its lease ran out, it was taken)
 // needs no release: Cancel returns nil.
-func (res *Reservation) Cancel(ctx context.Context) error {
+func (res *reservation) Cancel(ctx context.Context) error {
 	r, h := res.r, res.h
 	r.mu.Lock()
 	live := r.owned[h.name] == h

@@ -137,7 +137,7 @@ func (l *Locker) startCluster() error {
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), policyCall{}, true))
 	f := &follower{
 		l: l, policy: membership.Policy{Masters: l.cfg.Masters}, delay: l.cfg.BootstrapDelay,
-		log: l.system.Logger(), stream: l.system.EventStream,
+		log: l.cfg.Logger, stream: l.system.EventStream,
 		wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
 	l.follower = f
@@ -330,7 +330,11 @@ func LeaveCluster(c *cluster.Cluster) {
 		}
 		if c.Config != nil && c.Config.ClusterProvider != nil {
 			if err := c.Config.ClusterProvider.Shutdown(true); err != nil {
-				c.ActorSystem.Logger().Warn("locker: leaving the cluster provider failed", slog.Any("error", err))
+				logger := c.ActorSystem.Logger()
+				if l := Get(c.ActorSystem); l != nil {
+					logger = l.Logger()
+				}
+				logger.Warn("locker: leaving the cluster provider failed", slog.Any("error", err))
 			}
 		}
 		if c.IdentityLookup != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -82,6 +83,9 @@ func Start(system *actor.ActorSystem, opts ...Option) (*Locker, error) {
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = system.Logger()
 	}
 	ext, _ := system.Extensions.Get(extensionID).(*extension)
 	if ext == nil {
@@ -212,6 +216,11 @@ const MaxLeaseLimit = core.MaxLeaseLimit
 // this Locker (Config.MaxLease); a longer one fails with
 // ErrInvalidArgument.
 func (l *Locker) MaxLease() time.Duration { return l.cfg.MaxLease }
+
+// Logger is the logger of the Locker's logs (WithLogger; the actor
+// system's logger by default). Packages built on a Locker, such as
+// registry, log through it too.
+func (l *Locker) Logger() *slog.Logger { return l.cfg.Logger }
 
 // Clock is the time source this Locker was started with (WithClock; the
 // system clock by default). Packages built on a Locker, such as

@@ -1,6 +1,7 @@
 package lockeractor
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
@@ -51,6 +52,11 @@ type Config struct {
 	MaxMessageBytes int
 	// Clock is the time source (default the system clock).
 	Clock Clock
+	// Logger receives the Locker's logs, and those of the registry on
+	// it (default nil: the actor system's logger, system.Logger(), as
+	// protoactor's own components log). Set it to keep Locker's logs
+	// while the actor system's logger is silenced, or to silence them.
+	Logger *slog.Logger
 	// Cluster, when set, runs the Locker in cluster mode: masters and
 	// replicas follow this protoactor cluster's topology (see WithCluster).
 	Cluster *cluster.Cluster
@@ -106,6 +112,18 @@ func WithMaxLease(d time.Duration) Option { return func(c *Config) { c.MaxLease 
 
 // WithMaxMessageBytes sets the size bound of every message a peer sends.
 func WithMaxMessageBytes(n int) Option { return func(c *Config) { c.MaxMessageBytes = n } }
+
+// WithLogger sets the logger of the Locker's logs (Config.Logger):
+// protoactor's logs go to the actor system's logger, Locker's to l. A nil
+// l silences Locker's logs.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *Config) {
+		if l == nil {
+			l = slog.New(slog.DiscardHandler)
+		}
+		c.Logger = l
+	}
+}
 
 // WithClock sets the time source.
 func WithClock(clock Clock) Option { return func(c *Config) { c.Clock = clock } }

@@ -94,7 +94,7 @@ func New(l *lockeractor.Locker, opts ...Option) (*Registry, error) {
 			o(&cfg)
 		}
 	}
-	logger := system.Logger()
+	logger := l.Logger()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}

@@ -87,6 +87,7 @@ func Start(system *actor.ActorSystem, opts ...Option) (*Locker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = system.Logger()
 	}
+	patchSerializer() // once per process; see UnknownMessage
 	ext, _ := system.Extensions.Get(extensionID).(*extension)
 	if ext == nil {
 		ext = &extension{}

@@ -292,10 +292,6 @@ func sameAddresses(a, b []membership.Member) bool {
 	return slices.EqualFunc(a, b, func(x, y membership.Member) bool { return x.Address == y.Address && x.ID == y.ID })
 }
 
-// leaving remembers which clusters LeaveCluster has shut down, so that a
-// second call does nothing (protoactor's Shutdown panics when repeated).
-var leaving sync.Map // *cluster.Cluster -> *sync.Once
-
 // LeaveCluster stops the Locker running on c's actor system, if any, and
 // then shuts the cluster member down: it tells the other members by
 // gossip that it left, deregisters from the cluster provider, stops
@@ -317,8 +313,12 @@ func LeaveCluster(c *cluster.Cluster) {
 	if c == nil {
 		return
 	}
-	once, _ := leaving.LoadOrStore(c, &sync.Once{})
-	once.(*sync.Once).Do(func() {
+	if c.ActorSystem == nil {
+		return
+	}
+	// The member is shut down once per actor system, as remembered by
+	// the system's Locker extension.
+	extensionOf(c.ActorSystem).leave.Do(func() {
 		if l := Get(c.ActorSystem); l != nil {
 			l.Stop()
 		}

@@ -28,6 +28,21 @@ var extensionID = extensions.NextExtensionID()
 // running Locker, so that Stop and a later Start can swap it.
 type extension struct {
 	current atomic.Pointer[Locker]
+	// leave makes LeaveCluster shut the system's cluster member down
+	// once (protoactor's Shutdown panics when repeated).
+	leave sync.Once
+}
+
+// extensionOf returns system's Locker extension, registering it first if
+// the system has none. protoactor's extension table has no lock: the
+// first Start (or LeaveCluster) on a system must not race another.
+func extensionOf(system *actor.ActorSystem) *extension {
+	ext, _ := system.Extensions.Get(extensionID).(*extension)
+	if ext == nil {
+		ext = &extension{}
+		system.Extensions.Register(ext)
+	}
+	return ext
 }
 
 func (*extension) ExtensionID() extensions.ExtensionID { return extensionID }
@@ -88,11 +103,7 @@ func Start(system *actor.ActorSystem, opts ...Option) (*Locker, error) {
 		cfg.Logger = system.Logger()
 	}
 	patchSerializer() // once per process; see UnknownMessage
-	ext, _ := system.Extensions.Get(extensionID).(*extension)
-	if ext == nil {
-		ext = &extension{}
-		system.Extensions.Register(ext)
-	}
+	ext := extensionOf(system)
 	if ext.current.Load() != nil {
 		return nil, fmt.Errorf("%w on %s", ErrAlreadyStarted, system.Address())
 	}

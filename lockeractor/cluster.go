@@ -83,14 +83,11 @@ func (l *Locker) FollowCluster() {
 	}
 }
 
-// policyCall marks the context of cluster mode's own Reconfigure calls,
-// so that the SetNodes/SetW they make do not pause cluster mode.
-type policyCall struct{}
-
-// explicitConfig is the hook of SetNodes and SetW: an explicit call
-// pauses cluster mode on this member.
-func (l *Locker) explicitConfig(ctx context.Context) {
-	if f := l.follower; f != nil && ctx.Value(policyCall{}) == nil {
+// explicitConfig is the hook of SetNodes and SetW: a call pauses cluster
+// mode on this member. Cluster mode itself only calls Reconfigure, which
+// does not pause it.
+func (l *Locker) explicitConfig() {
+	if f := l.follower; f != nil {
 		if !f.manual.Swap(true) {
 			f.log.Info("locker: cluster mode paused by an explicit SetNodes/SetW; FollowCluster resumes it")
 		}
@@ -134,7 +131,7 @@ func (l *Locker) startCluster() error {
 	if c.MemberList == nil || c.Remote == nil {
 		return invalid("the cluster is not started: call StartMember before lockeractor.Start")
 	}
-	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), policyCall{}, true))
+	ctx, cancel := context.WithCancel(context.Background())
 	f := &follower{
 		l: l, policy: membership.Policy{Masters: l.cfg.Masters}, delay: l.cfg.BootstrapDelay,
 		log: l.cfg.Logger, stream: l.system.EventStream,

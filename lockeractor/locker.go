@@ -486,7 +486,7 @@ func (l *Locker) SetNodes(ctx context.Context, cluster, masters, replicas []stri
 	if ctx == nil {
 		return invalid("nil context")
 	}
-	l.explicitConfig(ctx)
+	l.explicitConfig()
 	cl, err := checkCluster(cluster)
 	if err != nil {
 		return err
@@ -510,7 +510,7 @@ func (l *Locker) SetW(ctx context.Context, cluster []string, w int) error {
 	if ctx == nil {
 		return invalid("nil context")
 	}
-	l.explicitConfig(ctx)
+	l.explicitConfig()
 	if w < 1 {
 		return invalid("W = %d is less than 1", w)
 	}

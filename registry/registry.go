@@ -53,8 +53,12 @@ type Registry struct {
 	due   dueHeap
 	seq   uint64
 
-	wake     chan struct{} // tells the renewal loop that due changed
-	done     chan struct{} // closed by Stop
+	wake chan struct{} // tells the renewal loop that due changed
+	// life ends when the Registry stops (Stop cancels it): the renewal
+	// loop watches it, and renewals in flight derive their contexts from
+	// it, so that Stop cancels them.
+	life     context.Context
+	stopLife context.CancelFunc
 	stopOnce sync.Once
 	wg       sync.WaitGroup // the renewal loop and release goroutines
 }
@@ -112,8 +116,9 @@ func New(l *lockeractor.Locker, opts ...Option) (*Registry, error) {
 	r := &Registry{
 		l: l, system: system, cfg: cfg, logger: logger, ext: ext, clock: cfg.Clock, base: cfg.Clock.Now(), cache: newCache(),
 		owned: map[string]*hold{}, byPID: map[pidKey]map[string]*hold{},
-		wake: make(chan struct{}, 1), done: make(chan struct{}),
+		wake: make(chan struct{}, 1),
 	}
+	r.life, r.stopLife = context.WithCancel(context.Background())
 	switch c := cfg.Clock.(type) {
 	case interface{ Since(time.Time) time.Duration }:
 		r.since = c.Since
@@ -156,7 +161,7 @@ func (r *Registry) Stop() {
 
 func (r *Registry) shutdown() {
 	r.stopOnce.Do(func() {
-		close(r.done)
+		r.stopLife()
 		r.unwatch()
 		r.ext.current.CompareAndSwap(r, nil)
 		_ = r.system.Root.StopFuture(r.pid).Wait()
@@ -164,12 +169,7 @@ func (r *Registry) shutdown() {
 }
 
 func (r *Registry) stopped() bool {
-	select {
-	case <-r.done:
-		return true
-	default:
-		return false
-	}
+	return r.life.Err() != nil
 }
 
 // Locker is the store the Registry keeps its names in.

@@ -9,15 +9,13 @@ import (
 	"github.com/protoactor-locker/locker/internal/registryhook"
 )
 
-func init() {
-	// Publishes this package's reservations to server and fsm through our
-	// internal package; it changes nothing outside this module.
-	registryhook.Get = func(system *actor.ActorSystem) registryhook.Registry {
-		if r := Get(system); r != nil {
-			return hookView{r}
-		}
-		return nil
+// Registry implements registryhook.Source: the running Registry of the
+// extension's actor system, as server and fsm see it.
+func (e *extension) Registry() registryhook.Registry {
+	if r := e.current.Load(); r != nil {
+		return hookView{r}
 	}
+	return nil
 }
 
 // hookView is a Registry as registryhook.Registry.

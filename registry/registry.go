@@ -13,10 +13,12 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/extensions"
 
+	"github.com/protoactor-locker/locker/internal/registryhook"
 	"github.com/protoactor-locker/locker/lockeractor"
 )
 
-var extensionID = extensions.NextExtensionID()
+// extensionID is shared with server and fsm (internal/registryhook).
+var extensionID = registryhook.ExtensionID
 
 // extension is what New registers on an actor system: a holder of the
 // running Registry, so that Stop and a later New can swap it.

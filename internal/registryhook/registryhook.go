@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/extensions"
 )
 
 // Reservation is a name registered for an actor about to be spawned:
@@ -33,6 +34,23 @@ type Registry interface {
 	Reserve(ctx context.Context, name string, pid *actor.PID, lease, threshold time.Duration) (Reservation, error)
 }
 
+// ExtensionID is the id of package registry's actor-system extension,
+// which implements Source.
+var ExtensionID = extensions.NextExtensionID()
+
+// Source is package registry's extension: it yields the running
+// Registry of its actor system, or nil.
+type Source interface {
+	Registry() Registry
+}
+
 // Get returns the running Registry of system, or nil when none runs.
-// Package registry sets it when it is initialised.
-var Get func(system *actor.ActorSystem) Registry
+func Get(system *actor.ActorSystem) Registry {
+	if system == nil {
+		return nil
+	}
+	if src, ok := system.Extensions.Get(ExtensionID).(Source); ok {
+		return src.Registry()
+	}
+	return nil
+}

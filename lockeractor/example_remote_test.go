@@ -53,18 +53,25 @@ func ExampleLocker_SetNodes() {
 	}
 	fmt.Println("a holds leader; fencing token issued:", res.Token > 0)
 
-	v, _ := b.WaitFor(ctx, "leader") // a local read once the commit reached b
+	v, _ := b.WaitFor(ctx, "leader") // until the commit reached b
+	fmt.Println("b waited for:", string(v))
+	v, _ = b.DirtyRead("leader") // local, tens of ns
 	fmt.Println("b reads:", string(v))
 
 	_, err = c.Lock(ctx, "leader", []byte("c"), 10*time.Second)
 	var qe *lockeractor.QuorumError
 	fmt.Println("c refused:", errors.Is(err, lockeractor.ErrNoQuorum) && errors.As(err, &qe))
 
+	_, err = a.ExtendLease(ctx, "leader", []byte("a"), 10*time.Second) // before the lease runs out
+	fmt.Println("a extended:", err)
+
 	_, err = a.Release(ctx, "leader", []byte("a"))
 	fmt.Println("a released:", err)
 	// Output:
 	// a holds leader; fencing token issued: true
+	// b waited for: a
 	// b reads: a
 	// c refused: true
+	// a extended: <nil>
 	// a released: <nil>
 }

@@ -96,6 +96,7 @@ func Start(system *actor.ActorSystem, opts ...Option) (*Locker, error) {
 			o(&cfg)
 		}
 	}
+	cfg.resolve()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}

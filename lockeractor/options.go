@@ -30,7 +30,9 @@ type Config struct {
 	// (default 100 ms).
 	ReplicationInterval time.Duration
 	// WriteLockTimeout is how long a promise holds a key if no commit
-	// follows (default 2 s); it must be longer than RequestTimeout.
+	// follows; it must be longer than RequestTimeout. The default, 0,
+	// follows RequestTimeout: 2 s, or twice RequestTimeout when that is
+	// longer, so that any valid RequestTimeout works alone.
 	WriteLockTimeout time.Duration
 	// RequestTimeout bounds how long a write or admin call waits for
 	// peers that do not answer (default 1 s).
@@ -81,7 +83,6 @@ func DefaultConfig() Config {
 	return Config{
 		W:                   1,
 		ReplicationInterval: 100 * time.Millisecond,
-		WriteLockTimeout:    2 * time.Second,
 		RequestTimeout:      time.Second,
 		MaxLease:            DefaultMaxLease,
 		MaxMessageBytes:     3 << 10,
@@ -127,6 +128,13 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithClock sets the time source.
 func WithClock(clock Clock) Option { return func(c *Config) { c.Clock = clock } }
+
+// resolve fills in the defaults that follow other settings.
+func (c *Config) resolve() {
+	if c.WriteLockTimeout == 0 {
+		c.WriteLockTimeout = max(2*time.Second, 2*c.RequestTimeout)
+	}
+}
 
 func (c Config) validate() error {
 	switch {

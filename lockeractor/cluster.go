@@ -95,14 +95,11 @@ func (l *Locker) FollowCluster() {
 	}
 }
 
-// policyCall marks the context of cluster mode's own Reconfigure calls,
-// so that the SetNodes/SetW they make do not pause cluster mode.
-type policyCall struct{}
-
-// explicitConfig is the hook of SetNodes and SetW: an explicit call
-// pauses cluster mode on this member.
-func (l *Locker) explicitConfig(ctx context.Context) {
-	if f := l.follower; f != nil && ctx.Value(policyCall{}) == nil {
+// explicitConfig is the hook of SetNodes and SetW: a call pauses cluster
+// mode on this member. Cluster mode itself only calls Reconfigure, which
+// does not pause it.
+func (l *Locker) explicitConfig() {
+	if f := l.follower; f != nil {
 		if !f.manual.Swap(true) {
 			f.log.Info("locker: cluster mode paused by an explicit SetNodes/SetW; FollowCluster resumes it")
 		}
@@ -155,10 +152,10 @@ func (l *Locker) startCluster() error {
 	if c.MemberList == nil || c.Remote == nil {
 		return invalid("the cluster is not started: call StartMember before lockeractor.Start")
 	}
-	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), policyCall{}, true))
+	ctx, cancel := context.WithCancel(context.Background())
 	f := &follower{
 		l: l, policy: membership.Policy{Masters: l.cfg.Masters}, delay: l.cfg.BootstrapDelay,
-		log: l.system.Logger(), stream: l.system.EventStream,
+		log: l.cfg.Logger, stream: l.system.EventStream,
 		wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
 	l.follower = f
@@ -349,10 +346,6 @@ func sameAddresses(a, b []membership.Member) bool {
 	return slices.EqualFunc(a, b, func(x, y membership.Member) bool { return x.Address == y.Address && x.ID == y.ID })
 }
 
-// leaving remembers which clusters LeaveCluster has shut down, so that a
-// second call does nothing (protoactor's Shutdown panics when repeated).
-var leaving sync.Map // *cluster.Cluster -> *sync.Once
-
 // LeaveCluster stops the Locker running on c's actor system, if any, and
 // then shuts the cluster member down: it tells the other members by
 // gossip that it left, deregisters from the cluster provider, stops
@@ -374,8 +367,12 @@ func LeaveCluster(c *cluster.Cluster) {
 	if c == nil {
 		return
 	}
-	once, _ := leaving.LoadOrStore(c, &sync.Once{})
-	once.(*sync.Once).Do(func() {
+	if c.ActorSystem == nil {
+		return
+	}
+	// The member is shut down once per actor system, as remembered by
+	// the system's Locker extension.
+	extensionOf(c.ActorSystem).leave.Do(func() {
 		if l := Get(c.ActorSystem); l != nil {
 			l.Stop()
 		}
@@ -387,7 +384,11 @@ func LeaveCluster(c *cluster.Cluster) {
 		}
 		if c.Config != nil && c.Config.ClusterProvider != nil {
 			if err := c.Config.ClusterProvider.Shutdown(true); err != nil {
-				c.ActorSystem.Logger().Warn("locker: leaving the cluster provider failed", slog.Any("error", err))
+				logger := c.ActorSystem.Logger()
+				if l := Get(c.ActorSystem); l != nil {
+					logger = l.Logger()
+				}
+				logger.Warn("locker: leaving the cluster provider failed", slog.Any("error", err))
 			}
 		}
 		if c.IdentityLookup != nil {

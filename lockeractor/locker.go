@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,21 @@ var extensionID = extensions.NextExtensionID()
 // running Locker, so that Stop and a later Start can swap it.
 type extension struct {
 	current atomic.Pointer[Locker]
+	// leave makes LeaveCluster shut the system's cluster member down
+	// once (protoactor's Shutdown panics when repeated).
+	leave sync.Once
+}
+
+// extensionOf returns system's Locker extension, registering it first if
+// the system has none. protoactor's extension table has no lock: the
+// first Start (or LeaveCluster) on a system must not race another.
+func extensionOf(system *actor.ActorSystem) *extension {
+	ext, _ := system.Extensions.Get(extensionID).(*extension)
+	if ext == nil {
+		ext = &extension{}
+		system.Extensions.Register(ext)
+	}
+	return ext
 }
 
 func (*extension) ExtensionID() extensions.ExtensionID { return extensionID }
@@ -86,14 +102,15 @@ func Start(system *actor.ActorSystem, opts ...Option) (*Locker, error) {
 			o(&cfg)
 		}
 	}
+	cfg.resolve()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	ext, _ := system.Extensions.Get(extensionID).(*extension)
-	if ext == nil {
-		ext = &extension{}
-		system.Extensions.Register(ext)
+	if cfg.Logger == nil {
+		cfg.Logger = system.Logger()
 	}
+	patchSerializer() // once per process; see UnknownMessage
+	ext := extensionOf(system)
 	if ext.current.Load() != nil {
 		return nil, fmt.Errorf("%w on %s", ErrAlreadyStarted, system.Address())
 	}
@@ -221,6 +238,16 @@ const MaxLeaseLimit = core.MaxLeaseLimit
 // this Locker (Config.MaxLease); a longer one fails with
 // ErrInvalidArgument.
 func (l *Locker) MaxLease() time.Duration { return l.cfg.MaxLease }
+
+// Logger is the logger of the Locker's logs (WithLogger; the actor
+// system's logger by default). Packages built on a Locker, such as
+// registry, log through it too.
+func (l *Locker) Logger() *slog.Logger { return l.cfg.Logger }
+
+// Clock is the time source this Locker was started with (WithClock; the
+// system clock by default). Packages built on a Locker, such as
+// registry, count leases with it.
+func (l *Locker) Clock() Clock { return l.cfg.Clock }
 
 // Lock takes key with value for lease, if no master of a quorum holds the
 // key. Result.Token is a fencing token strictly greater than every token
@@ -471,7 +498,7 @@ func (l *Locker) SetNodes(ctx context.Context, cluster, masters, replicas []stri
 	if ctx == nil {
 		return invalid("nil context")
 	}
-	l.explicitConfig(ctx)
+	l.explicitConfig()
 	cl, err := checkCluster(cluster)
 	if err != nil {
 		return err
@@ -495,7 +522,7 @@ func (l *Locker) SetW(ctx context.Context, cluster []string, w int) error {
 	if ctx == nil {
 		return invalid("nil context")
 	}
-	l.explicitConfig(ctx)
+	l.explicitConfig()
 	if w < 1 {
 		return invalid("W = %d is less than 1", w)
 	}

@@ -1,11 +1,13 @@
 package lockeractor
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/protoactor-locker/locker/internal/core"
+	"github.com/protoactor-locker/locker/internal/faulthook"
 	"github.com/protoactor-locker/locker/internal/membership"
 )
 
@@ -28,7 +30,9 @@ type Config struct {
 	// (default 100 ms).
 	ReplicationInterval time.Duration
 	// WriteLockTimeout is how long a promise holds a key if no commit
-	// follows (default 2 s); it must be longer than RequestTimeout.
+	// follows; it must be longer than RequestTimeout. The default, 0,
+	// follows RequestTimeout: 2 s, or twice RequestTimeout when that is
+	// longer, so that any valid RequestTimeout works alone.
 	WriteLockTimeout time.Duration
 	// RequestTimeout bounds how long a write or admin call waits for
 	// peers that do not answer (default 1 s).
@@ -50,6 +54,11 @@ type Config struct {
 	MaxMessageBytes int
 	// Clock is the time source (default the system clock).
 	Clock Clock
+	// Logger receives the Locker's logs, and those of the registry on
+	// it (default nil: the actor system's logger, system.Logger(), as
+	// protoactor's own components log). Set it to keep Locker's logs
+	// while the actor system's logger is silenced, or to silence them.
+	Logger *slog.Logger
 	// Cluster, when set, runs the Locker in cluster mode: masters and
 	// replicas follow this protoactor cluster's topology (see WithCluster).
 	Cluster *cluster.Cluster
@@ -65,9 +74,10 @@ type Config struct {
 	// many members are seen, without waiting for BootstrapDelay (default
 	// 0: wait for a stable topology).
 	ExpectedMembers int
-	// Faults, when set, injects the faults it is told to into this peer's
-	// traffic and processing (see Faults and WithFaults); for tests.
-	Faults *Faults
+
+	// injector, when set, injects faults into this peer's traffic and
+	// processing (lockertest.WithFaults).
+	injector faulthook.Injector
 }
 
 // Option changes a Config.
@@ -78,7 +88,6 @@ func DefaultConfig() Config {
 	return Config{
 		W:                   1,
 		ReplicationInterval: 100 * time.Millisecond,
-		WriteLockTimeout:    2 * time.Second,
 		RequestTimeout:      time.Second,
 		MaxLease:            DefaultMaxLease,
 		MaxMessageBytes:     3 << 10,
@@ -110,8 +119,27 @@ func WithMaxLease(d time.Duration) Option { return func(c *Config) { c.MaxLease 
 // WithMaxMessageBytes sets the size bound of every message a peer sends.
 func WithMaxMessageBytes(n int) Option { return func(c *Config) { c.MaxMessageBytes = n } }
 
+// WithLogger sets the logger of the Locker's logs (Config.Logger):
+// protoactor's logs go to the actor system's logger, Locker's to l. A nil
+// l silences Locker's logs.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *Config) {
+		if l == nil {
+			l = slog.New(slog.DiscardHandler)
+		}
+		c.Logger = l
+	}
+}
+
 // WithClock sets the time source.
 func WithClock(clock Clock) Option { return func(c *Config) { c.Clock = clock } }
+
+// resolve fills in the defaults that follow other settings.
+func (c *Config) resolve() {
+	if c.WriteLockTimeout == 0 {
+		c.WriteLockTimeout = max(2*time.Second, 2*c.RequestTimeout)
+	}
+}
 
 func (c Config) validate() error {
 	switch {

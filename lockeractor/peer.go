@@ -57,11 +57,11 @@ type peer struct {
 	armed  time.Time
 	closed bool
 
-	fx *peerFaults // WithFaults (faults.go); nil without
+	fx *peerFaults // lockertest.WithFaults (faults.go); nil without
 }
 
 func newPeer(l *Locker) *peer {
-	return &peer{l: l, core: l.core, pids: map[string]*actor.PID{}, watched: map[string]bool{}, suspect: map[string]bool{}, fx: newPeerFaults(l.cfg.Faults)}
+	return &peer{l: l, core: l.core, pids: map[string]*actor.PID{}, watched: map[string]bool{}, suspect: map[string]bool{}, fx: newPeerFaults(l.cfg.injector)}
 }
 
 // Receive implements actor.Actor.

@@ -22,8 +22,8 @@ func manualSingle(t *testing.T, clk *testcluster.ManualClock) (*actor.ActorSyste
 	sys := actor.NewActorSystem(testcluster.Quiet()...)
 	l, err := lockeractor.Start(sys, lockeractor.WithClock(clk), lockeractor.WithReplicationInterval(time.Hour))
 	require.NoError(t, err)
-	r := registry.New(l, registry.WithClock(clk))
-	require.NotNil(t, r)
+	r, err := registry.New(l)
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		r.Stop()
 		l.Stop()

@@ -1,5 +1,5 @@
-// Registry names under node loss (issue 5): three nodes over real
-// remote with one shared lockeractor.Faults (random drops, delays and
+// Registry names under node loss: three nodes over real
+// remote with one shared lockertest.Faults (random drops, delays and
 // duplicates between the peers), a partition healed, a node crashed.
 
 package registry_test
@@ -19,6 +19,7 @@ import (
 	"github.com/protoactor-locker/locker/internal/registrytest"
 	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
+	"github.com/protoactor-locker/locker/lockeractor/lockertest"
 	"github.com/protoactor-locker/locker/registry"
 	"github.com/protoactor-locker/locker/server"
 )
@@ -256,9 +257,9 @@ func loop(wg *sync.WaitGroup, stop <-chan struct{}, period time.Duration, fn fun
 func TestFaultRegistryNodeLoss(t *testing.T) {
 	testcluster.SkipUnderRace(t)
 	seed := registrySeed(t)
-	f := lockeractor.NewFaults(seed)
+	f := lockertest.NewFaults(seed)
 	c := registrytest.NewWith(t, 3, []lockeractor.Option{
-		lockeractor.WithFaults(f),
+		lockertest.WithFaults(f),
 		lockeractor.WithRequestTimeout(500 * time.Millisecond),
 		lockeractor.WithWriteLockTimeout(time.Second),
 		lockeractor.WithReplicationInterval(50 * time.Millisecond),
@@ -290,7 +291,7 @@ func TestFaultRegistryNodeLoss(t *testing.T) {
 		var h *holder
 		testcluster.Eventually(t, bound, func() bool {
 			pid, err := server.Spawn(c.System(node).Root, name, props,
-				server.WithLeaseLength(lease), server.WithLeaseThreshold(threshold), server.WithTimeout(3*time.Second))
+				server.WithLeaseLength(lease), server.WithLeaseThreshold(threshold), server.WithRequestTimeout(3*time.Second))
 			if err != nil {
 				t.Logf("spawning %s on node %d: %v (again)", name, node, err)
 				return false
@@ -312,9 +313,9 @@ func TestFaultRegistryNodeLoss(t *testing.T) {
 			spawn(node, name)
 		}
 	}
-	f.Drop(lockeractor.AnyAddress, lockeractor.AnyAddress, 0.01)
-	f.Duplicate(lockeractor.AnyAddress, lockeractor.AnyAddress, 0.02)
-	f.Delay(lockeractor.AnyAddress, lockeractor.AnyAddress, 0, 3*time.Millisecond)
+	f.Drop(lockertest.AnyAddress, lockertest.AnyAddress, 0.01)
+	f.Duplicate(lockertest.AnyAddress, lockertest.AnyAddress, 0.02)
+	f.Delay(lockertest.AnyAddress, lockertest.AnyAddress, 0, 3*time.Millisecond)
 
 	// One observer and one writer per node, each stoppable on its own.
 	var wg sync.WaitGroup
@@ -403,7 +404,7 @@ func TestFaultRegistryNodeLoss(t *testing.T) {
 		}
 	}
 
-	// (b) Partition node 1 away from nodes 0 and 2.
+	// (a) Partition node 1 away from nodes 0 and 2.
 	lost := w.live(1)
 	require.NotEmpty(t, lost, "node 1 holds no name to lose")
 	w.markGone(1)
@@ -429,7 +430,7 @@ func TestFaultRegistryNodeLoss(t *testing.T) {
 	back := spawn(1, "svc-1-back")
 	names = append(names, back.name)
 
-	// (c) Pause node 0's peer, as a long GC pause would: its store
+	// (b) Pause node 0's peer, as a long GC pause would: its store
 	// applies nothing and fires no expiry timer, so its watch reports
 	// nothing either; its Registry runs on. Node 0 must stop resolving
 	// every name once its own store's lease for it has passed, and its
@@ -459,7 +460,7 @@ func TestFaultRegistryNodeLoss(t *testing.T) {
 			"the resumed node resolves %s to its new holder", h.name)
 	}
 
-	// (a) Crash node 2: its actors never release their names.
+	// (c) Crash node 2: its actors never release their names.
 	lost = w.live(2)
 	require.NotEmpty(t, lost, "node 2 holds no name to lose")
 	close(stops[2])

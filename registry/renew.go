@@ -57,7 +57,7 @@ func (r *Registry) renewLoop() {
 		r.mu.Unlock()
 		timer.Reset(d)
 		select {
-		case <-r.done:
+		case <-r.life.Done():
 			return
 		case <-r.l.Done():
 			go r.shutdown() // the store is gone: nothing left to renew with
@@ -114,15 +114,8 @@ func (r *Registry) renew(batch []*hold, seqs []uint64) {
 		}
 	}
 	r.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), last.Sub(r.now()))
+	ctx, cancel := context.WithTimeout(r.life, last.Sub(r.now())) // Stop cancels it
 	defer cancel()
-	go func() {
-		select {
-		case <-r.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	start := r.now()
 	res, err := r.l.Batch(ctx, ops)
 	now := r.now()

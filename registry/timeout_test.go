@@ -21,8 +21,8 @@ func TestRequestTimeoutIsOneError(t *testing.T) {
 	sys := actor.NewActorSystem(testcluster.Quiet()...)
 	l, err := lockeractor.Start(sys)
 	require.NoError(t, err)
-	r := registry.New(l, registry.WithRequestTimeout(30*time.Millisecond))
-	require.NotNil(t, r)
+	r, err := registry.New(l, registry.WithRequestTimeout(30*time.Millisecond))
+	require.NoError(t, err)
 	t.Cleanup(func() { r.Stop(); l.Stop(); sys.Shutdown() })
 
 	silent := sys.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {}))

@@ -1,9 +1,9 @@
 package tests
 
-// Tests of the fault-injection layer (lockeractor.Faults) and, with it,
-// of the guarantees under faults (issue 5) and the partition scenario of
-// issue 3: five members split 2/3 and 3/2 and reconfigured on each side
-// during contended traffic.
+// Tests of the fault-injection layer (lockertest.Faults) and, with it,
+// of the guarantees under faults and the partition scenario: five
+// members split 2/3 and 3/2 and reconfigured on each side during
+// contended traffic.
 
 import (
 	"context"
@@ -23,6 +23,7 @@ import (
 	"github.com/protoactor-locker/locker/internal/linearize"
 	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
+	"github.com/protoactor-locker/locker/lockeractor/lockertest"
 )
 
 var faultSeedFlag = flag.Uint64("fault.seed", 0, "seed of the fault tests (0: from the clock)")
@@ -37,9 +38,9 @@ func faultSeed(t *testing.T) uint64 {
 
 // faultOptions are the options of the fault tests' peers: f's faults and
 // the suite's timeouts (a silent peer costs half a second).
-func faultOptions(f *lockeractor.Faults) []lockeractor.Option {
+func faultOptions(f *lockertest.Faults) []lockeractor.Option {
 	return []lockeractor.Option{
-		lockeractor.WithFaults(f),
+		lockertest.WithFaults(f),
 		lockeractor.WithRequestTimeout(500 * time.Millisecond),
 		lockeractor.WithWriteLockTimeout(time.Second),
 		lockeractor.WithReplicationInterval(50 * time.Millisecond),
@@ -67,7 +68,7 @@ func startFaultCluster(t *testing.T, n int, opts func(i int) []lockeractor.Optio
 	return c
 }
 
-func shared(f *lockeractor.Faults) func(int) []lockeractor.Option {
+func shared(f *lockertest.Faults) func(int) []lockeractor.Option {
 	return func(int) []lockeractor.Option { return faultOptions(f) }
 }
 
@@ -79,7 +80,7 @@ func TestFaultsPartitionMinorityCannotLockAndHealRestores(t *testing.T) {
 }
 
 func testFaultsPartitionMinorityCannotLockAndHealRestores(t *testing.T, seed uint64) {
-	fs := []*lockeractor.Faults{lockeractor.NewFaults(seed), lockeractor.NewFaults(seed + 1), lockeractor.NewFaults(seed + 2)}
+	fs := []*lockertest.Faults{lockertest.NewFaults(seed), lockertest.NewFaults(seed + 1), lockertest.NewFaults(seed + 2)}
 	c := startFaultCluster(t, 3, func(i int) []lockeractor.Option { return faultOptions(fs[i]) })
 	ctx := testCtx(t)
 	for _, f := range fs {
@@ -124,13 +125,13 @@ func TestFaultsDropEverythingToOneMaster(t *testing.T) {
 }
 
 func testFaultsDropEverythingToOneMaster(t *testing.T, seed uint64) {
-	f := lockeractor.NewFaults(seed)
+	f := lockertest.NewFaults(seed)
 	clk := testcluster.NewManualClock(time.Now())
 	c := startFaultCluster(t, 3, func(int) []lockeractor.Option {
 		return append(faultOptions(f), lockeractor.WithClock(clk))
 	})
 	ctx := testCtx(t)
-	f.Drop(lockeractor.AnyAddress, c.Nodes[C].Addr, 1)
+	f.Drop(lockertest.AnyAddress, c.Nodes[C].Addr, 1)
 
 	for i := range 5 {
 		key := fmt.Sprintf("k%d", i)
@@ -177,7 +178,7 @@ func testFaultsDropEverythingToOneMaster(t *testing.T, seed uint64) {
 
 	// Without the rule, C locks again once the promises A and B gave
 	// its failed Lock (whose answers were lost) have expired.
-	f.Drop(lockeractor.AnyAddress, c.Nodes[C].Addr, 0)
+	f.Drop(lockertest.AnyAddress, c.Nodes[C].Addr, 0)
 	eventually(t, func() error {
 		return advancing(func() error {
 			_, err := c.Peer(C).Lock(ctx, "c", []byte("c"), longLease)
@@ -204,11 +205,11 @@ func testFaultsDropEverythingToOneMaster(t *testing.T, seed uint64) {
 func TestFaultsDelayAndDuplicate(t *testing.T) { seeded(t, testFaultsDelayAndDuplicate) }
 
 func testFaultsDelayAndDuplicate(t *testing.T, seed uint64) {
-	f := lockeractor.NewFaults(seed)
+	f := lockertest.NewFaults(seed)
 	c := startFaultCluster(t, 3, shared(f))
 	ctx := testCtx(t)
 
-	f.Delay(lockeractor.AnyAddress, lockeractor.AnyAddress, 5*time.Millisecond, 9*time.Millisecond)
+	f.Delay(lockertest.AnyAddress, lockertest.AnyAddress, 5*time.Millisecond, 9*time.Millisecond)
 	for i := range 10 {
 		key, by := fmt.Sprintf("d%d", i), c.Peer(i%3)
 		start := time.Now()
@@ -225,8 +226,8 @@ func testFaultsDelayAndDuplicate(t *testing.T, seed uint64) {
 	require.NotZero(t, f.Stats().Delayed)
 	t.Logf("ordered delays: faults %+v", f.Stats())
 
-	f.Delay(lockeractor.AnyAddress, lockeractor.AnyAddress, 0, 30*time.Millisecond)
-	f.Duplicate(lockeractor.AnyAddress, lockeractor.AnyAddress, 0.5)
+	f.Delay(lockertest.AnyAddress, lockertest.AnyAddress, 0, 30*time.Millisecond)
+	f.Duplicate(lockertest.AnyAddress, lockertest.AnyAddress, 0.5)
 	var ok, failed int
 	last := map[string]uint64{}
 	for i := range 15 {
@@ -262,7 +263,7 @@ func TestFaultsPauseHoldsMessagesUntilResume(t *testing.T) {
 }
 
 func testFaultsPauseHoldsMessagesUntilResume(t *testing.T, seed uint64) {
-	f := lockeractor.NewFaults(seed)
+	f := lockertest.NewFaults(seed)
 	c := startFaultCluster(t, 3, func(int) []lockeractor.Option {
 		return append(faultOptions(f), lockeractor.WithRequestTimeout(5*time.Second), lockeractor.WithWriteLockTimeout(10*time.Second))
 	})
@@ -303,7 +304,7 @@ func testFaultsPauseHoldsMessagesUntilResume(t *testing.T, seed uint64) {
 // whose brackets are too wide to tell the rates apart is taken again.
 func TestDriftClock(t *testing.T) {
 	for _, rate := range []float64{0.01, -0.01} {
-		clk := lockeractor.NewDriftClock()
+		clk := lockertest.NewDriftClock()
 		require.NoError(t, clk.SetRate(rate))
 		read := func() (before, d, after time.Time) { return time.Now(), clk.Now(), time.Now() }
 		testcluster.Eventually(t, settle, func() bool {
@@ -326,7 +327,7 @@ func TestDriftClock(t *testing.T) {
 		require.NoError(t, clk.SetRate(0))
 		require.False(t, clk.Now().Before(before), "SetRate never turns the clock back")
 	}
-	require.ErrorIs(t, lockeractor.NewDriftClock().SetRate(0.02), lockeractor.ErrInvalidArgument)
+	require.ErrorIs(t, lockertest.NewDriftClock().SetRate(0.02), lockeractor.ErrInvalidArgument)
 }
 
 // resource is the protected resource of the fencing-token checks: per
@@ -475,7 +476,7 @@ func (h *history) check() (violations []string, held, empty int) {
 	return violations, held, empty
 }
 
-// TestFaultPartitionScenario is issue 3's partition scenario on five
+// TestFaultPartitionScenario is the partition scenario on five
 // members over real remote: all masters, W = 3, two clients per member
 // locking and releasing three hot keys with random short leases, with
 // random delays (reordering) and duplicates throughout. The cluster is
@@ -496,10 +497,10 @@ func TestFaultPartitionScenario(t *testing.T) { seeded(t, testFaultPartitionScen
 
 func testFaultPartitionScenario(t *testing.T, seed uint64) {
 	t.Logf("seed %d", seed)
-	f := lockeractor.NewFaults(seed)
+	f := lockertest.NewFaults(seed)
 	c := startFaultCluster(t, 5, shared(f))
-	f.Delay(lockeractor.AnyAddress, lockeractor.AnyAddress, 0, 3*time.Millisecond)
-	f.Duplicate(lockeractor.AnyAddress, lockeractor.AnyAddress, 0.05)
+	f.Delay(lockertest.AnyAddress, lockertest.AnyAddress, 0, 3*time.Millisecond)
+	f.Duplicate(lockertest.AnyAddress, lockertest.AnyAddress, 0.05)
 
 	keys := []string{"hot0", "hot1", "hot2"}
 	long := checkedKeys("long", 2)
@@ -665,7 +666,7 @@ func testFaultPartitionScenario(t *testing.T, seed uint64) {
 func TestFaultsPausedHolderPastItsLease(t *testing.T) { seeded(t, testFaultsPausedHolderPastItsLease) }
 
 func testFaultsPausedHolderPastItsLease(t *testing.T, seed uint64) {
-	f := lockeractor.NewFaults(seed)
+	f := lockertest.NewFaults(seed)
 	c := startFaultCluster(t, 3, shared(f))
 	ctx := testCtx(t)
 	r := newResource()

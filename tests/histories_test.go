@@ -1,6 +1,6 @@
 package tests
 
-// Histories of the fault tests and the soak over real remote (issue 5):
+// Histories of the fault tests and the soak over real remote:
 // every write is recorded in a linearize.History with the outcome its
 // caller saw, and the histories of the checked keys, written with leases
 // longer than any run, are checked for linearizability with porcupine at

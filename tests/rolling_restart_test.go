@@ -18,6 +18,7 @@ import (
 	"github.com/protoactor-locker/locker/internal/linearize"
 	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
+	"github.com/protoactor-locker/locker/lockeractor/lockertest"
 )
 
 // The shape of the rolling restart: its masters (W is their majority),
@@ -73,7 +74,7 @@ func testFaultRollingRestart(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 0x726f6c6c))
 	fast := rng.IntN(rollingMasters)
 	ahead := time.Duration(50+rng.IntN(50)) * time.Millisecond
-	f := lockeractor.NewFaults(seed)
+	f := lockertest.NewFaults(seed)
 	opts := func(i int) []lockeractor.Option {
 		// Gossip every 30 ms: a restarted master learns the
 		// configuration, and so catches up, within a few tens of
@@ -86,7 +87,7 @@ func testFaultRollingRestart(t *testing.T, seed uint64) {
 	}
 	c := startFaultCluster(t, rollingMasters, opts)
 	t.Cleanup(f.Reset) // before the nodes stop (cleanups run last first): a failed require may leave F paused
-	f.Delay(lockeractor.AnyAddress, lockeractor.AnyAddress, 0, 3*time.Millisecond)
+	f.Delay(lockertest.AnyAddress, lockertest.AnyAddress, 0, 3*time.Millisecond)
 	t.Logf("seed %d: node %d (%s) runs %v ahead", seed, fast, c.Nodes[fast].Addr, ahead)
 
 	hot := []string{"roll0", "roll1", "roll2", "roll3"}

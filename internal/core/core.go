@@ -3,9 +3,10 @@
 // their expiry, write locks, fencing tokens, replication batches and
 // membership, with no actors, goroutines or wall clock of its own.
 //
-// A Core is driven by its owner, one goroutine at a time: Submit, Admin,
-// ReadMaster, Step (a message from a peer), Unreachable (a peer did not
-// get a message) and Tick (time passed) are its inputs; TakeOutbox (the
+// A Core is driven by its owner, one goroutine at a time: Submit,
+// SetNodes, SetW, Reconfigure, ReadMaster, PushNow, Step (a message from
+// a peer), Unreachable (a peer did not get a message) and Tick (time
+// passed) are its inputs; TakeOutbox (the
 // messages to send) and NextWake (when to call Tick next) its outputs.
 // Messages a Core addresses to itself are delivered inline. Time comes
 // from the injected Clock, so tests drive a Core message by message with

@@ -42,7 +42,11 @@ func (n *node) registry() *registry.Registry {
 	n.names.mu.Lock()
 	defer n.names.mu.Unlock()
 	if n.names.r == nil {
-		n.names.r = registry.New(n.l)
+		r, err := registry.New(n.l)
+		if err != nil {
+			panic(err) // the default options are valid
+		}
+		n.names.r = r
 		n.names.spawned = map[string]*watched{}
 		n.names.stop, n.names.done = make(chan struct{}), make(chan struct{})
 		go n.watch(n.names.stop, n.names.done)

@@ -13,10 +13,10 @@ import (
 	"github.com/protoactor-locker/locker/internal/linearize"
 )
 
-// knownBugSeeds are seeds of the fixed set that find known protocol bugs
-// in internal/core (double holders after a crash/restart or a membership
-// change, see TestKnownBugGhostLockResurrectedBySync); they stay out of
-// the fixed set until the core is fixed, and replay with -sim.seed.
+// knownBugSeeds are seeds of the fixed set that find a known, not yet
+// fixed protocol bug in internal/core, each with a note naming it; the
+// fixed set skips them (saying why) and -sim.seed replays them. None is
+// known today.
 var knownBugSeeds = map[uint64]string{}
 
 var (

@@ -123,7 +123,9 @@ const (
 // it got.
 func (u *user) act(t *testing.T, h *holdings) {
 	l := u.m.locker
-	u.reg = registry.New(l)
+	reg, err := registry.New(l)
+	require.NoError(t, err)
+	u.reg = reg
 	// A Lock at once: a member that is not configured yet refuses it.
 	u.lockAt = h.now()
 	res, err := l.Lock(context.Background(), sharedKey, []byte(u.m.name), keyLease)

@@ -270,6 +270,7 @@ type Core struct {
 	decided recent[txnKey, struct{}]             // transactions whose Commit or abort came
 	synced  recent[string, *messages.AdminReply] // Syncs carried out, by coordinator/request: their answer
 	peerInc map[string]uint64                    // each peer's incarnation, as last heard from its current life
+	pending map[string]pendingRepair             // repairs put off until the write holding the key's bound is aborted
 
 	// Replication catch-up (follow.go).
 	incarnation uint64             // drawn when the Core is built, never 0
@@ -626,7 +627,7 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 		}
 		pi.Granted = true
 		if ordered(it.GetKind()) {
-			c.grantBallot(key, p.GetBallot(), it.GetKind(), it.GetLeaseMs(), now)
+			c.grantBallot(key, p.GetBallot(), it.GetKind(), it.GetLeaseMs(), now, from, p.GetTxn())
 		}
 		if !held { // an expired lock not yet dropped is replaced, not added
 			c.lockCount.Add(1)
@@ -671,6 +672,7 @@ func (c *Core) onCommit(from string, cm *messages.Commit) {
 			if held && wl.from == from && wl.txn == cm.GetTxn() {
 				c.dropLock(key)
 			}
+			c.abortedBallot(key, from, cm.GetTxn(), now)
 			ci.Ok = true
 			continue
 		}
@@ -787,7 +789,15 @@ func (c *Core) repair(key string, it *messages.CommitItem, live, mine bool, now 
 	if ordered(it.GetKind()) && !mine && c.ballotBound(key) > it.GetToken() {
 		// This master granted a larger ballot on the key since (or copied
 		// from peers that did): the repair's write may have been overtaken
-		// by it, so it must not land over it (see ballot.go).
+		// by it, so it must not land over it (see ballot.go). If that
+		// ballot is a write promised here and not decided yet, the repair
+		// waits for it to be aborted.
+		if r, ok := c.ballots[key]; ok && live && c.locks[key].from == r.from && c.locks[key].txn == r.txn && r.b > max(c.floor, it.GetToken()) {
+			if c.pending == nil {
+				c.pending = map[string]pendingRepair{}
+			}
+			c.pending[key] = pendingRepair{item: it, from: r.from, txn: r.txn}
+		}
 		return messages.Reason_REASON_BALLOT_TOO_LOW
 	}
 	if live || mine {

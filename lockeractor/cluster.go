@@ -303,7 +303,10 @@ func (f *follower) step(alive []membership.Member, changedAt time.Time, retry *r
 	m := l.core.Membership()
 	cur := membership.Config{Epoch: m.Epoch, Masters: m.Masters, Replicas: m.Replicas, W: m.W}
 	want := f.policy.Propose(alive, cur)
-	if want.Same(cur) && retry.pending == nil {
+	// At epoch 0 the peer's own configuration (itself alone) is no
+	// configuration: a one-member cluster still needs its first
+	// Reconfigure to be ready.
+	if cur.Epoch > 0 && want.Same(cur) && retry.pending == nil {
 		retry.backoff, retry.pending = 0, nil
 		return 0
 	}

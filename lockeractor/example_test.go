@@ -78,21 +78,17 @@ func ExampleWithCluster() {
 	c.StartMember()
 	defer lockeractor.LeaveCluster(c) // instead of c.Shutdown: stops the Locker, then the member
 
-	l, err := lockeractor.Start(system, lockeractor.WithCluster(c), lockeractor.WithBootstrapDelay(100*time.Millisecond))
+	// WithExpectedMembers: configure as soon as this many members are seen.
+	l, err := lockeractor.Start(system, lockeractor.WithCluster(c), lockeractor.WithExpectedMembers(1))
 	if err != nil {
 		panic(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// Until its first configuration a member is its own single master:
-	// wait until Nodes shows every member before relying on a lock.
-	const members = 1
-	for {
-		masters, replicas, _ := l.Nodes()
-		if len(masters)+len(replicas) >= members || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
+	// A member grants nothing before it holds a configuration naming it
+	// (writes fail with ErrNotReady): wait for it.
+	if err := l.Ready(ctx); err != nil {
+		panic(err)
 	}
 	masters, _, w := l.Nodes()
 	fmt.Println("masters:", len(masters), "W:", w)

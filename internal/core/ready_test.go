@@ -203,3 +203,23 @@ func TestReadiness(t *testing.T) {
 		}
 	})
 }
+
+// TestOneMemberClusterConfiguresItself checks that the first Reconfigure
+// of a cluster of one member moves it to epoch 1, so it becomes ready:
+// its own starting configuration (itself alone, epoch 0) is none.
+func TestOneMemberClusterConfiguresItself(t *testing.T) {
+	n := newNetworkWith(t, memberConfig(), n1)
+	c := n.core(n1)
+	if c.Ready() {
+		t.Fatal("a member is ready before any configuration")
+	}
+	var res *ReconfigResult
+	c.Reconfigure([]string{n1}, nil, func(r ReconfigResult) { res = &r })
+	n.run()
+	if res == nil || !res.OK {
+		t.Fatalf("Reconfigure: %+v", res)
+	}
+	if m := c.Membership(); m.Epoch == 0 || !c.Ready() {
+		t.Fatalf("after its first Reconfigure: epoch %d, ready %v; want configured and ready", m.Epoch, c.Ready())
+	}
+}

@@ -105,3 +105,45 @@ func TestAbortsOfTwoLaterWritesKeepTheBallotBeforeThem(t *testing.T) {
 	}
 	n.checkInvariants()
 }
+
+// TestRepeatedPrepareAndAbortKeepTheBallotBefore checks the same rule on
+// a network that repeats messages: a master promised Lock R on k (its
+// write lock then ran out, R undecided), then Lock X, whose Prepare and
+// abort both arrive twice. Its bound on k must stay at least R's ballot:
+// R may still commit elsewhere, above any ballot granted here later.
+func TestRepeatedPrepareAndAbortKeepTheBallotBefore(t *testing.T) {
+	n := newNetwork(t, n1)
+	c := n.core(n1)
+	ballotR := c.hlc + 1_000_000
+	c.Step(n2, &messages.Prepare{Txn: 1, Epoch: c.Membership().Epoch, Items: []*messages.PrepareItem{prepItem(kLock, "k", "")}, Ballot: ballotR})
+	c.TakeOutbox()
+	if r := c.ballots["k"]; r.b != ballotR {
+		t.Fatalf("R not granted: bound record %+v", r)
+	}
+	n.advance(n.cfg.WriteLockTimeout + time.Millisecond) // R's write lock runs out here
+	px := &messages.Prepare{Txn: 7, Epoch: c.Membership().Epoch, Items: []*messages.PrepareItem{prepItem(kLock, "k", "")}, Ballot: ballotR + 1}
+	for range 2 {
+		if p := deliverPrepare(t, c, n3, px); !p.GetItems()[0].GetGranted() {
+			t.Fatalf("X: %v", p)
+		}
+	}
+	for range 2 {
+		commit(t, c, n3, 7, &messages.CommitItem{Key: "k", Kind: kLock, Abort: true})
+	}
+	if b := c.ballotBound("k"); b < ballotR {
+		t.Fatalf("bound on k is %d after X's repeated abort, below R's ballot %d promised before X", b, ballotR)
+	}
+}
+
+// deliverPrepare delivers p from a peer to c and returns c's Promise.
+func deliverPrepare(t *testing.T, c *Core, from string, p *messages.Prepare) *messages.Promise {
+	t.Helper()
+	c.Step(from, p)
+	for _, env := range c.TakeOutbox() {
+		if got, ok := env.Msg.(*messages.Promise); ok && env.To == from && got.GetTxn() == p.GetTxn() {
+			return got
+		}
+	}
+	t.Fatalf("no promise from %s", c.cfg.Self)
+	return nil
+}

@@ -27,17 +27,7 @@ import (
 func TestAbortsOfTwoLaterWritesKeepTheBallotBeforeThem(t *testing.T) {
 	n := rollingNetwork(t, 30*time.Second)
 	// 1. The residue: c0 committed on n1 alone, n2 promised it.
-	n.holdIf = func(p packet) bool {
-		_, commit := p.msg.(*messages.Commit)
-		return p.to == n3 && p.from == n1 || p.to == n2 && commit
-	}
-	call := n.submit(n1, lockOp("k", "c0", 10*time.Second))
-	n.sleep(n.cfg.RequestTimeout + 10*time.Millisecond)
-	if c0 := call.one(); c0.OK || c0.Commits != 1 {
-		t.Fatalf("c0: %+v, want a failure with one commit", c0)
-	}
-	n.held, n.holdIf = nil, nil
-	residue, _ := n.core(n1).Store().Lookup("k")
+	residue := residueOnN1(t, n)
 	n.holdTo(n3) // n3 hears nothing from now until c1 (its clock stays behind r)
 	n.advance(n.cfg.WriteLockTimeout)
 	// 2. D: granted by n2, refused by n1 (the residue), n3 silent; its

@@ -86,6 +86,10 @@ type ballotRec struct {
 	from string
 	txn  uint64
 	prev *ballotRec
+	// base is the bound of the record this one replaced (0 if none): when
+	// prev is gone (one level is kept), aborting this write leaves the
+	// bound there, not lower, since the writes below it were not aborted.
+	base uint64
 }
 
 // maxBallotAttempts bounds how often one write starts again after a
@@ -133,6 +137,7 @@ func (c *Core) grantBallot(key string, b uint64, kind messages.WriteKind, leaseM
 	if r, ok := c.ballots[key]; ok {
 		rec.until = max(until, r.until)
 		rec.b = max(b, r.b)
+		rec.base = r.b
 		r.prev = nil // one level back is enough: the repair it serves follows at once
 		rec.prev = &r
 	}
@@ -152,9 +157,15 @@ func (c *Core) abortedBallot(key, from string, txn uint64, now int64) {
 	if !ok || r.from != from || r.txn != txn {
 		return
 	}
-	if r.prev != nil {
+	switch {
+	case r.prev != nil:
 		c.ballots[key] = *r.prev
-	} else {
+	case r.base > 0:
+		// The writes below this one are no longer named: keep their bound
+		// for as long as this record would have lived, with no write to
+		// abort it.
+		c.ballots[key] = ballotRec{b: r.base, until: r.until}
+	default:
 		delete(c.ballots, key)
 	}
 	if p, ok := c.pending[key]; ok {

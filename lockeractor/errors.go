@@ -29,6 +29,13 @@ var (
 	ErrStopped = errors.New("locker: stopped")
 	// ErrAlreadyStarted: Start on an actor system whose Locker runs.
 	ErrAlreadyStarted = errors.New("locker: already started")
+	// ErrNotReady: this peer may not coordinate writes yet: it holds no
+	// configuration that names it (a cluster member before the cluster
+	// configured it, a newcomer before it was added, a restarted member
+	// before it heard from the others), or it is a master still copying
+	// leases after losing its memory. Nothing was written; see
+	// Locker.Ready.
+	ErrNotReady = errors.New("locker: not ready")
 )
 
 // Reason says why a peer refused a write; the names are the wire's.

@@ -3,9 +3,10 @@
 // their expiry, write locks, fencing tokens, replication batches and
 // membership, with no actors, goroutines or wall clock of its own.
 //
-// A Core is driven by its owner, one goroutine at a time: Submit, Admin,
-// ReadMaster, Step (a message from a peer), Unreachable (a peer did not
-// get a message) and Tick (time passed) are its inputs; TakeOutbox (the
+// A Core is driven by its owner, one goroutine at a time: Submit,
+// SetNodes, SetW, Reconfigure, ReadMaster, PushNow, Step (a message from
+// a peer), Unreachable (a peer did not get a message) and Tick (time
+// passed) are its inputs; TakeOutbox (the
 // messages to send) and NextWake (when to call Tick next) its outputs.
 // Messages a Core addresses to itself are delivered inline. Time comes
 // from the injected Clock, so tests drive a Core message by message with
@@ -60,6 +61,11 @@ type Config struct {
 	MaxLease time.Duration
 	Clock    Clock
 	Seed     uint64 // first transaction id (random in production)
+	// Standalone makes a Core that knows only itself ready at epoch 0:
+	// a single-node store on purpose, with no peers to be configured
+	// with. Any other Core coordinates no write and promises none until
+	// it holds a configuration that names it (see ready.go).
+	Standalone bool
 }
 
 // Membership is the configuration a peer works with. Published values are
@@ -169,6 +175,10 @@ type Outcome struct {
 	Commits int // commits acknowledged
 	Token   uint64
 	Reasons map[string]messages.Reason // why peers refused, by address
+
+	// NotReady: refused at once, nothing sent, because this peer is not
+	// ready to coordinate writes (see Core.Ready).
+	NotReady bool
 }
 
 // AdminResult is one peer's answer to SetNodes or SetW.
@@ -260,6 +270,7 @@ type Core struct {
 	decided recent[txnKey, struct{}]             // transactions whose Commit or abort came
 	synced  recent[string, *messages.AdminReply] // Syncs carried out, by coordinator/request: their answer
 	peerInc map[string]uint64                    // each peer's incarnation, as last heard from its current life
+	pending map[string]pendingRepair             // repairs put off until the write holding the key's bound is aborted
 
 	// Replication catch-up (follow.go).
 	incarnation uint64             // drawn when the Core is built, never 0
@@ -582,7 +593,7 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 			pi.Reason = messages.Reason_REASON_PROMISE_EXPIRED
 		case p.GetEpoch() != m.Epoch:
 			pi.Reason = messages.Reason_REASON_STALE_EPOCH
-		case !isMaster:
+		case !isMaster || c.unconfigured():
 			pi.Reason = messages.Reason_REASON_NOT_MASTER
 		case c.catchingUp:
 			pi.Reason = messages.Reason_REASON_CATCHING_UP
@@ -616,7 +627,7 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 		}
 		pi.Granted = true
 		if ordered(it.GetKind()) {
-			c.grantBallot(key, p.GetBallot(), it.GetKind(), it.GetLeaseMs(), now)
+			c.grantBallot(key, p.GetBallot(), it.GetKind(), it.GetLeaseMs(), now, from, p.GetTxn())
 		}
 		if !held { // an expired lock not yet dropped is replaced, not added
 			c.lockCount.Add(1)
@@ -661,6 +672,7 @@ func (c *Core) onCommit(from string, cm *messages.Commit) {
 			if held && wl.from == from && wl.txn == cm.GetTxn() {
 				c.dropLock(key)
 			}
+			c.abortedBallot(key, from, cm.GetTxn(), now)
 			ci.Ok = true
 			continue
 		}
@@ -777,7 +789,15 @@ func (c *Core) repair(key string, it *messages.CommitItem, live, mine bool, now 
 	if ordered(it.GetKind()) && !mine && c.ballotBound(key) > it.GetToken() {
 		// This master granted a larger ballot on the key since (or copied
 		// from peers that did): the repair's write may have been overtaken
-		// by it, so it must not land over it (see ballot.go).
+		// by it, so it must not land over it (see ballot.go). If that
+		// ballot is a write promised here and not decided yet, the repair
+		// waits for it to be aborted.
+		if r, ok := c.ballots[key]; ok && live && c.locks[key].from == r.from && c.locks[key].txn == r.txn && r.b > max(c.floor, it.GetToken()) {
+			if c.pending == nil {
+				c.pending = map[string]pendingRepair{}
+			}
+			c.pending[key] = pendingRepair{item: it, from: r.from, txn: r.txn}
+		}
 		return messages.Reason_REASON_BALLOT_TOO_LOW
 	}
 	if live || mine {
@@ -966,7 +986,8 @@ func (c *Core) onSetNodes(from string, s *messages.SetNodes) {
 		// From epoch 0 to 1 it counts as a new cluster's first
 		// configuration: SetNodes is unsafe, and run again from a
 		// restarted peer it starts the peers it reaches over (see adopt).
-		c.adopt(&Membership{Epoch: epoch, Masters: masters, Replicas: replicas, W: cur.W}, cur.Epoch == 0 && epoch == 1)
+		first := cur.Epoch == 0 && epoch == 1
+		c.adopt(&Membership{Epoch: epoch, Masters: masters, Replicas: replicas, W: c.firstW(cur.W, masters, first)}, first)
 	}
 	reply.Configuration = c.configuration()
 	c.send(from, reply)

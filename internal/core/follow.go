@@ -323,6 +323,19 @@ func (c *Core) settle(f *follow) {
 	for _, k := range drop {
 		c.store.drop(k)
 	}
+	if len(drop) > 0 {
+		// A dropped lease may have hidden what the masters hold: a state
+		// with a smaller token (a master's Update that never committed,
+		// pushed here, then lost in that master's restart) was skipped as
+		// older when the snapshot arrived. Ask again: the key is absent
+		// now, so the next snapshot lands.
+		for _, addr := range slices.Sorted(maps.Keys(c.follows)) {
+			if c.follows[addr] == f {
+				f.behind = true
+				c.followWake(addr, f, now)
+			}
+		}
+	}
 }
 
 // stopFollowing forgets what this peer knew as a replica when it stops

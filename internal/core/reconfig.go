@@ -364,7 +364,9 @@ func (c *Core) advance() {
 			replicas = rc.replicas
 		}
 		c.startMove(cur, &Membership{Epoch: cur.Epoch + 1, Masters: cur.Masters, Replicas: replicas, W: cur.W})
-	case slices.Equal(cur.Masters, rc.masters) && slices.Equal(cur.Replicas, rc.replicas) && cur.W == w:
+	case cur.Epoch > 0 && slices.Equal(cur.Masters, rc.masters) && slices.Equal(cur.Replicas, rc.replicas) && cur.W == w:
+		// Already there. (At epoch 0 a peer's own configuration, itself
+		// alone, is none: a one-member cluster still moves to epoch 1.)
 		c.finishReconf(true, messages.Reason_REASON_UNSPECIFIED, "")
 	case slices.Equal(cur.Masters, rc.masters):
 		c.startMove(cur, &Membership{Epoch: cur.Epoch + 1, Masters: rc.masters, Replicas: rc.replicas, W: w})
@@ -592,6 +594,7 @@ func (c *Core) onConfigPrepare(from string, p *messages.ConfigPrepare) {
 }
 
 func (c *Core) onConfigCommit(from string, cm *messages.ConfigCommit) {
+	defer c.heardConfig(from, cm.GetNext().GetEpoch()) // after any adopt below
 	if rc := c.rc; rc != nil && rc.discovering[from] && cm.GetNext().GetEpoch() == 0 {
 		rc.unconfigured[from] = true
 	}

@@ -69,8 +69,8 @@ func (c *client) valid(h *holding) bool {
 func (c *client) act() {
 	s := c.s
 	defer c.schedule()
-	if c.busy || !c.p.available(s.now) || c.p.core.Membership().Epoch == 0 {
-		return // a client does not rely on a peer that was never configured
+	if c.busy || !c.p.available(s.now) {
+		return // calls its peer also before the peer is configured: it must refuse (NotReady)
 	}
 	key := s.keyList[c.rng.IntN(len(s.keyList))]
 	if c.rng.IntN(4) > 0 {
@@ -176,15 +176,9 @@ func (c *client) submit(key string, h *holding, op core.Op) {
 	s.res.Operations++
 	invokeLocal := c.p.clock.Now()
 	rec := s.invoke(c.id, s.keys[key].long, op, s.now)
-	answered := 0
 	p := c.p
 	s.note("client %d on %s invokes %v %q %q->%q lease %dms", c.id, p.addr, op.Kind, key, op.Value, op.NewValue, op.LeaseMs)
-	p.core.Submit([]core.Op{op}, func(outs []core.Outcome) {
-		answered++
-		if answered > 1 {
-			s.violate("double answer", "%v of %q by client %d answered %d times", op.Kind, key, c.id, answered)
-			return
-		}
+	p.core.Submit([]core.Op{op}, s.answerOnce(c.id, op, func(outs []core.Outcome) {
 		c.busy = false
 		o := outs[0]
 		res := outcomeOf(o)
@@ -196,10 +190,13 @@ func (c *client) submit(key string, h *holding, op core.Op) {
 			}
 		}
 		s.res.Outcomes[res.String()]++
+		if o.NotReady {
+			s.res.Outcomes[notReadyOutcome]++ // also counted as fail
+		}
 		s.hist.Finish(rec, res, o.Token, s.now)
 		s.note("client %d: %v %q answered %v token %d votes %d commits %d reasons %v", c.id, op.Kind, key, res, o.Token, o.Votes, o.Commits, o.Reasons)
 		c.answered(key, h, op, o, res, invokeLocal, rec)
-	})
+	}))
 	s.flush(p)
 }
 

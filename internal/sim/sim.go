@@ -139,6 +139,11 @@ type Result struct {
 	Inconclusive []string
 	History      *History // the recorded operations
 	SimTime      time.Duration
+
+	// Judged says whether the replicas were checked against the masters
+	// at the end (see checkConverged): the peers settled on one
+	// configuration.
+	Judged bool
 }
 
 // Violation is one broken guarantee, with where it happened.

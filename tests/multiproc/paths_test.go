@@ -134,6 +134,10 @@ func TestMultiProcessPaths(t *testing.T) {
 	cfg = h.config(r3)
 	require.Equal(t, addrs(m0), cfg.Replicas)
 	require.Equal(t, 2, cfg.W)
+	// The promoted replica may have to copy the masters' leases first
+	// (it adopted the new configuration before the change's copy reached
+	// it): wait until it coordinates with every master's vote.
+	h.awaitVotes(r3, len(newMasters))
 	stolen := write(m0, lock, "b/held", "m0", "")
 	require.Equal(t, failed, stolen.Outcome, "the lease survives the change of masters: %+v", stolen)
 	upd := write(r3, update, "b/held", "r3", "r3b")

@@ -10,11 +10,11 @@ import "testing"
 // leases, and its "ghost" value, with a larger token from a fast clock,
 // then won every merge by token. Fixed in internal/core: masters refuse
 // commits and repairs decided under masters they have replaced since
-// (Core.mastersSince), and a new Lock or Update takes a token above every
-// copy its refusers report.
+// (Core.mastersSince); and a Lock's token is a ballot above every one
+// its promisers granted before (internal/core/ballot.go).
 func TestGhostLockNotResurrected(t *testing.T) {
 	for _, seed := range []uint64{5, 859} {
-		cfg := DefaultConfig(seed)
+		cfg := ClassicConfig(seed) // the schedule that found them
 		cfg.Steps = 50000
 		cfg.Replicas = 1 // as the runs that found them
 		requireClean(t, New(cfg).Run())
@@ -32,7 +32,7 @@ func TestGhostLockNotResurrected(t *testing.T) {
 // master stays fresh until a Sync of its current epoch completes on it,
 // and a stale gossiper is answered with the newer configuration.
 func TestAddedMasterCatchesUpAfterStaleJoint(t *testing.T) {
-	cfg := DefaultConfig(1598)
+	cfg := ClassicConfig(1598)
 	cfg.Masters, cfg.Replicas = 3, 2 // as the run that found it
 	requireClean(t, New(cfg).Run())
 }
@@ -45,10 +45,31 @@ func TestAddedMasterCatchesUpAfterStaleJoint(t *testing.T) {
 // Another client locked "b" under epoch 3 with a smaller token (n1's
 // refusal arrived after the decision), and the new masters' Sync copied
 // n1's snapshot, whose residue won the merge by token on two of the three
-// new masters. Fixed in internal/core: a copy never replaces the state a
-// commit decided under the joint configuration left (Core.keepJointWrite).
+// new masters. Fixed first by a special rule for joint writes, now by the
+// ballot rule (internal/core/ballot.go): the Lock under epoch 3 had n2's
+// promise after n2 promised n1's Lock, so its token is the larger.
 func TestJointLeaseNotReplacedByResidue(t *testing.T) {
-	requireClean(t, New(DefaultConfig(2656)).Run())
+	requireClean(t, New(ClassicConfig(2656)).Run())
+}
+
+// TestResidueFromAFastClockNotCopiedOverALease replays the seeds that
+// found a failed write's residue, with a larger token from a master's
+// fast clock, replacing a committed lease when state was copied between
+// peers during rolling restarts (two holders, token order, replica
+// divergence): 4379, 6215 and 7257 with the earlier schedule, 10, 650,
+// 922, 1302, 1414, 1791, 1805 and 1915 with rolling restarts. Fixed in
+// internal/core by the ballot rule (ballot.go).
+func TestResidueFromAFastClockNotCopiedOverALease(t *testing.T) {
+	for _, seed := range []uint64{4379, 6215, 7257} {
+		cfg := ClassicConfig(seed)
+		cfg.Steps = 50000
+		requireClean(t, New(cfg).Run())
+	}
+	for _, seed := range []uint64{10, 650, 922, 1302, 1414, 1791, 1805, 1915} {
+		cfg := DefaultConfig(seed)
+		cfg.Steps = 50000
+		requireClean(t, New(cfg).Run())
+	}
 }
 
 // requireClean fails t on every violation of r, and when the

@@ -1,6 +1,8 @@
 package core
 
 import (
+	"slices"
+
 	"github.com/protoactor-locker/locker/messages"
 )
 
@@ -77,19 +79,27 @@ import (
 // ballotRec is a Lock or Update ballot a master granted on a key, kept
 // until until (monotonic ns).
 type ballotRec struct {
-	b     uint64
-	until int64
-	// The write that was granted b (coordinator and transaction), and the
-	// record it replaced: if that write is aborted (its coordinator
+	ballotOf
+	// prev is the record this one replaced, kept one level deep (without
+	// its own prev): if this record's write is aborted (its coordinator
 	// decided not to commit it anywhere), it can leave no state, and the
 	// key's bound goes back to prev (see abortedBallot).
-	from string
-	txn  uint64
-	prev *ballotRec
-	// base is the bound of the record this one replaced (0 if none): when
-	// prev is gone (one level is kept), aborting this write leaves the
-	// bound there, not lower, since the writes below it were not aborted.
-	base uint64
+	prev    ballotOf
+	hasPrev bool
+}
+
+// ballotOf is one granted ballot: the bound b, kept until until, the
+// write it was granted to (coordinator and transaction, empty when the
+// record stands for writes no longer named), and base, the bound of the
+// record it replaced (0 if none): when prev is gone, aborting this write
+// leaves the bound at base, not lower, since the writes below it were
+// not aborted.
+type ballotOf struct {
+	b     uint64
+	until int64
+	from  string
+	txn   uint64
+	base  uint64
 }
 
 // maxBallotAttempts bounds how often one write starts again after a
@@ -133,13 +143,13 @@ func (c *Core) grantBallot(key string, b uint64, kind messages.WriteKind, leaseM
 	if c.ballots == nil {
 		c.ballots = map[string]ballotRec{}
 	}
-	rec := ballotRec{b: b, until: until, from: from, txn: txn}
+	rec := ballotRec{ballotOf: ballotOf{b: b, until: until, from: from, txn: txn}}
 	if r, ok := c.ballots[key]; ok {
 		rec.until = max(until, r.until)
 		rec.b = max(b, r.b)
 		rec.base = r.b
-		r.prev = nil // one level back is enough: the repair it serves follows at once
-		rec.prev = &r
+		// One level back is enough: the repair it serves follows at once.
+		rec.prev, rec.hasPrev = r.ballotOf, true
 	}
 	c.ballots[key] = rec
 	delete(c.pending, key) // a repair put off for an earlier write: that write was not aborted
@@ -158,13 +168,13 @@ func (c *Core) abortedBallot(key, from string, txn uint64, now int64) {
 		return
 	}
 	switch {
-	case r.prev != nil:
-		c.ballots[key] = *r.prev
+	case r.hasPrev:
+		c.ballots[key] = ballotRec{ballotOf: r.prev}
 	case r.base > 0:
 		// The writes below this one are no longer named: keep their bound
 		// for as long as this record would have lived, with no write to
 		// abort it.
-		c.ballots[key] = ballotRec{b: r.base, until: r.until}
+		c.ballots[key] = ballotRec{ballotOf: ballotOf{b: r.base, until: r.until}}
 	default:
 		delete(c.ballots, key)
 	}
@@ -236,59 +246,63 @@ type txnKey struct {
 // what a peer must remember about requests that may be repeated on the
 // way for a while (decided transactions, finished syncs), and no longer.
 type recent[K comparable, V any] struct {
-	until map[K]int64
-	value map[K]V
+	items map[K]recentItem[V]
 	order []K // oldest first
+}
+
+type recentItem[V any] struct {
+	until int64
+	value V
 }
 
 // add remembers k with v until until, unless k is remembered already,
 // and forgets what is due by now.
 func (r *recent[K, V]) add(k K, v V, until, now int64) {
 	r.prune(now)
-	if _, ok := r.until[k]; ok {
+	if _, ok := r.items[k]; ok {
 		return
 	}
-	if r.until == nil {
-		r.until, r.value = map[K]int64{}, map[K]V{}
+	if r.items == nil {
+		r.items = map[K]recentItem[V]{}
 	}
-	r.until[k], r.value[k] = until, v
+	r.items[k] = recentItem[V]{until: until, value: v}
 	r.order = append(r.order, k)
 }
 
 // get returns what k was remembered with, if it is not due by now.
 func (r *recent[K, V]) get(k K, now int64) (V, bool) {
-	v, ok := r.value[k]
-	if ok && r.until[k] <= now {
+	it, ok := r.items[k]
+	if !ok || it.until <= now {
 		var zero V
 		return zero, false
 	}
-	return v, ok
+	return it.value, true
 }
 
 // prune forgets what is due by now, oldest first (members are added
 // with lifetimes that grow with now, so the oldest is due first).
 func (r *recent[K, V]) prune(now int64) {
-	for len(r.order) > 0 {
-		k := r.order[0]
-		if r.until[k] > now {
-			return
-		}
-		delete(r.until, k)
-		delete(r.value, k)
-		var zero K
-		r.order[0] = zero
-		r.order = r.order[1:]
+	n := 0
+	for n < len(r.order) && r.items[r.order[n]].until <= now {
+		delete(r.items, r.order[n])
+		n++
+	}
+	if n > 0 {
+		clear(r.order[:n])
+		r.order = r.order[n:]
 	}
 }
 
 // markDecided remembers that the coordinator from decided its
 // transaction txn (a Commit or an abort came): a Prepare of it repeated
 // on the way and arriving later is not granted again, which would leave
-// the key write-locked here for a promise's life. It is forgotten once
-// the coordinator has given the transaction up: a late promise to a
-// transaction it no longer knows is aborted at once (abortPromise).
+// the key write-locked here for a promise's life. It is forgotten after
+// a request timeout: by then the coordinator has given the transaction
+// up (its deadline is a request timeout after it began, before it
+// decided), and a late promise to a transaction it no longer knows is
+// aborted at once (abortPromise).
 func (c *Core) markDecided(from string, txn uint64, now int64) {
-	c.decided.add(txnKey{from, txn}, struct{}{}, now+int64(c.cfg.RequestTimeout)+int64(c.cfg.WriteLockTimeout), now)
+	c.decided.add(txnKey{from, txn}, struct{}{}, now+int64(c.cfg.RequestTimeout), now)
 }
 
 // heardIncarnation records the incarnation of the peer from, taken from
@@ -313,7 +327,7 @@ func (c *Core) promiseLife(x *txn, from string, inc uint64) bool {
 	if inc == 0 || from == c.cfg.Self {
 		return true
 	}
-	if known := x.inc[from]; known != 0 && known != inc {
+	if i := slices.Index(x.masters, from); i >= 0 && x.inc != nil && x.inc[i] != 0 && x.inc[i] != inc {
 		return false
 	}
 	if known := c.peerInc[from]; known != 0 && known != inc {

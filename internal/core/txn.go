@@ -77,12 +77,12 @@ type txn struct {
 	commits  []*Quorum
 	grace    int64
 	replied  bool
-	retried  bool              // this write already started again under a newer configuration
-	awaiting bool              // refused for a stale epoch: waits for the newer configuration
-	newer    bool              // a master answered from a newer epoch than x's
-	ballot   uint64            // drawn before the Prepare: the token of its Locks and Updates (see ballot.go)
-	attempt  int               // how often the write started again after REASON_BALLOT_TOO_LOW
-	inc      map[string]uint64 // the incarnation of each master as known when the Prepare went
+	retried  bool     // this write already started again under a newer configuration
+	awaiting bool     // refused for a stale epoch: waits for the newer configuration
+	newer    bool     // a master answered from a newer epoch than x's
+	ballot   uint64   // drawn before the Prepare: the token of its Locks and Updates (see ballot.go)
+	attempt  int      // how often the write started again after REASON_BALLOT_TOO_LOW
+	inc      []uint64 // the incarnation of each of masters as known when the Prepare went (nil: none known)
 }
 
 func (x *txn) phase(i int) Phase {
@@ -238,12 +238,10 @@ func (c *Core) attempt(b *batch, offset int, ops []Op, deadline int64, attempt i
 	for i := range x.prep {
 		x.prep[i] = QuorumOf(m)
 	}
-	for _, addr := range x.masters {
-		if inc := c.peerInc[addr]; inc != 0 {
-			if x.inc == nil {
-				x.inc = map[string]uint64{}
-			}
-			x.inc[addr] = inc
+	if len(c.peerInc) > 0 {
+		x.inc = make([]uint64, len(x.masters))
+		for i, addr := range x.masters {
+			x.inc[i] = c.peerInc[addr]
 		}
 	}
 	c.txns[x.id] = x

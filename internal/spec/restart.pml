@@ -3,13 +3,13 @@
  * coordinator whose clock runs ahead; checked with spin (spec_test.go).
  * See doc.go for what it models and what it abstracts away.
  *
- * One key, masters m0, m1, m2, W = 2. Three clients each call Lock once;
+ * One key, masters m0, m1, m2, W = 2. Two clients each call Lock once;
  * client c's Lock is coordinated by node c (the coordinators are the
  * masters, as in Locker), and node 0's clock runs FAST ahead of the
- * others'. Client 1's lease is LONG, the others' SHORT. Clocks are hybrid
- * logical clocks reduced to their logical part: a node's clock observes
- * every ballot and token it handles, and a restart sets it back to its
- * physical base (FAST for node 0, 0 for the others).
+ * others'. Client 0's lease is SHORT, client 1's LONG. Clocks are hybrid
+ * logical clocks reduced to their logical part: a coordinator's clock
+ * observes every ballot, bound and token it handles, and a restart sets
+ * it back to its physical base (FAST for node 0, 0 for the others).
  *
  * The write (internal/core txn.go, core.go, ballot.go): the coordinator
  * draws a ballot from its clock (one above everything it has seen) and
@@ -24,18 +24,26 @@
  * are out of reach, or at any time before W (its timeout). A master
  * applies a Commit only over its own live promise, starting the lease
  * from the Commit's receipt. The client holds from its W-th ok ack until
- * its own lease, counted from its call, runs out.
+ * its own lease, counted from its call, runs out; it may stop waiting for
+ * acks at any time (its timeout).
  *
  * Restart: any master may restart, RESTARTS times in all, one at a time
  * (the next only once no master is catching up). It loses everything:
  * the key, write locks, granted ballots, its floor; its clock falls back
  * to its base. It refuses Prepares (CATCHING_UP) and cannot apply
- * Commits (no promise survives) until it caught up: once every write
- * that was undecided when it restarted has been decided (settleWait), it
- * copies a snapshot from each of the n-W+1 = 2 other masters (that are
- * not catching up themselves), one at a time, merged by the larger token
- * (a later deadline on equal tokens), and raises its floor to each
- * source's clock.
+ * Commits (no promise survives) until it caught up: once every Lock that
+ * was under way when it restarted is over (held, failed or given up: no
+ * ack of it counts any more; settleWait), it copies a snapshot from each
+ * of the n-W+1 = 2 other masters (that are not catching up themselves),
+ * one at a time, merged by the larger token (a later deadline on equal
+ * tokens), and raises its floor to each source's ballot bound (the real
+ * snapshot carries the source's clock, which is at least that bound: the
+ * model takes the least the safety argument needs).
+ *
+ * The probe: once some client has held, a third Lock may take any two
+ * masters that are free at one instant (caught up, key absent, no write
+ * lock), with the lowest ballot they both grant (a coordinator whose
+ * clock lags); A1 and A2 are checked for it and the run ends there.
  *
  * Messages: one slot per (client, master) for the Prepare and one for
  * the Commit or Abort; delivered in any order, at any time, or never; a
@@ -43,17 +51,20 @@
  * coordinator at once or is lost; a Committed ack at once.
  *
  * Checked (assertions; -DSAFETY, exhaustive):
- *   A1  at most one client holds the key at any instant;
+ *   A1  at most one client (the probe included) holds the key at any
+ *       instant;
  *   A2  each holder's token is larger than every earlier holder's.
  *
  * Mutants, -DMUTANT=n; each makes spin find an assertion violation:
  *   7  the rule before ballots: a master grants without a ballot check
  *      and proposes a token from its own clock, the Lock commits the
- *      largest proposal (and above a refuser's token); catch-up copies
- *      at once, merged by the larger token, with no floor
- *   8  a restarted master does not take its sources' clocks as floor
- *   9  a restarted master copies before its earlier life's writes are
- *      decided
+ *      largest proposal (and above a refuser's token); a restarted master
+ *      takes no floor (it still waits for the earlier Locks to be over,
+ *      so that what fails is the token order); two holders (A1)
+ *   8  a restarted master does not take its sources' bounds as floor:
+ *      A2 with one restart; two holders (A1, -DNOA2) with two
+ *   9  a restarted master copies before the Locks under way at its
+ *      restart are over: two holders (A1)
  */
 
 #ifndef MUTANT

@@ -79,7 +79,7 @@
 #ifndef FAST
 #define FAST 2         /* node 0's clock is this far ahead */
 #endif
-#define SHORT 1        /* lease of clients 0 and 2, ticks */
+#define SHORT 1        /* lease of client 0, ticks */
 #define LONG 2         /* lease of client 1, ticks */
 #define WLT 1          /* write-lock (promise) timeout, ticks */
 
@@ -109,7 +109,7 @@ byte wrem[NN];   /* write lock: ticks left */
 byte clk[NN];    /* hybrid clock (logical part) */
 byte bnd[NN];    /* largest ballot granted, and the floor */
 bool cu[NN];     /* catching up after a restart */
-byte pend[NN];   /* catching up: clients whose Lock was undecided at the restart */
+byte pend[NN];   /* catching up: bit c set while client c's Lock, under way at the restart, is not over */
 byte cop[NN];    /* catching up: bit s set once s's snapshot was copied */
 byte rst;        /* restarts so far */
 #if MUTANT == 7

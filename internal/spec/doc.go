@@ -65,7 +65,7 @@
 // raises its floor to each source's bound. Once someone has held, a probe
 // Lock takes any two masters free at one instant, with the lowest ballot
 // they grant. A1 and A2 as above, the probe included. 10,396,956 states
-// (1.4 GiB, about 2.5 minutes on a loaded 2-core machine); the search
+// (1.4 GiB, 1 to 3 minutes on a shared 2-core machine); the search
 // completes.
 //
 // TestSpinMutantFails checks that the checker finds violations in broken
@@ -78,8 +78,8 @@
 // finds two holders. In the restart model: the token rule before ballots
 // (-DMUTANT=7: tokens are the largest of the masters' proposals from
 // their own clocks, and above a refuser's token; no ballot check, no
-// floor) finds two holders: a Lock that failed after one commit keeps a
-// token above the Lock a quorum committed after it, a restarted master
+// floor) finds two holders: a Lock that failed after one commit carries
+// a larger token than a Lock that a quorum committed, a restarted master
 // copies both and keeps the failed one, and when its short lease ends
 // two masters are free while the committed lease lives. A restarted
 // master that takes no floor from its sources (-DMUTANT=8) breaks A2

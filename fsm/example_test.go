@@ -77,7 +77,7 @@ func Example() {
 	defer system.Shutdown()
 	l, _ := lockeractor.Start(system)
 	defer l.Stop()
-	r := registry.New(l)
+	r, _ := registry.New(l)
 	defer r.Stop()
 
 	pid, err := fsm.Spawn(system.Root, "front-door", door("42", 50*time.Millisecond))

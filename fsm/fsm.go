@@ -149,11 +149,15 @@ type Option = server.Option
 func WithLeaseLength(d time.Duration) Option { return server.WithLeaseLength(d) }
 
 // WithLeaseThreshold sets how long before expiry the lease is renewed
-// (default 500 ms).
+// (default: it follows the lease, see server.Config.LeaseThreshold).
 func WithLeaseThreshold(d time.Duration) Option { return server.WithLeaseThreshold(d) }
 
 // WithContext makes ctx bound the registration.
 func WithContext(ctx context.Context) Option { return server.WithContext(ctx) }
+
+// WithRequestTimeout sets how long Spawn waits for the name's
+// registration (default 10 s).
+func WithRequestTimeout(d time.Duration) Option { return server.WithRequestTimeout(d) }
 
 // Props returns the props of a machine actor that is not registered
 // under a name (spawn it with parent.Spawn). A machine that does not

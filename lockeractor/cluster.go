@@ -31,10 +31,12 @@ import (
 // member whose attempt failed goes on retrying until one succeeds, even
 // if it is no longer the coordinator, since a failed attempt may have
 // reached some peers only). A member that was never configured (a fresh
-// cluster) waits until the topology has been stable for BootstrapDelay;
-// then the alive member with the smallest address configures everyone.
-// Until its first configuration a member is its own single master (W=1):
-// wait for Nodes to show the cluster before relying on a lock.
+// cluster) waits until the topology has been stable for BootstrapDelay,
+// or until it sees ExpectedMembers members (WithExpectedMembers); then
+// the alive member with the smallest address configures everyone. Until
+// a member holds a configuration that names it, it is not ready: its
+// writes fail with ErrNotReady and it promises nothing (Locker.Ready
+// waits for it).
 //
 // Topology only proposes: who votes is always the configuration the
 // peers hold (with its epoch), never "whoever is visible now".
@@ -73,6 +75,16 @@ func WithMasters(n int) Option { return func(cfg *Config) { cfg.Masters = n } }
 // the time to do so before a newcomer would bootstrap on its own.
 func WithBootstrapDelay(d time.Duration) Option { return func(cfg *Config) { cfg.BootstrapDelay = d } }
 
+// WithExpectedMembers tells cluster mode how many members the cluster
+// starts with: a never-configured cluster is configured as soon as n
+// members are seen, instead of once the topology has been stable for
+// the bootstrap delay. Members are ready (see Locker.Ready) one
+// Reconfigure later, a few round trips. Give every member the same n.
+// With fewer members alive the bootstrap delay still applies, so a
+// cluster that lost a member before its first configuration still
+// starts.
+func WithExpectedMembers(n int) Option { return func(cfg *Config) { cfg.ExpectedMembers = n } }
+
 // FollowCluster resumes cluster mode after explicit SetNodes or SetW
 // calls paused it: the policy is applied again from the current
 // configuration and topology. It does nothing outside cluster mode.
@@ -83,14 +95,11 @@ func (l *Locker) FollowCluster() {
 	}
 }
 
-// policyCall marks the context of cluster mode's own Reconfigure calls,
-// so that the SetNodes/SetW they make do not pause cluster mode.
-type policyCall struct{}
-
-// explicitConfig is the hook of SetNodes and SetW: an explicit call
-// pauses cluster mode on this member.
-func (l *Locker) explicitConfig(ctx context.Context) {
-	if f := l.follower; f != nil && ctx.Value(policyCall{}) == nil {
+// explicitConfig is the hook of SetNodes and SetW: a call pauses cluster
+// mode on this member. Cluster mode itself only calls Reconfigure, which
+// does not pause it.
+func (l *Locker) explicitConfig() {
+	if f := l.follower; f != nil {
 		if !f.manual.Swap(true) {
 			f.log.Info("locker: cluster mode paused by an explicit SetNodes/SetW; FollowCluster resumes it")
 		}
@@ -114,11 +123,20 @@ type follower struct {
 	done    chan struct{}
 	stopped sync.Once
 
-	// mu guards latest and fresh, written by the event-stream callback
+	// mu guards latest and fresh (and serialises writers of topo), written by the event-stream callback
 	// (under protoactor's member-list lock) and read by the goroutine.
 	mu     sync.Mutex
 	latest []membership.Seen
 	fresh  bool
+
+	// topo is the set of addresses the latest topology lists and of those
+	// any topology listed, for Departed; replaced, never modified.
+	topo atomic.Pointer[topology]
+}
+
+// topology is what Departed needs of the topologies seen.
+type topology struct {
+	alive, seen map[string]bool
 }
 
 // startCluster is the hook of Start: it starts cluster mode when
@@ -134,10 +152,10 @@ func (l *Locker) startCluster() error {
 	if c.MemberList == nil || c.Remote == nil {
 		return invalid("the cluster is not started: call StartMember before lockeractor.Start")
 	}
-	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), policyCall{}, true))
+	ctx, cancel := context.WithCancel(context.Background())
 	f := &follower{
 		l: l, policy: membership.Policy{Masters: l.cfg.Masters}, delay: l.cfg.BootstrapDelay,
-		log: l.system.Logger(), stream: l.system.EventStream,
+		log: l.cfg.Logger, stream: l.system.EventStream,
 		wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
 	l.follower = f
@@ -178,8 +196,44 @@ func (f *follower) offer(members []*cluster.Member) {
 	}
 	f.mu.Lock()
 	f.latest, f.fresh = seen, true
+	f.noteTopology(seen)
 	f.mu.Unlock()
 	f.poke()
+}
+
+// noteTopology records which addresses are alive now and which were ever
+// seen. offer calls it under f.mu.
+func (f *follower) noteTopology(members []membership.Seen) {
+	next := &topology{alive: map[string]bool{}, seen: map[string]bool{}}
+	if cur := f.topo.Load(); cur != nil {
+		for a := range cur.seen {
+			next.seen[a] = true
+		}
+	}
+	for _, m := range members {
+		next.alive[m.Address], next.seen[m.Address] = true, true
+	}
+	f.topo.Store(next)
+}
+
+// Departed reports whether the member at addr is known to be gone: in
+// cluster mode, the topology listed it once and lists it no more; or
+// this peer holds a configuration (epoch > 0) that names it neither as
+// a master nor as a replica (the Lockers reconfigured without it). A
+// peer with no configuration yet counts no address as departed, and
+// never its own. The registry uses it to skip holders on departed
+// members; it is a few lookups, safe from any goroutine.
+func (l *Locker) Departed(addr string) bool {
+	if addr == l.self {
+		return false
+	}
+	if f := l.follower; f != nil {
+		if t := f.topo.Load(); t != nil && t.seen[addr] && !t.alive[addr] {
+			return true
+		}
+	}
+	m := l.core.Membership()
+	return m.Epoch > 0 && !slices.Contains(m.Masters, addr) && !slices.Contains(m.Replicas, addr) && !slices.Contains(m.OldMasters, addr)
 }
 
 func (f *follower) poke() {
@@ -249,7 +303,10 @@ func (f *follower) step(alive []membership.Member, changedAt time.Time, retry *r
 	m := l.core.Membership()
 	cur := membership.Config{Epoch: m.Epoch, Masters: m.Masters, Replicas: m.Replicas, W: m.W}
 	want := f.policy.Propose(alive, cur)
-	if want.Same(cur) && retry.pending == nil {
+	// At epoch 0 the peer's own configuration (itself alone) is no
+	// configuration: a one-member cluster still needs its first
+	// Reconfigure to be ready.
+	if cur.Epoch > 0 && want.Same(cur) && retry.pending == nil {
 		retry.backoff, retry.pending = 0, nil
 		return 0
 	}
@@ -260,7 +317,7 @@ func (f *follower) step(alive []membership.Member, changedAt time.Time, retry *r
 	if coord, _ := membership.Coordinator(alive, cur); coord != l.self && retry.pending == nil {
 		return 0
 	}
-	if cur.Epoch == 0 {
+	if cur.Epoch == 0 && (l.cfg.ExpectedMembers == 0 || len(alive) < l.cfg.ExpectedMembers) {
 		if wait := f.delay - time.Since(changedAt); wait > 0 {
 			return wait
 		}
@@ -292,10 +349,6 @@ func sameAddresses(a, b []membership.Member) bool {
 	return slices.EqualFunc(a, b, func(x, y membership.Member) bool { return x.Address == y.Address && x.ID == y.ID })
 }
 
-// leaving remembers which clusters LeaveCluster has shut down, so that a
-// second call does nothing (protoactor's Shutdown panics when repeated).
-var leaving sync.Map // *cluster.Cluster -> *sync.Once
-
 // LeaveCluster stops the Locker running on c's actor system, if any, and
 // then shuts the cluster member down: it tells the other members by
 // gossip that it left, deregisters from the cluster provider, stops
@@ -317,8 +370,12 @@ func LeaveCluster(c *cluster.Cluster) {
 	if c == nil {
 		return
 	}
-	once, _ := leaving.LoadOrStore(c, &sync.Once{})
-	once.(*sync.Once).Do(func() {
+	if c.ActorSystem == nil {
+		return
+	}
+	// The member is shut down once per actor system, as remembered by
+	// the system's Locker extension.
+	extensionOf(c.ActorSystem).leave.Do(func() {
 		if l := Get(c.ActorSystem); l != nil {
 			l.Stop()
 		}
@@ -330,7 +387,11 @@ func LeaveCluster(c *cluster.Cluster) {
 		}
 		if c.Config != nil && c.Config.ClusterProvider != nil {
 			if err := c.Config.ClusterProvider.Shutdown(true); err != nil {
-				c.ActorSystem.Logger().Warn("locker: leaving the cluster provider failed", slog.Any("error", err))
+				logger := c.ActorSystem.Logger()
+				if l := Get(c.ActorSystem); l != nil {
+					logger = l.Logger()
+				}
+				logger.Warn("locker: leaving the cluster provider failed", slog.Any("error", err))
 			}
 		}
 		if c.IdentityLookup != nil {

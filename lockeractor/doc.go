@@ -27,6 +27,12 @@
 //	l.SetNodes(ctx, all, masters, replicas) // addresses "host:port"
 //	l.SetW(ctx, all, len(masters)/2+1)
 //
+// A peer with remote (or WithCluster) is not ready until it holds a
+// configuration that names it: until then its writes fail at once with
+// ErrNotReady and it promises nothing, so a member never grants a lock
+// on its own vote before it has heard of the cluster. Ready(ctx) waits
+// for it.
+//
 // # Guarantees and their limits
 //
 // With W a majority of the masters, two writes on one key cannot both

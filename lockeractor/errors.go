@@ -29,6 +29,13 @@ var (
 	ErrStopped = errors.New("locker: stopped")
 	// ErrAlreadyStarted: Start on an actor system whose Locker runs.
 	ErrAlreadyStarted = errors.New("locker: already started")
+	// ErrNotReady: this peer may not coordinate writes yet: it holds no
+	// configuration that names it (a cluster member before the cluster
+	// configured it, a newcomer before it was added, a restarted member
+	// before it heard from the others), or it is a master still copying
+	// leases after losing its memory. Nothing was written; see
+	// Locker.Ready.
+	ErrNotReady = errors.New("locker: not ready")
 )
 
 // Reason says why a peer refused a write; the names are the wire's.
@@ -46,6 +53,10 @@ const (
 	ReasonPromiseExpired = messages.Reason_REASON_PROMISE_EXPIRED
 	ReasonInvalid        = messages.Reason_REASON_INVALID_ARGUMENT
 	ReasonCatchingUp     = messages.Reason_REASON_CATCHING_UP
+	// ReasonBallotTooLow: the master granted or saw a larger ballot on
+	// the key; the coordinator retries with a larger one by itself, so a
+	// caller sees it only when the retries ran out under contention.
+	ReasonBallotTooLow = messages.Reason_REASON_BALLOT_TOO_LOW
 )
 
 // QuorumError reports a write that did not reach W. errors.Is(err,
@@ -109,6 +120,8 @@ func reasonText(r Reason) string {
 		return "invalid request"
 	case ReasonCatchingUp:
 		return "catching up after a restart"
+	case ReasonBallotTooLow:
+		return "ballot too low"
 	}
 	return r.String()
 }

@@ -7,6 +7,10 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/protoactor-locker/locker/lockeractor"
 )
@@ -60,4 +64,38 @@ func ExampleLocker_WaitForRelease() {
 	// Output:
 	// released or expired: <nil>
 	// read after expiry: locker: not found
+}
+
+// Cluster mode: every member of a protoactor cluster starts a Locker with
+// WithCluster after StartMember, and the Lockers configure themselves from
+// the cluster's topology (no addresses typed anywhere). Here one member on
+// protoactor's in-memory provider; start more the same way.
+func ExampleWithCluster() {
+	system := quietSystem()
+	provider := test.NewTestProvider(test.NewInMemAgent())
+	c := cluster.New(system, cluster.Configure("example", provider, disthash.New(),
+		remote.Configure("127.0.0.1", 0, lockeractor.RemoteOptions()...)))
+	c.StartMember()
+	defer lockeractor.LeaveCluster(c) // instead of c.Shutdown: stops the Locker, then the member
+
+	// WithExpectedMembers: configure as soon as this many members are seen.
+	l, err := lockeractor.Start(system, lockeractor.WithCluster(c), lockeractor.WithExpectedMembers(1))
+	if err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A member grants nothing before it holds a configuration naming it
+	// (writes fail with ErrNotReady): wait for it.
+	if err := l.Ready(ctx); err != nil {
+		panic(err)
+	}
+	masters, _, w := l.Nodes()
+	fmt.Println("masters:", len(masters), "W:", w)
+
+	res, err := l.Lock(ctx, "leader", []byte(l.Address()), 10*time.Second)
+	fmt.Println("locked:", err == nil && res.Token > 0)
+	// Output:
+	// masters: 1 W: 1
+	// locked: true
 }

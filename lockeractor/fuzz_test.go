@@ -105,6 +105,8 @@ const callTimeout = 20 * time.Millisecond
 func FuzzLockerAPI(f *testing.F) {
 	system := shortDeadLetterSystem()
 	f.Cleanup(system.Shutdown)
+	f.Add(lockReadBack)
+	f.Add([]byte{0, 1, 'k', 1, 'v', 199, 1, 1, 'k', 1, 'v', 2, 'v', '2', 0, 1, 'k', 2, 'v', '2', 170})
 	f.Add([]byte{0, 1, 'k', 1, 'v', 30, 5, 1, 'k', 3, 1, 'k', 1, 'v'})
 	f.Add([]byte{0, 0, 1, 'v', 30})
 	f.Add([]byte{0, 255, 'k', 1, 'v', 255})
@@ -122,15 +124,42 @@ func FuzzLockerAPI(f *testing.F) {
 		defer l.Stop()
 		in := &fuzzInput{b: data}
 		for step := 0; step < 8 && len(in.b) > 0; step++ {
-			fuzzCall(t, l, in)
+			fuzzCall(t, l, in, callTimeout)
 		}
 	})
 }
 
-// fuzzCall makes one call decoded from in and checks its outcome.
-func fuzzCall(t *testing.T, l *lockeractor.Locker, in *fuzzInput) {
+// lockReadBack is an input of FuzzLockerAPI's corpus: Lock("k", "v") for
+// a minute (lease byte 160), which fuzzCall reads back with DirtyRead.
+var lockReadBack = []byte{0, 1, 'k', 1, 'v', 160}
+
+// TestFuzzCorpusReadsBackALock proves that FuzzLockerAPI's read-back
+// check runs on its corpus: lockReadBack's Lock succeeds with a lease of
+// a minute or more, so fuzzCall compared DirtyRead with its value.
+func TestFuzzCorpusReadsBackALock(t *testing.T) {
+	system := shortDeadLetterSystem()
+	defer system.Shutdown()
+	l, err := lockeractor.Start(system)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer l.Stop()
+	in := &fuzzInput{b: lockReadBack}
+	if op, key, value, lease := in.byte(), in.str(), in.bytes(), in.lease(); op != 0 || key != "k" || string(value) != "v" || lease < time.Minute {
+		t.Fatalf("lockReadBack decodes to call %d, Lock(%q, %q, %v): not a Lock of a minute or more", op, key, value, lease)
+	}
+	fuzzCall(t, l, &fuzzInput{b: lockReadBack}, time.Minute) // a bound for a hang, not a deadline to meet
+	got, err := l.DirtyRead("k")
+	if err != nil || string(got) != "v" {
+		t.Fatalf("the corpus Lock did not take: DirtyRead = %q, %v", got, err)
+	}
+}
+
+// fuzzCall makes one call decoded from in, with a context that ends after
+// timeout, and checks its outcome.
+func fuzzCall(t *testing.T, l *lockeractor.Locker, in *fuzzInput, timeout time.Duration) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	op := in.byte() % 12
 	var err error

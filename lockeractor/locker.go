@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -21,12 +22,30 @@ import (
 // peer at address a is actor.NewPID(a, ActorName).
 const ActorName = "locker"
 
+// localAddress is the address of an actor system without remote.
+const localAddress = "nonhost"
+
 var extensionID = extensions.NextExtensionID()
 
 // extension is what Locker registers on an actor system: a holder of the
 // running Locker, so that Stop and a later Start can swap it.
 type extension struct {
 	current atomic.Pointer[Locker]
+	// leave makes LeaveCluster shut the system's cluster member down
+	// once (protoactor's Shutdown panics when repeated).
+	leave sync.Once
+}
+
+// extensionOf returns system's Locker extension, registering it first if
+// the system has none. protoactor's extension table has no lock: the
+// first Start (or LeaveCluster) on a system must not race another.
+func extensionOf(system *actor.ActorSystem) *extension {
+	ext, _ := system.Extensions.Get(extensionID).(*extension)
+	if ext == nil {
+		ext = &extension{}
+		system.Extensions.Register(ext)
+	}
+	return ext
 }
 
 func (*extension) ExtensionID() extensions.ExtensionID { return extensionID }
@@ -63,13 +82,16 @@ type Locker struct {
 	stopped  chan struct{}
 
 	follower *follower // cluster mode (cluster.go); nil without WithCluster
+	ready    *readiness
 }
 
 // Start spawns the Locker peer on system under the name "locker" and
 // registers it as the system's extension. Start protoactor remote first
 // if the peer is to talk to others: the peer's address is the system's
 // address at Start. A fresh peer knows only itself: masters = [its
-// address], no replicas, W from WithW (default 1).
+// address], no replicas, W from WithW (default 1). Without remote and
+// without WithCluster it is a single-node store, ready at once; any
+// other peer writes only once it is configured (see Ready).
 func Start(system *actor.ActorSystem, opts ...Option) (*Locker, error) {
 	if system == nil {
 		return nil, invalid("actor system is nil")
@@ -80,14 +102,15 @@ func Start(system *actor.ActorSystem, opts ...Option) (*Locker, error) {
 			o(&cfg)
 		}
 	}
+	cfg.resolve()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	ext, _ := system.Extensions.Get(extensionID).(*extension)
-	if ext == nil {
-		ext = &extension{}
-		system.Extensions.Register(ext)
+	if cfg.Logger == nil {
+		cfg.Logger = system.Logger()
 	}
+	patchSerializer() // once per process; see UnknownMessage
+	ext := extensionOf(system)
 	if ext.current.Load() != nil {
 		return nil, fmt.Errorf("%w on %s", ErrAlreadyStarted, system.Address())
 	}
@@ -98,8 +121,11 @@ func Start(system *actor.ActorSystem, opts ...Option) (*Locker, error) {
 		Self: self, W: cfg.W, RequestTimeout: cfg.RequestTimeout, WriteLockTimeout: cfg.WriteLockTimeout,
 		ReplicationInterval: cfg.ReplicationInterval, MaxMessageBytes: cfg.MaxMessageBytes, MaxLease: cfg.MaxLease,
 		Clock: cfg.Clock, Seed: binary.LittleEndian.Uint64(seed[:]) >> 1,
+		// Without remote (the address is protoactor's local "nonhost")
+		// and without a cluster, there is nobody to be configured with.
+		Standalone: cfg.Cluster == nil && self == localAddress,
 	})
-	l := &Locker{system: system, cfg: cfg, self: self, core: c, store: c.Store(), ext: ext, stopped: make(chan struct{})}
+	l := &Locker{system: system, cfg: cfg, self: self, core: c, store: c.Store(), ext: ext, stopped: make(chan struct{}), ready: newReadiness(c.Ready())}
 	l.store.OnChange = l.watchers.notify
 	if !ext.current.CompareAndSwap(nil, l) {
 		return nil, fmt.Errorf("%w on %s", ErrAlreadyStarted, self)
@@ -213,6 +239,16 @@ const MaxLeaseLimit = core.MaxLeaseLimit
 // ErrInvalidArgument.
 func (l *Locker) MaxLease() time.Duration { return l.cfg.MaxLease }
 
+// Logger is the logger of the Locker's logs (WithLogger; the actor
+// system's logger by default). Packages built on a Locker, such as
+// registry, log through it too.
+func (l *Locker) Logger() *slog.Logger { return l.cfg.Logger }
+
+// Clock is the time source this Locker was started with (WithClock; the
+// system clock by default). Packages built on a Locker, such as
+// registry, count leases with it.
+func (l *Locker) Clock() Clock { return l.cfg.Clock }
+
 // Lock takes key with value for lease, if no master of a quorum holds the
 // key. Result.Token is a fencing token strictly greater than every token
 // handed out before for key. The holder may count on the lease from the
@@ -294,6 +330,8 @@ func (l *Locker) opResult(key string, o core.Outcome) OpResult {
 	switch {
 	case o.Stopped:
 		return OpResult{Result: r, Err: ErrStopped}
+	case o.NotReady:
+		return OpResult{Result: r, Err: notReady(o.Reasons[l.self])}
 	case o.OK:
 		return OpResult{Result: r}
 	}
@@ -460,7 +498,7 @@ func (l *Locker) SetNodes(ctx context.Context, cluster, masters, replicas []stri
 	if ctx == nil {
 		return invalid("nil context")
 	}
-	l.explicitConfig(ctx)
+	l.explicitConfig()
 	cl, err := checkCluster(cluster)
 	if err != nil {
 		return err
@@ -484,7 +522,7 @@ func (l *Locker) SetW(ctx context.Context, cluster []string, w int) error {
 	if ctx == nil {
 		return invalid("nil context")
 	}
-	l.explicitConfig(ctx)
+	l.explicitConfig()
 	if w < 1 {
 		return invalid("W = %d is less than 1", w)
 	}

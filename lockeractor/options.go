@@ -1,11 +1,13 @@
 package lockeractor
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/protoactor-locker/locker/internal/core"
+	"github.com/protoactor-locker/locker/internal/faulthook"
 	"github.com/protoactor-locker/locker/internal/membership"
 )
 
@@ -28,7 +30,9 @@ type Config struct {
 	// (default 100 ms).
 	ReplicationInterval time.Duration
 	// WriteLockTimeout is how long a promise holds a key if no commit
-	// follows (default 2 s); it must be longer than RequestTimeout.
+	// follows; it must be longer than RequestTimeout. The default, 0,
+	// follows RequestTimeout: 2 s, or twice RequestTimeout when that is
+	// longer, so that any valid RequestTimeout works alone.
 	WriteLockTimeout time.Duration
 	// RequestTimeout bounds how long a write or admin call waits for
 	// peers that do not answer (default 1 s).
@@ -50,6 +54,11 @@ type Config struct {
 	MaxMessageBytes int
 	// Clock is the time source (default the system clock).
 	Clock Clock
+	// Logger receives the Locker's logs, and those of the registry on
+	// it (default nil: the actor system's logger, system.Logger(), as
+	// protoactor's own components log). Set it to keep Locker's logs
+	// while the actor system's logger is silenced, or to silence them.
+	Logger *slog.Logger
 	// Cluster, when set, runs the Locker in cluster mode: masters and
 	// replicas follow this protoactor cluster's topology (see WithCluster).
 	Cluster *cluster.Cluster
@@ -60,9 +69,15 @@ type Config struct {
 	// member waits for a stable topology before the cluster is first
 	// configured (default 2 s).
 	BootstrapDelay time.Duration
-	// Faults, when set, injects the faults it is told to into this peer's
-	// traffic and processing (see Faults and WithFaults); for tests.
-	Faults *Faults
+	// ExpectedMembers, when positive, is how many members cluster mode
+	// expects: a never-configured cluster is configured as soon as that
+	// many members are seen, without waiting for BootstrapDelay (default
+	// 0: wait for a stable topology).
+	ExpectedMembers int
+
+	// injector, when set, injects faults into this peer's traffic and
+	// processing (lockertest.WithFaults).
+	injector faulthook.Injector
 }
 
 // Option changes a Config.
@@ -73,7 +88,6 @@ func DefaultConfig() Config {
 	return Config{
 		W:                   1,
 		ReplicationInterval: 100 * time.Millisecond,
-		WriteLockTimeout:    2 * time.Second,
 		RequestTimeout:      time.Second,
 		MaxLease:            DefaultMaxLease,
 		MaxMessageBytes:     3 << 10,
@@ -105,8 +119,27 @@ func WithMaxLease(d time.Duration) Option { return func(c *Config) { c.MaxLease 
 // WithMaxMessageBytes sets the size bound of every message a peer sends.
 func WithMaxMessageBytes(n int) Option { return func(c *Config) { c.MaxMessageBytes = n } }
 
+// WithLogger sets the logger of the Locker's logs (Config.Logger):
+// protoactor's logs go to the actor system's logger, Locker's to l. A nil
+// l silences Locker's logs.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *Config) {
+		if l == nil {
+			l = slog.New(slog.DiscardHandler)
+		}
+		c.Logger = l
+	}
+}
+
 // WithClock sets the time source.
 func WithClock(clock Clock) Option { return func(c *Config) { c.Clock = clock } }
+
+// resolve fills in the defaults that follow other settings.
+func (c *Config) resolve() {
+	if c.WriteLockTimeout == 0 {
+		c.WriteLockTimeout = max(2*time.Second, 2*c.RequestTimeout)
+	}
+}
 
 func (c Config) validate() error {
 	switch {
@@ -130,6 +163,8 @@ func (c Config) validate() error {
 		return invalid("masters = %d is less than 1", c.Masters)
 	case c.BootstrapDelay < 0:
 		return invalid("bootstrap delay %v is negative", c.BootstrapDelay)
+	case c.ExpectedMembers < 0:
+		return invalid("expected members = %d is negative", c.ExpectedMembers)
 	}
 	return nil
 }

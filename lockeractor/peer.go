@@ -57,11 +57,11 @@ type peer struct {
 	armed  time.Time
 	closed bool
 
-	fx *peerFaults // WithFaults (faults.go); nil without
+	fx *peerFaults // lockertest.WithFaults (faults.go); nil without
 }
 
 func newPeer(l *Locker) *peer {
-	return &peer{l: l, core: l.core, pids: map[string]*actor.PID{}, watched: map[string]bool{}, suspect: map[string]bool{}, fx: newPeerFaults(l.cfg.Faults)}
+	return &peer{l: l, core: l.core, pids: map[string]*actor.PID{}, watched: map[string]bool{}, suspect: map[string]bool{}, fx: newPeerFaults(l.cfg.injector)}
 }
 
 // Receive implements actor.Actor.
@@ -118,7 +118,7 @@ func (p *peer) handle(ctx actor.Context, msg any, sender *actor.PID) {
 			return // peers always send with a sender; this is not a peer
 		}
 		from := sender.Address
-		if from == "nonhost" || from == "" {
+		if from == localAddress || from == "" {
 			from = p.l.self
 		}
 		delete(p.suspect, from) // it answers: alive
@@ -146,6 +146,7 @@ func (p *peer) flush(ctx actor.Context) {
 	if at, ok := p.core.NextWake(); ok {
 		p.arm(ctx, at)
 	}
+	p.l.ready.set(p.core.Ready(), p.core.NotReadyReason())
 }
 
 func (p *peer) pid(addr string) *actor.PID {

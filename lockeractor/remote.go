@@ -15,7 +15,12 @@ const RemoteMaxRecvMsgSize = 64 << 20
 // an endpoint writer queue that starts small instead of preallocated.
 // Without them, keep the default message bound (3 KiB), which keeps a
 // full batch under gRPC's default 4 MiB limit.
+//
+// The first call also replaces protoactor's protobuf serializer with
+// one that delivers an *UnknownMessage for a type this process does not
+// link, instead of panicking (see UnknownMessage); Start does it too.
 func RemoteOptions() []remote.ConfigOption {
+	patchSerializer()
 	return []remote.ConfigOption{
 		remote.WithServerOptions(grpc.MaxRecvMsgSize(RemoteMaxRecvMsgSize)),
 		// protoactor preallocates its endpoint writer queue (16 MB per

@@ -2,6 +2,7 @@ package lockeractor
 
 import (
 	"fmt"
+	"sync"
 	_ "unsafe" // for go:linkname
 
 	"github.com/asynkron/protoactor-go/remote"
@@ -13,6 +14,9 @@ import (
 // UnknownMessage is what an actor receives, instead of its process
 // crashing, when a remote sender sends a protobuf type this process does
 // not link (a newer peer, another application). Locker peers ignore it.
+// protoactor's own serializer panics on such a type; Locker replaces it,
+// once per process, when RemoteOptions is first called or the first
+// Locker starts, whichever comes first.
 type UnknownMessage struct {
 	TypeName string // the protobuf full name the sender gave
 	Data     []byte // the encoded message
@@ -25,14 +29,20 @@ type UnknownMessage struct {
 //go:linkname remoteSerializers github.com/asynkron/protoactor-go/remote.serializers
 var remoteSerializers []remote.Serializer
 
-// init replaces protoactor's protobuf serializer (same id, same encoding)
-// with one that turns an unknown type into an *UnknownMessage, so that a
-// peer of a newer version cannot crash this process.
-func init() {
+// patchSerializer replaces protoactor's protobuf serializer (same id,
+// same encoding) with one that turns an unknown type into an
+// *UnknownMessage, so that a peer of a newer version cannot crash this
+// process. Importing lockeractor changes nothing: the patch happens once,
+// explicitly, the first time RemoteOptions is called or a Locker starts.
+// protoactor's serializer table is process-wide, so the patch is too:
+// from then on every actor system of the process decodes with it. Call
+// RemoteOptions when configuring remote, before remote.Start, so that
+// the patch precedes every message remote decodes.
+var patchSerializer = sync.OnceFunc(func() {
 	if len(remoteSerializers) > 0 {
 		remoteSerializers[0] = safeProtoSerializer{}
 	}
-}
+})
 
 // safeProtoSerializer is protoactor's protobuf serializer without the panic.
 type safeProtoSerializer struct{}

@@ -130,7 +130,7 @@ func BenchmarkRenew100k(b *testing.B) {
 				defer wg.Done()
 				for i := range work {
 					pid := actor.NewPID(c.Nodes[i%3].Addr, fmt.Sprintf("$renew%d", i))
-					if _, err := c.Registry(i%3).Reserve(ctx, fmt.Sprintf("renew-%06d", i), pid, lease, threshold); err != nil {
+					if _, err := registry.Reserve(c.Registry(i%3), ctx, fmt.Sprintf("renew-%06d", i), pid, lease, threshold); err != nil {
 						failed.Add(1)
 					}
 				}

@@ -2,7 +2,6 @@ package registry_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,35 +13,17 @@ import (
 	"github.com/protoactor-locker/locker/registry"
 )
 
-// manualClock is a Clock that moves only when told to.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // manualSingle starts one system whose Locker and Registry share clk.
 // The replication interval is an hour, so that the peer's own timers
 // (armed in real time from clk's readings) fire after the test: nothing
 // but the test's calls reaches the store while it runs.
-func manualSingle(t *testing.T, clk *manualClock) (*actor.ActorSystem, *registry.Registry) {
+func manualSingle(t *testing.T, clk *testcluster.ManualClock) (*actor.ActorSystem, *registry.Registry) {
 	t.Helper()
 	sys := actor.NewActorSystem(testcluster.Quiet()...)
 	l, err := lockeractor.Start(sys, lockeractor.WithClock(clk), lockeractor.WithReplicationInterval(time.Hour))
 	require.NoError(t, err)
-	r := registry.New(l, registry.WithClock(clk))
-	require.NotNil(t, r)
+	r, err := registry.New(l)
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		r.Stop()
 		l.Stop()
@@ -55,7 +36,7 @@ func manualSingle(t *testing.T, clk *manualClock) (*actor.ActorSystem, *registry
 // resolving the moment this node's clock passes its lease, although the
 // store's expiry timer has not fired and the cache still has the entry.
 func TestWhereIsRefusesNameHeldElsewherePastItsLease(t *testing.T) {
-	clk := &manualClock{t: time.Now()}
+	clk := testcluster.NewManualClock(time.Now())
 	_, r := manualSingle(t, clk)
 	ctx := context.Background()
 	lease := time.Hour // the expiry timer is armed an hour ahead in real time
@@ -80,7 +61,7 @@ func TestWhereIsRefusesNameHeldElsewherePastItsLease(t *testing.T) {
 // whatever its renewal does meanwhile: a renewal that starts past the
 // deadline finds the store's lease ended too.
 func TestWhereIsRefusesOwnedNamePastItsLease(t *testing.T) {
-	clk := &manualClock{t: time.Now()}
+	clk := testcluster.NewManualClock(time.Now())
 	sys, r := manualSingle(t, clk)
 	ctx := context.Background()
 	pid := sys.Root.Spawn(echoProps())

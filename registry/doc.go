@@ -5,7 +5,7 @@
 // when that node stops renewing it (it crashed, or the actor stopped).
 //
 //	l, _ := lockeractor.Start(system)   // after remote.Start
-//	r := registry.New(l)                // the system's extension: registry.Get(system)
+//	r, err := registry.New(l)           // the system's extension: registry.Get(system)
 //	err := r.Register(ctx, "billing", pid, 10*time.Second)
 //	pid := r.WhereIs("billing")         // on any member; nil when unknown
 //	err = r.Send("billing", msg)        // ErrNotRegistered when unknown

@@ -26,6 +26,10 @@ var (
 	// ErrNoRegistry: the actor system has no running Registry (see New),
 	// or the Registry was stopped.
 	ErrNoRegistry = errors.New("registry: no registry on this actor system")
+	// ErrRequestTimeout: Request got no answer in time, whichever layer
+	// timed out (protoactor's future, actor.ErrTimeout, or the caller's
+	// context, context.DeadlineExceeded; both stay in the error chain).
+	ErrRequestTimeout = errors.New("registry: request timed out")
 )
 
 // AlreadyRegisteredError reports a name that another actor holds.
@@ -65,39 +69,24 @@ func argError(arg, format string, args ...any) error {
 	return &ArgumentError{Arg: arg, Problem: fmt.Sprintf(format, args...)}
 }
 
-// MaxLeaseLimit is the longest lease CheckLease accepts:
-// lockeractor.MaxLeaseLimit (a year), the longest any Locker may be
-// configured to accept. A Registry accepts at most its Locker's
-// MaxLease (see Registry.CheckLease).
+// MaxLeaseLimit is lockeractor.MaxLeaseLimit (a year), the longest lease
+// any Locker may be configured to accept. A Registry accepts at most its
+// Locker's MaxLease (lockeractor.WithMaxLease, an hour by default).
 const MaxLeaseLimit = lockeractor.MaxLeaseLimit
 
-// CheckLease validates a lease length and its renewal threshold: both
+// checkLease validates a lease length and its renewal threshold against
+// the MaxLease of r's Locker, as Register and server.Spawn do: both
 // positive, the threshold shorter than the lease, and the lease at least
-// a millisecond (the store's resolution) and at most MaxLeaseLimit (a
-// year). It returns an *ArgumentError.
-//
-// It knows no Locker, so it checks less than the method of the same
-// name: a lease it accepts may still be too long for a Registry, whose
-// Locker accepts at most its own MaxLease (lockeractor.WithMaxLease, an
-// hour by default). Where a Registry is at hand, use
-// (*Registry).CheckLease, as Register, Reserve and server.Spawn do.
-func CheckLease(lease, threshold time.Duration) error {
-	return checkLease(lease, threshold, MaxLeaseLimit)
-}
-
-// CheckLease validates a lease length and its renewal threshold as the
-// package-level CheckLease does, but against the MaxLease of r's Locker
-// (the longest lease r can register a name with, an hour by default)
-// instead of MaxLeaseLimit: what Register, Reserve and server.Spawn
-// accept. It returns ErrNoRegistry for a nil r.
-func (r *Registry) CheckLease(lease, threshold time.Duration) error {
+// a millisecond (the store's resolution) and at most the Locker's
+// MaxLease. It returns an *ArgumentError, or ErrNoRegistry for a nil r.
+func (r *Registry) checkLease(lease, threshold time.Duration) error {
 	if r == nil {
 		return ErrNoRegistry
 	}
-	return checkLease(lease, threshold, r.l.MaxLease())
+	return validLease(lease, threshold, r.l.MaxLease())
 }
 
-func checkLease(lease, threshold, maxLease time.Duration) error {
+func validLease(lease, threshold, maxLease time.Duration) error {
 	switch {
 	case lease < time.Millisecond:
 		return argError("lease", "%v is shorter than a millisecond", lease)

@@ -8,6 +8,13 @@ import (
 	"github.com/protoactor-locker/locker/lockeractor"
 )
 
+// Events. NameRegistered, NameReleased, NameExpired and NameLost are
+// published on the actor system's EventStream as values, not pointers
+// (protoactor's own events, such as *cluster.ClusterTopology, are
+// pointers): match them with a type switch on registry.NameLost, not
+// *registry.NameLost. A value can be kept or passed on without anyone
+// else changing it.
+
 // NameRegistered is published on the actor system's EventStream when
 // this node's store sees a name taken, or taken over by another PID: at
 // once on a master, after replication on a replica. Lease renewals are
@@ -31,8 +38,12 @@ type NameExpired struct {
 	PID  *actor.PID
 }
 
-// NameLost is published on the node that held a name when its renewal
-// failed; the actor was stopped (if the name was tied to it).
+// NameLost is published on the node that held a name when it no longer
+// holds it: its renewal failed, or this node's store saw it released by
+// another node or taken by another PID (at once, not at the next
+// renewal). The actor was stopped (if the name was tied to it). Err says
+// why: it wraps ErrNotRegistered (released), is an
+// *AlreadyRegisteredError (taken), or is the renewal's error.
 type NameLost struct {
 	Name string
 	PID  *actor.PID
@@ -51,6 +62,7 @@ type (
 // actor, and never blocks.
 func (r *Registry) onChange(ch lockeractor.Change) {
 	name := strings.TrimPrefix(ch.Key, r.cfg.KeyPrefix)
+	r.followHeld(name, ch)
 	switch ch.Kind {
 	case lockeractor.KeyWritten:
 		if !ch.New {

@@ -20,7 +20,7 @@ func ExampleRegistry_Register() {
 	defer system.Shutdown()
 	l, _ := lockeractor.Start(system) // start protoactor remote first to span members
 	defer l.Stop()
-	r := registry.New(l)
+	r, _ := registry.New(l)
 	defer r.Stop()
 
 	ctx := context.Background()

@@ -54,7 +54,7 @@ func FuzzRegistryNames(f *testing.F) {
 				t.Fatalf("%s(%q, %v, %v): untyped error %v", what, name, lease, threshold, err)
 			}
 		}
-		badLease := registry.CheckLease(lease, threshold) != nil
+		badLease := registry.CheckLease(r, lease, threshold) != nil
 
 		// WhereIs and Send of a name nobody holds.
 		if got := r.WhereIs(name); got != nil {
@@ -82,7 +82,7 @@ func FuzzRegistryNames(f *testing.F) {
 		}
 
 		// Reserve with the fuzzed threshold, then Cancel.
-		res, err := r.Reserve(ctx, name, pid, lease, threshold)
+		res, err := registry.Reserve(r, ctx, name, pid, lease, threshold)
 		check("Reserve", err)
 		if (name == "" || badLease) && !errors.Is(err, registry.ErrInvalidArgument) {
 			t.Fatalf("Reserve(%q, %v, %v) = %v, want ErrInvalidArgument", name, lease, threshold, err)
@@ -98,15 +98,20 @@ func FuzzRegistryNames(f *testing.F) {
 			t.Fatalf("Unregister(%q) of a released name succeeded", name)
 		}
 
-		// server.Spawn's option validation and registration.
-		_, err = server.Configure(server.WithLeaseLength(lease), server.WithLeaseThreshold(threshold))
-		check("server.Configure", err)
-		if badLease != (err != nil) {
-			t.Fatalf("server.Configure(%v, %v) = %v, CheckLease says bad=%v", lease, threshold, err, badLease)
+		// server.Spawn: without a threshold it uses the Registry's rule,
+		// which suits every valid lease; a bad lease or threshold is
+		// refused before anything is spawned.
+		spawnThreshold := threshold
+		if spawnThreshold == 0 && lease > 0 {
+			spawnThreshold = registry.Threshold(r, lease)
 		}
+		spawnBad := name == "" || registry.CheckLease(r, lease, spawnThreshold) != nil
 		spid, err := server.Spawn(sys.Root, name, echoProps(),
-			server.WithLeaseLength(lease), server.WithLeaseThreshold(threshold), server.WithTimeout(5*time.Second))
+			server.WithLeaseLength(lease), server.WithLeaseThreshold(threshold), server.WithRequestTimeout(5*time.Second))
 		check("server.Spawn", err)
+		if spawnBad && !errors.Is(err, registry.ErrInvalidArgument) {
+			t.Fatalf("server.Spawn(%q, %v, %v) = %v, want ErrInvalidArgument", name, lease, threshold, err)
+		}
 		if err == nil {
 			if lease >= time.Second && !spid.Equal(r.WhereIs(name)) {
 				t.Fatalf("server.Spawn(%q) = %v but WhereIs = %v", name, spid, r.WhereIs(name))

@@ -13,10 +13,12 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/extensions"
 
+	"github.com/protoactor-locker/locker/internal/registryhook"
 	"github.com/protoactor-locker/locker/lockeractor"
 )
 
-var extensionID = extensions.NextExtensionID()
+// extensionID is shared with server and fsm (internal/registryhook).
+var extensionID = registryhook.ExtensionID
 
 // extension is what New registers on an actor system: a holder of the
 // running Registry, so that Stop and a later New can swap it.
@@ -36,7 +38,7 @@ type Registry struct {
 	logger *slog.Logger
 	ext    *extension
 	clock  lockeractor.Clock             // cfg.Clock
-	since  func(time.Time) time.Duration // clock.Since when it has one
+	since  func(time.Time) time.Duration // clock.Since, or Now().Sub when it has none
 	base   time.Time                     // origin of the monotonic nanoseconds in entry.ownedUntil (a clock reading)
 	cache  *cache
 	pid    *actor.PID // the registry actor: events, watches of named actors
@@ -53,8 +55,12 @@ type Registry struct {
 	due   dueHeap
 	seq   uint64
 
-	wake     chan struct{} // tells the renewal loop that due changed
-	done     chan struct{} // closed by Stop
+	wake chan struct{} // tells the renewal loop that due changed
+	// life ends when the Registry stops (Stop cancels it): the renewal
+	// loop watches it, and renewals in flight derive their contexts from
+	// it, so that Stop cancels them.
+	life     context.Context
+	stopLife context.CancelFunc
 	stopOnce sync.Once
 	wg       sync.WaitGroup // the renewal loop and release goroutines
 }
@@ -81,11 +87,11 @@ func keyOf(pid *actor.PID) pidKey { return pidKey{pid.Address, pid.Id} }
 // New starts a Registry on l's actor system and registers it as the
 // system's extension (see Get). Call it during setup, after
 // lockeractor.Start. If the system has a running Registry, New returns
-// that one and ignores opts. It returns nil when l is nil or an option is
-// invalid (the problem is logged).
-func New(l *lockeractor.Locker, opts ...Option) *Registry {
+// that one and ignores opts. A nil l or an invalid option is an
+// *ArgumentError (errors.Is(err, ErrInvalidArgument)).
+func New(l *lockeractor.Locker, opts ...Option) (*Registry, error) {
 	if l == nil {
-		return nil
+		return nil, &ArgumentError{Arg: "locker", Problem: "nil"}
 	}
 	system := l.System()
 	cfg := DefaultConfig()
@@ -94,10 +100,12 @@ func New(l *lockeractor.Locker, opts ...Option) *Registry {
 			o(&cfg)
 		}
 	}
-	logger := system.Logger()
+	logger := l.Logger()
 	if err := cfg.validate(); err != nil {
-		logger.Error("registry: not started", slog.Any("error", err))
-		return nil
+		return nil, err
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = l.Clock()
 	}
 	ext, _ := system.Extensions.Get(extensionID).(*extension)
 	if ext == nil {
@@ -105,29 +113,28 @@ func New(l *lockeractor.Locker, opts ...Option) *Registry {
 		system.Extensions.Register(ext)
 	}
 	if cur := ext.current.Load(); cur != nil {
-		return cur
+		return cur, nil
 	}
 	r := &Registry{
 		l: l, system: system, cfg: cfg, logger: logger, ext: ext, clock: cfg.Clock, base: cfg.Clock.Now(), cache: newCache(),
 		owned: map[string]*hold{}, byPID: map[pidKey]map[string]*hold{},
-		wake: make(chan struct{}, 1), done: make(chan struct{}),
+		wake: make(chan struct{}, 1),
 	}
+	r.life, r.stopLife = context.WithCancel(context.Background())
 	switch c := cfg.Clock.(type) {
-	case systemClock:
-		r.since = nil // nanotime calls time.Since directly
 	case interface{ Since(time.Time) time.Duration }:
 		r.since = c.Since
 	default:
 		r.since = func(t time.Time) time.Duration { return c.Now().Sub(t) }
 	}
 	if !ext.current.CompareAndSwap(nil, r) {
-		return ext.current.Load()
+		return ext.current.Load(), nil
 	}
 	r.pid = system.Root.SpawnPrefix(actor.PropsFromProducer(func() actor.Actor { return &registryActor{r: r, watched: map[pidKey]bool{}} }), "locker-registry")
 	r.unwatch = l.Watch(cfg.KeyPrefix, r.onChange)
 	r.wg.Add(1)
 	go r.renewLoop()
-	return r
+	return r, nil
 }
 
 // Get returns the running Registry of system, or nil when none runs.
@@ -156,7 +163,7 @@ func (r *Registry) Stop() {
 
 func (r *Registry) shutdown() {
 	r.stopOnce.Do(func() {
-		close(r.done)
+		r.stopLife()
 		r.unwatch()
 		r.ext.current.CompareAndSwap(r, nil)
 		_ = r.system.Root.StopFuture(r.pid).Wait()
@@ -164,12 +171,7 @@ func (r *Registry) shutdown() {
 }
 
 func (r *Registry) stopped() bool {
-	select {
-	case <-r.done:
-		return true
-	default:
-		return false
-	}
+	return r.life.Err() != nil
 }
 
 // Locker is the store the Registry keeps its names in.
@@ -200,9 +202,6 @@ func (r *Registry) Held() int {
 
 // nanotime is the Registry's monotonic clock, in nanoseconds since base.
 func (r *Registry) nanotime() int64 {
-	if r.since == nil {
-		return int64(time.Since(r.base))
-	}
 	return int64(r.since(r.base))
 }
 
@@ -234,15 +233,17 @@ func checkPID(pid *actor.PID) error {
 
 // threshold is the renewal threshold Register uses for lease.
 func (r *Registry) threshold(lease time.Duration) time.Duration {
-	if lease > 2*r.cfg.Threshold {
-		return r.cfg.Threshold
+	if lease > 2*r.cfg.LeaseThreshold {
+		return r.cfg.LeaseThreshold
 	}
 	return lease / 4
 }
 
-// Register registers name for pid across the cluster for lease, renewed
+// Register waits, within ctx, until its Locker is ready (see
+// lockeractor.Locker.Ready), then registers name for pid across the
+// cluster for lease, renewed
 // by this Registry a threshold before it runs out (see
-// Config.Threshold) for as long as pid runs: when pid stops, the name is
+// Config.LeaseThreshold) for as long as pid runs: when pid stops, the name is
 // released; when a renewal fails (no quorum before the lease ends,
 // another value in the store), pid is stopped, since it no longer owns
 // its name (a NameLost event is published). Register returns once a
@@ -253,7 +254,7 @@ func (r *Registry) Register(ctx context.Context, name string, pid *actor.PID, le
 	if r == nil {
 		return ErrNoRegistry
 	}
-	res, err := r.Reserve(ctx, name, pid, lease, r.threshold(lease))
+	res, err := r.reserve(ctx, name, pid, lease, r.threshold(lease))
 	if err != nil {
 		return err
 	}
@@ -261,21 +262,21 @@ func (r *Registry) Register(ctx context.Context, name string, pid *actor.PID, le
 	return nil
 }
 
-// Reservation is a name registered for an actor that is about to be
+// reservation is a name registered for an actor that is about to be
 // spawned: it is renewed like any other, but not yet tied to the actor's
 // life. Commit ties it (the name is released when the actor stops);
 // Cancel releases it.
-type Reservation struct {
+type reservation struct {
 	r *Registry
 	h *hold
 }
 
-// Reserve registers name for pid like Register, with an explicit
+// reserve registers name for pid like Register, with an explicit
 // renewal threshold, but does not tie the name to pid's life until
 // Commit: pid need not run yet. This is how server.Spawn registers a
-// name before the actor exists, so that no actor ever runs under a name
-// it does not hold.
-func (r *Registry) Reserve(ctx context.Context, name string, pid *actor.PID, lease, threshold time.Duration) (*Reservation, error) {
+// name before the actor exists (through internal/registryhook), so that
+// no actor ever runs under a name it does not hold.
+func (r *Registry) reserve(ctx context.Context, name string, pid *actor.PID, lease, threshold time.Duration) (*reservation, error) {
 	if r == nil {
 		return nil, ErrNoRegistry
 	}
@@ -288,22 +289,27 @@ func (r *Registry) Reserve(ctx context.Context, name string, pid *actor.PID, lea
 	if err := checkPID(pid); err != nil {
 		return nil, err
 	}
-	if err := r.CheckLease(lease, threshold); err != nil {
+	if err := r.checkLease(lease, threshold); err != nil {
 		return nil, err
 	}
 	if r.stopped() {
 		return nil, ErrNoRegistry
 	}
+	// A member that is not configured yet would only be refused
+	// (lockeractor.ErrNotReady): wait for it within ctx.
+	if err := r.l.Ready(ctx); err != nil {
+		return nil, fmt.Errorf("registry: registering %q: %w", name, err)
+	}
 	h, err := r.acquire(ctx, name, pid, lease, threshold)
 	if err != nil {
 		return nil, err
 	}
-	return &Reservation{r: r, h: h}, nil
+	return &reservation{r: r, h: h}, nil
 }
 
 // Commit ties the name to the actor's life: when it stops, the name is
 // released. Commit is idempotent.
-func (res *Reservation) Commit() {
+func (res *reservation) Commit() {
 	r, h := res.r, res.h
 	r.mu.Lock()
 	live := r.owned[h.name] == h && !h.linked
@@ -319,7 +325,7 @@ func (res *Reservation) Commit() {
 // Cancel releases the name if this reservation still holds it. A name
 // the masters no longer hold for it (its lease ran out, it was taken)
 // needs no release: Cancel returns nil.
-func (res *Reservation) Cancel(ctx context.Context) error {
+func (res *reservation) Cancel(ctx context.Context) error {
 	r, h := res.r, res.h
 	r.mu.Lock()
 	live := r.owned[h.name] == h
@@ -569,7 +575,8 @@ func notRegistered(name string, err error) error {
 }
 
 // WhereIs returns the PID registered under name as this node knows it,
-// or nil when the name is unknown, released or expired here. It asks
+// or nil when the name is unknown, released or expired here, or held on
+// a member that departed (lockeractor.Locker.Departed). It asks
 // nobody: on a replica it lags the masters by up to a replication
 // interval. It never returns a name whose lease has ended on this node,
 // not even before the store's expiry timer fires: a name this Registry
@@ -590,13 +597,15 @@ func (r *Registry) WhereIs(name string) *actor.PID {
 
 // live reports whether e's lease runs on this node: this Registry holds
 // the name and the lease it last obtained has not ended, or this node's
-// store holds e's value (it never returns a value past its lease).
+// store holds e's value (it never returns a value past its lease) and
+// the holder's member has not departed (lockeractor.Locker.Departed:
+// the topology or the configuration dropped it).
 func (r *Registry) live(e *entry) bool {
 	if u := e.ownedUntil.Load(); u != 0 && r.nanotime() < u {
 		return true
 	}
 	v, err := r.l.DirtyRead(e.key)
-	return err == nil && e.matches(v)
+	return err == nil && e.matches(v) && !r.l.Departed(e.pid.Address)
 }
 
 // Lease is a name this Registry holds, as it last registered or renewed
@@ -643,7 +652,7 @@ func (r *Registry) whereIsSlow(name string) *actor.PID {
 		return nil
 	}
 	pid := decodePID(v)
-	if pid == nil {
+	if pid == nil || r.l.Departed(pid.Address) {
 		return nil
 	}
 	e := r.cache.put(name, key, v, pid)
@@ -680,9 +689,11 @@ func (r *Registry) Send(name string, msg any) error {
 
 // Request sends msg to the actor registered under name and waits for its
 // response until ctx ends (or Config.RequestTimeout when ctx has no
-// deadline). It returns an error wrapping ErrNotRegistered when there is
-// no such actor, and protoactor's actor.ErrTimeout or
-// actor.ErrDeadLetter when it does not answer.
+// deadline). It returns an error wrapping ErrNotRegistered at once when
+// there is no such actor (none registered, or its member departed), one
+// wrapping ErrRequestTimeout when no answer came in time (whether
+// protoactor's future or ctx ran out), and protoactor's
+// actor.ErrDeadLetter when the actor is gone.
 func (r *Registry) Request(ctx context.Context, name string, msg any) (any, error) {
 	if r == nil {
 		return nil, ErrNoRegistry
@@ -694,7 +705,7 @@ func (r *Registry) Request(ctx context.Context, name string, msg any) (any, erro
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("registry: request to %q: %w", name, err)
+		return wrapResult(name, nil, err)
 	}
 	pid := r.WhereIs(name)
 	if pid == nil {
@@ -704,7 +715,7 @@ func (r *Registry) Request(ctx context.Context, name string, msg any) (any, erro
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 		if timeout <= 0 {
-			return nil, fmt.Errorf("registry: request to %q: %w", name, context.DeadlineExceeded)
+			return wrapResult(name, nil, context.DeadlineExceeded)
 		}
 	}
 	f := r.system.Root.RequestFuture(pid, msg, timeout)
@@ -722,13 +733,18 @@ func (r *Registry) Request(ctx context.Context, name string, msg any) (any, erro
 	case res := <-ch:
 		return wrapResult(name, res.v, res.err)
 	case <-ctx.Done():
-		return nil, fmt.Errorf("registry: request to %q: %w", name, ctx.Err())
+		return wrapResult(name, nil, ctx.Err())
 	}
 }
 
+// wrapResult names the request in err; a timeout of any layer wraps
+// ErrRequestTimeout too.
 func wrapResult(name string, v any, err error) (any, error) {
-	if err != nil {
-		return nil, fmt.Errorf("registry: request to %q: %w", name, err)
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.Is(err, actor.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+		return nil, fmt.Errorf("registry: request to %q: %w: %w", name, ErrRequestTimeout, err)
 	}
-	return v, nil
+	return nil, fmt.Errorf("registry: request to %q: %w", name, err)
 }

@@ -21,8 +21,8 @@ func single(t testing.TB, opts ...registry.Option) (*actor.ActorSystem, *registr
 	sys := actor.NewActorSystem(testcluster.Quiet()...)
 	l, err := lockeractor.Start(sys)
 	require.NoError(t, err)
-	r := registry.New(l, opts...)
-	require.NotNil(t, r)
+	r, err := registry.New(l, opts...)
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		r.Stop()
 		l.Stop()
@@ -89,11 +89,11 @@ func TestBadInput(t *testing.T) {
 		{"nil pid", r.Register(ctx, "x", nil, time.Second)},
 		{"zero lease", r.Register(ctx, "x", pid, 0)},
 		{"threshold not shorter than lease", func() error {
-			_, err := r.Reserve(ctx, "x", pid, time.Second, time.Second)
+			_, err := registry.Reserve(r, ctx, "x", pid, time.Second, time.Second)
 			return err
 		}()},
 		{"zero threshold", func() error {
-			_, err := r.Reserve(ctx, "x", pid, time.Second, 0)
+			_, err := registry.Reserve(r, ctx, "x", pid, time.Second, 0)
 			return err
 		}()},
 		{"send to empty name", r.Send("", 1)},
@@ -108,7 +108,8 @@ func TestBadInput(t *testing.T) {
 	var nilReg *registry.Registry
 	require.Nil(t, nilReg.WhereIs("x"))
 	require.ErrorIs(t, nilReg.Register(ctx, "x", pid, time.Second), registry.ErrNoRegistry)
-	require.Nil(t, registry.New(nil))
+	_, err := registry.New(nil)
+	require.ErrorIs(t, err, registry.ErrInvalidArgument)
 	require.Nil(t, registry.Get(nil))
 }
 
@@ -129,7 +130,7 @@ func TestRenewalKeepsName(t *testing.T) {
 	// Renewals start 600 ms before the lease ends: that slack, not the
 	// speed of the machine, is what the test relies on (a loaded CI
 	// machine under -race stalls for tens of milliseconds).
-	_, err := r.Reserve(ctx, "renewed", pid, time.Second, 600*time.Millisecond)
+	_, err := registry.Reserve(r, ctx, "renewed", pid, time.Second, 600*time.Millisecond)
 	require.NoError(t, err)
 	deadline := time.Now().Add(3 * time.Second) // three lease lengths
 	for time.Now().Before(deadline) {

@@ -57,7 +57,7 @@ func (r *Registry) renewLoop() {
 		r.mu.Unlock()
 		timer.Reset(d)
 		select {
-		case <-r.done:
+		case <-r.life.Done():
 			return
 		case <-r.l.Done():
 			go r.shutdown() // the store is gone: nothing left to renew with
@@ -114,15 +114,8 @@ func (r *Registry) renew(batch []*hold, seqs []uint64) {
 		}
 	}
 	r.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), last.Sub(r.now()))
+	ctx, cancel := context.WithTimeout(r.life, last.Sub(r.now())) // Stop cancels it
 	defer cancel()
-	go func() {
-		select {
-		case <-r.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	start := r.now()
 	res, err := r.l.Batch(ctx, ops)
 	now := r.now()
@@ -155,12 +148,19 @@ func (r *Registry) renew(batch []*hold, seqs []uint64) {
 	}
 	r.mu.Unlock()
 	for i, h := range lost {
-		r.logger.Warn("registry: name lost, stopping its actor",
-			slog.String("name", h.name), slog.Any("pid", h.pid), slog.Any("error", why[i]))
-		r.publish(NameLost{Name: h.name, PID: h.pid, Err: why[i]})
-		if h.linked {
-			r.system.Root.Stop(h.pid)
-		}
+		r.lost(h, why[i])
+	}
+}
+
+// lost tells of a name this Registry held and dropped (dropLocked) because
+// it no longer holds it: it logs, publishes NameLost and stops the actor
+// the name was tied to.
+func (r *Registry) lost(h *hold, why error) {
+	r.logger.Warn("registry: name lost, stopping its actor",
+		slog.String("name", h.name), slog.Any("pid", h.pid), slog.Any("error", why))
+	r.publish(NameLost{Name: h.name, PID: h.pid, Err: why})
+	if h.linked {
+		r.system.Root.Stop(h.pid)
 	}
 }
 

@@ -8,7 +8,7 @@
 // Any actor can be a server; nothing in its Receive changes:
 //
 //	l, _ := lockeractor.Start(system)       // after remote.Start
-//	registry.New(l)                         // once per actor system
+//	_, err = registry.New(l)                // once per actor system
 //	pid, err := server.Spawn(system.Root, "billing", props,
 //		server.WithLeaseLength(10*time.Second))
 //	var taken *registry.AlreadyRegisteredError

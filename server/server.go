@@ -8,14 +8,15 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/protoactor-locker/locker/internal/registryhook"
 	"github.com/protoactor-locker/locker/registry"
 )
 
-// Defaults of the options, as Locker.Server's.
+// Defaults of the options, as Locker.Server's. The renewal threshold
+// follows the lease (see Config.LeaseThreshold).
 const (
 	DefaultLeaseLength    = 5 * time.Second
-	DefaultLeaseThreshold = 500 * time.Millisecond
-	DefaultTimeout        = 10 * time.Second
+	DefaultRequestTimeout = 10 * time.Second
 )
 
 // Config is how Spawn registers an actor. Build it with options.
@@ -23,13 +24,19 @@ type Config struct {
 	// LeaseLength is how long each registration or renewal holds the
 	// name (default 5 s).
 	LeaseLength time.Duration
-	// LeaseThreshold is how long before the lease runs out it is renewed
-	// (default 500 ms); it must be positive and shorter than LeaseLength.
+	// LeaseThreshold is how long before the lease runs out it is renewed;
+	// when set, it must be positive and shorter than LeaseLength. The
+	// default, 0, follows the lease as the Registry's Register does: the
+	// Registry's LeaseThreshold (registry.WithLeaseThreshold, 500 ms by
+	// default) for a lease longer than twice that, a quarter of the lease
+	// otherwise.
 	LeaseThreshold time.Duration
-	// Context bounds the registration (default: none beyond Timeout).
+	// Context bounds the registration (default: none beyond
+	// RequestTimeout).
 	Context context.Context
-	// Timeout bounds the registration (default 10 s).
-	Timeout time.Duration
+	// RequestTimeout is how long Spawn waits for the name's registration
+	// (default 10 s).
+	RequestTimeout time.Duration
 }
 
 // Option changes a Config.
@@ -39,34 +46,36 @@ type Option func(*Config)
 func WithLeaseLength(d time.Duration) Option { return func(c *Config) { c.LeaseLength = d } }
 
 // WithLeaseThreshold sets how long before expiry the lease is renewed
-// (default 500 ms).
+// (default: it follows the lease, see Config.LeaseThreshold).
 func WithLeaseThreshold(d time.Duration) Option { return func(c *Config) { c.LeaseThreshold = d } }
 
 // WithContext makes ctx bound the registration: Spawn gives up when ctx
 // ends.
 func WithContext(ctx context.Context) Option { return func(c *Config) { c.Context = ctx } }
 
-// WithTimeout bounds the registration (default 10 s).
-func WithTimeout(d time.Duration) Option { return func(c *Config) { c.Timeout = d } }
+// WithRequestTimeout sets how long Spawn waits for the name's
+// registration (default 10 s).
+func WithRequestTimeout(d time.Duration) Option { return func(c *Config) { c.RequestTimeout = d } }
+
+// WithTimeout is WithRequestTimeout.
+//
+// Deprecated: use WithRequestTimeout, the name packages lockeractor and
+// registry use too.
+func WithTimeout(d time.Duration) Option { return WithRequestTimeout(d) }
 
 // DefaultConfig returns the defaults described on Config.
 func DefaultConfig() Config {
 	return Config{
-		LeaseLength: DefaultLeaseLength, LeaseThreshold: DefaultLeaseThreshold,
-		Context: context.Background(), Timeout: DefaultTimeout,
+		LeaseLength: DefaultLeaseLength,
+		Context:     context.Background(), RequestTimeout: DefaultRequestTimeout,
 	}
 }
 
-// Configure applies opts to the defaults and validates the result: the
-// error is a *registry.ArgumentError (errors.Is(err,
-// registry.ErrInvalidArgument)).
-//
-// Configure knows no Registry, so it checks the lease against
-// registry.MaxLeaseLimit only (registry.CheckLease). The Registry a
-// Spawn registers with accepts at most its Locker's MaxLease
-// (lockeractor.WithMaxLease, an hour by default): Spawn checks that
-// (Registry.CheckLease) before it reserves the name or spawns anything.
-func Configure(opts ...Option) (Config, error) {
+// configure applies opts to the defaults and validates what needs no
+// Registry: the error is a *registry.ArgumentError (errors.Is(err,
+// registry.ErrInvalidArgument)). Spawn checks the lease against the
+// Registry's Locker before it reserves the name or spawns anything.
+func configure(opts ...Option) (Config, error) {
 	c := DefaultConfig()
 	for _, o := range opts {
 		if o != nil {
@@ -76,10 +85,16 @@ func Configure(opts ...Option) (Config, error) {
 	if c.Context == nil {
 		return c, &registry.ArgumentError{Arg: "context", Problem: "nil"}
 	}
-	if c.Timeout <= 0 {
-		return c, &registry.ArgumentError{Arg: "timeout", Problem: fmt.Sprintf("%v is not positive", c.Timeout)}
+	if c.RequestTimeout <= 0 {
+		return c, &registry.ArgumentError{Arg: "request timeout", Problem: fmt.Sprintf("%v is not positive", c.RequestTimeout)}
 	}
-	return c, registry.CheckLease(c.LeaseLength, c.LeaseThreshold)
+	if c.LeaseLength <= 0 {
+		return c, &registry.ArgumentError{Arg: "lease", Problem: fmt.Sprintf("%v is not positive", c.LeaseLength)}
+	}
+	if c.LeaseThreshold < 0 {
+		return c, &registry.ArgumentError{Arg: "threshold", Problem: fmt.Sprintf("%v is negative", c.LeaseThreshold)}
+	}
+	return c, nil
 }
 
 // Spawn spawns props as a child of parent (an actor's context, so that
@@ -97,7 +112,7 @@ func Configure(opts ...Option) (Config, error) {
 // stopping, its supervisor giving up); a restart by its supervisor keeps
 // the PID and the name. If a renewal fails, the actor is stopped.
 func Spawn(parent actor.SpawnerContext, name string, props *actor.Props, opts ...Option) (*actor.PID, error) {
-	cfg, err := Configure(opts...)
+	cfg, err := configure(opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -111,16 +126,19 @@ func Spawn(parent actor.SpawnerContext, name string, props *actor.Props, opts ..
 		return nil, &registry.ArgumentError{Arg: "name", Problem: "empty"}
 	}
 	system := parent.ActorSystem()
-	r := registry.Get(system)
+	r := registryhook.Get(system)
 	if r == nil {
 		return nil, fmt.Errorf("server: spawning %q: %w", name, registry.ErrNoRegistry)
 	}
-	// The lease against this Registry's Locker's MaxLease, which
-	// Configure could not know.
-	if err := r.CheckLease(cfg.LeaseLength, cfg.LeaseThreshold); err != nil {
+	threshold := cfg.LeaseThreshold
+	if threshold == 0 {
+		threshold = r.Threshold(cfg.LeaseLength)
+	}
+	// The lease against this Registry's Locker's MaxLease.
+	if err := r.CheckLease(cfg.LeaseLength, threshold); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(cfg.Context, cfg.Timeout)
+	ctx, cancel := context.WithTimeout(cfg.Context, cfg.RequestTimeout)
 	defer cancel()
 
 	// The PID the actor will get: protoactor names a child
@@ -132,7 +150,7 @@ func Spawn(parent actor.SpawnerContext, name string, props *actor.Props, opts ..
 	}
 	want := actor.NewPID(system.Address(), full)
 
-	res, err := r.Reserve(ctx, name, want, cfg.LeaseLength, cfg.LeaseThreshold)
+	res, err := r.Reserve(ctx, name, want, cfg.LeaseLength, threshold)
 	if err != nil {
 		return nil, err
 	}

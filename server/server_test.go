@@ -90,8 +90,8 @@ func TestSpawnBadInput(t *testing.T) {
 		{"lease equal to threshold", spawnErr(server.Spawn(sys.Root, "x", props,
 			server.WithLeaseLength(time.Second), server.WithLeaseThreshold(time.Second)))},
 		{"threshold longer than lease", spawnErr(server.Spawn(sys.Root, "x", props,
-			server.WithLeaseLength(100*time.Millisecond)))},
-		{"zero threshold", spawnErr(server.Spawn(sys.Root, "x", props, server.WithLeaseThreshold(0)))},
+			server.WithLeaseLength(100*time.Millisecond), server.WithLeaseThreshold(200*time.Millisecond)))},
+		{"negative threshold", spawnErr(server.Spawn(sys.Root, "x", props, server.WithLeaseThreshold(-time.Millisecond)))},
 		{"negative lease", spawnErr(server.Spawn(sys.Root, "x", props, server.WithLeaseLength(-time.Second)))},
 	} {
 		require.ErrorIs(t, tc.err, registry.ErrInvalidArgument, tc.rule)
@@ -101,21 +101,17 @@ func TestSpawnBadInput(t *testing.T) {
 }
 
 // TestSpawnChecksTheLockersMaxLease checks that a lease longer than the
-// Locker's MaxLease (an hour by default) but within MaxLeaseLimit, which
-// Configure accepts (it knows no Locker), is refused by Spawn before
-// anything is spawned, as (*Registry).CheckLease says.
+// Locker's MaxLease (an hour by default) but within MaxLeaseLimit is
+// refused by Spawn before anything is spawned.
 func TestSpawnChecksTheLockersMaxLease(t *testing.T) {
 	sys, r := single(t)
 	lease := 2 * time.Hour
-	_, err := server.Configure(server.WithLeaseLength(lease))
-	require.NoError(t, err, "Configure checks MaxLeaseLimit only")
-	require.ErrorIs(t, r.CheckLease(lease, server.DefaultLeaseThreshold), registry.ErrInvalidArgument)
 	produced := 0
 	props := actor.PropsFromProducer(func() actor.Actor {
 		produced++
 		return actor.ReceiveFunc(func(actor.Context) {})
 	})
-	_, err = server.Spawn(sys.Root, "long", props, server.WithLeaseLength(lease))
+	_, err := server.Spawn(sys.Root, "long", props, server.WithLeaseLength(lease))
 	require.ErrorIs(t, err, registry.ErrInvalidArgument)
 	var ae *registry.ArgumentError
 	require.True(t, errors.As(err, &ae), "%v", err)
@@ -207,7 +203,7 @@ func ExampleSpawn() {
 	defer system.Shutdown()
 	l, _ := lockeractor.Start(system) // start remote first to span several members
 	defer l.Stop()
-	r := registry.New(l)
+	r, _ := registry.New(l)
 	defer r.Stop()
 
 	props := actor.PropsFromFunc(func(c actor.Context) {
@@ -230,4 +226,18 @@ func ExampleSpawn() {
 	// true
 	// hello, world
 	// true
+}
+
+// TestDefaultThresholdFollowsTheLease checks that a lease shorter than
+// the Registry's threshold (500 ms) is accepted without
+// WithLeaseThreshold: the default threshold follows the lease (a quarter
+// of it here), so Spawn registers the name. Renewals at that threshold
+// are the Registry's (registry's TestRenewalKeepsName).
+func TestDefaultThresholdFollowsTheLease(t *testing.T) {
+	sys, r := single(t)
+	pid, err := server.Spawn(sys.Root, "short", serverProps(nil), server.WithLeaseLength(300*time.Millisecond))
+	require.NoError(t, err)
+	l, ok := r.Owned("short")
+	require.True(t, ok)
+	require.True(t, pid.Equal(l.PID))
 }

@@ -1,6 +1,6 @@
 package tests
 
-// Seeded fault scenarios of issue 5 over real remote, each with its
+// Seeded fault scenarios over real remote, each with its
 // writes recorded and checked for linearizability: a master that crashes
 // mid-commit and restarts with empty memory, and a replica that misses a
 // burst of writes and catches up. (Membership changes during traffic are
@@ -18,6 +18,7 @@ import (
 	"github.com/protoactor-locker/locker/internal/linearize"
 	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
+	"github.com/protoactor-locker/locker/lockeractor/lockertest"
 )
 
 // TestFaultMasterRestartMidCommit crashes a master mid-commit and
@@ -45,7 +46,7 @@ import (
 func TestFaultMasterRestartMidCommit(t *testing.T) { seeded(t, testFaultMasterRestartMidCommit) }
 
 func testFaultMasterRestartMidCommit(t *testing.T, seed uint64) {
-	f := lockeractor.NewFaults(seed)
+	f := lockertest.NewFaults(seed)
 	c := startFaultCluster(t, 3, shared(f))
 	ctx := testCtx(t)
 	long := checkedKeys("long", 2)
@@ -68,7 +69,7 @@ func testFaultMasterRestartMidCommit(t *testing.T, seed uint64) {
 	testcluster.Eventually(t, 10*time.Second, func() bool { return load.succeeded() >= 20 }, "checked writes succeed")
 
 	// 1. C in the commit phase of a Batch, its commits in flight.
-	f.Delay(c.Nodes[C].Addr, lockeractor.AnyAddress, 300*time.Millisecond, 500*time.Millisecond)
+	f.Delay(c.Nodes[C].Addr, lockertest.AnyAddress, 300*time.Millisecond, 500*time.Millisecond)
 	ops := make([]lockeractor.Op, len(mids))
 	for i, k := range mids {
 		ops[i] = lockeractor.Op{Kind: lockeractor.OpLock, Key: k, Value: []byte("mid.c"), Lease: checkedLease}
@@ -103,7 +104,7 @@ func testFaultMasterRestartMidCommit(t *testing.T, seed uint64) {
 	// 3. C crashes and restarts with empty memory.
 	refs[C].set(nil)
 	restartLocker(t, c, C, faultOptions(f)...)
-	f.Delay(c.Nodes[C].Addr, lockeractor.AnyAddress, 0, 0)
+	f.Delay(c.Nodes[C].Addr, lockertest.AnyAddress, 0, 0)
 	f.Resume(c.Nodes[C].Addr)
 	o := <-midDone
 	midErr := o.err
@@ -165,7 +166,7 @@ func testFaultMasterRestartMidCommit(t *testing.T, seed uint64) {
 	s := f.Stats()
 	t.Logf("batch of C: %v (A held %d of its %d keys after the crash); %d operations, %d checked writes on %d keys, %d grants, %d by C's clients; faults %+v; %d violations",
 		midErr, midHeld, len(mids), rec.hist.Len(), lin.Operations, lin.Keys, held, cOK, s, len(violations))
-	printSummary(t, seed, linearize.Summary{Histories: lin.Keys, Operations: rec.hist.Len(), Faults: int(s.Total()), Violations: len(violations)})
+	printSummary(t, seed, linearize.RunSummary(lin, rec.hist.Len(), int(s.Total()), len(violations)))
 	require.Empty(t, violations, "violations:\n%s", strings.Join(violations, "\n"))
 	require.NotZero(t, cOK, "C's checked clients made no progress")
 }
@@ -198,7 +199,7 @@ func TestFaultReplicaCatchUpAfterPartition(t *testing.T) {
 // partition instead of a pause if partition.
 func replicaCatchUp(t *testing.T, seed uint64, partition bool) {
 	const D = 3
-	f := lockeractor.NewFaults(seed)
+	f := lockertest.NewFaults(seed)
 	c := startFaultCluster(t, 4, shared(f))
 	c.SetNodes(t, []int{A, B, C}, []int{D})
 	ctx := testCtx(t)
@@ -286,6 +287,6 @@ func replicaCatchUp(t *testing.T, seed uint64, partition bool) {
 	violations := failures(lin)
 	s := f.Stats()
 	t.Logf("%d writes on %d keys; faults %+v; %d violations", lin.Operations, lin.Keys, s, len(violations))
-	printSummary(t, seed, linearize.Summary{Histories: lin.Keys, Operations: rec.hist.Len(), Faults: int(s.Total()), Violations: len(violations)})
+	printSummary(t, seed, linearize.RunSummary(lin, rec.hist.Len(), int(s.Total()), len(violations)))
 	require.Empty(t, violations, "violations:\n%s", strings.Join(violations, "\n"))
 }

@@ -1,9 +1,9 @@
 package tests
 
-// Tests of the fault-injection layer (lockeractor.Faults) and, with it,
-// of the guarantees under faults (issue 5) and the partition scenario of
-// issue 3: five members split 2/3 and 3/2 and reconfigured on each side
-// during contended traffic.
+// Tests of the fault-injection layer (lockertest.Faults) and, with it,
+// of the guarantees under faults and the partition scenario: five
+// members split 2/3 and 3/2 and reconfigured on each side during
+// contended traffic.
 
 import (
 	"context"
@@ -23,6 +23,7 @@ import (
 	"github.com/protoactor-locker/locker/internal/linearize"
 	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
+	"github.com/protoactor-locker/locker/lockeractor/lockertest"
 )
 
 var faultSeedFlag = flag.Uint64("fault.seed", 0, "seed of the fault tests (0: from the clock)")
@@ -37,9 +38,9 @@ func faultSeed(t *testing.T) uint64 {
 
 // faultOptions are the options of the fault tests' peers: f's faults and
 // the suite's timeouts (a silent peer costs half a second).
-func faultOptions(f *lockeractor.Faults) []lockeractor.Option {
+func faultOptions(f *lockertest.Faults) []lockeractor.Option {
 	return []lockeractor.Option{
-		lockeractor.WithFaults(f),
+		lockertest.WithFaults(f),
 		lockeractor.WithRequestTimeout(500 * time.Millisecond),
 		lockeractor.WithWriteLockTimeout(time.Second),
 		lockeractor.WithReplicationInterval(50 * time.Millisecond),
@@ -67,7 +68,7 @@ func startFaultCluster(t *testing.T, n int, opts func(i int) []lockeractor.Optio
 	return c
 }
 
-func shared(f *lockeractor.Faults) func(int) []lockeractor.Option {
+func shared(f *lockertest.Faults) func(int) []lockeractor.Option {
 	return func(int) []lockeractor.Option { return faultOptions(f) }
 }
 
@@ -79,7 +80,7 @@ func TestFaultsPartitionMinorityCannotLockAndHealRestores(t *testing.T) {
 }
 
 func testFaultsPartitionMinorityCannotLockAndHealRestores(t *testing.T, seed uint64) {
-	fs := []*lockeractor.Faults{lockeractor.NewFaults(seed), lockeractor.NewFaults(seed + 1), lockeractor.NewFaults(seed + 2)}
+	fs := []*lockertest.Faults{lockertest.NewFaults(seed), lockertest.NewFaults(seed + 1), lockertest.NewFaults(seed + 2)}
 	c := startFaultCluster(t, 3, func(i int) []lockeractor.Option { return faultOptions(fs[i]) })
 	ctx := testCtx(t)
 	for _, f := range fs {
@@ -114,36 +115,75 @@ func testFaultsPartitionMinorityCannotLockAndHealRestores(t *testing.T, seed uin
 }
 
 // TestFaultsDropEverythingToOneMaster drops every message to C: W = 2 of
-// 3 still succeeds from A, promptly (decided when A and B have answered,
-// not at the request timeout); C's own writes fail, their answers lost.
+// 3 still succeeds from A, decided when A and B have answered, not at the
+// request timeout (the peers share a manual clock that stands still until
+// A and B have committed, then moves on by a short grace well below the
+// timeout); C's own writes fail, their answers lost, once the clock passes
+// the timeout.
 func TestFaultsDropEverythingToOneMaster(t *testing.T) {
 	seeded(t, testFaultsDropEverythingToOneMaster)
 }
 
 func testFaultsDropEverythingToOneMaster(t *testing.T, seed uint64) {
-	f := lockeractor.NewFaults(seed)
-	c := startFaultCluster(t, 3, shared(f))
+	f := lockertest.NewFaults(seed)
+	clk := testcluster.NewManualClock(time.Now())
+	c := startFaultCluster(t, 3, func(int) []lockeractor.Option {
+		return append(faultOptions(f), lockeractor.WithClock(clk))
+	})
 	ctx := testCtx(t)
-	f.Drop(lockeractor.AnyAddress, c.Nodes[C].Addr, 1)
+	f.Drop(lockertest.AnyAddress, c.Nodes[C].Addr, 1)
 
 	for i := range 5 {
-		start := time.Now()
-		res, err := c.Peer(A).Lock(ctx, fmt.Sprintf("k%d", i), []byte("a"), longLease)
-		require.NoError(t, err)
+		key := fmt.Sprintf("k%d", i)
+		done := make(chan error, 1)
+		var res lockeractor.Result
+		go func() {
+			var err error
+			res, err = c.Peer(A).Lock(ctx, key, []byte("a"), longLease)
+			done <- err
+		}()
+		// Decided and committed on A and B with the clock standing
+		// still: the request timeout cannot have passed.
+		eventuallyValue(t, c.Peer(B), key, "a")
+		// A waits a short grace for C's answer once decided; past it
+		// (well before the request timeout) it answers.
+		clk.Advance(10 * time.Millisecond)
+		require.NoError(t, <-done)
 		requireResult(t, res, 2, 2, 2)
-		require.Less(t, time.Since(start), 500*time.Millisecond, "decided before C's request timeout")
 	}
-	_, err := c.Peer(C).Lock(ctx, "c", []byte("c"), longLease)
+	// advancing runs call while the clock moves on in steps of a tenth
+	// of the request timeout, and returns its error.
+	advancing := func(call func() error) error {
+		done := make(chan error, 1)
+		go func() { done <- call() }()
+		var err error
+		testcluster.Eventually(t, settle, func() bool {
+			select {
+			case err = <-done:
+				return true
+			default:
+				clk.Advance(50 * time.Millisecond)
+				return false
+			}
+		}, "the call returns as the clock moves on")
+		return err
+	}
+	err := advancing(func() error {
+		_, err := c.Peer(C).Lock(ctx, "c", []byte("c"), longLease)
+		return err
+	})
 	qe := requireNoQuorum(t, err)
 	require.Equal(t, lockeractor.ReasonUnreachable, qe.Peers[c.Nodes[A].Addr], "%v", qe)
 	require.NotZero(t, f.Stats().Dropped)
 
 	// Without the rule, C locks again once the promises A and B gave
 	// its failed Lock (whose answers were lost) have expired.
-	f.Drop(lockeractor.AnyAddress, c.Nodes[C].Addr, 0)
+	f.Drop(lockertest.AnyAddress, c.Nodes[C].Addr, 0)
 	eventually(t, func() error {
-		_, err := c.Peer(C).Lock(ctx, "c", []byte("c"), longLease)
-		return err
+		return advancing(func() error {
+			_, err := c.Peer(C).Lock(ctx, "c", []byte("c"), longLease)
+			return err
+		})
 	})
 	t.Logf("faults: %+v", f.Stats())
 }
@@ -165,11 +205,11 @@ func testFaultsDropEverythingToOneMaster(t *testing.T, seed uint64) {
 func TestFaultsDelayAndDuplicate(t *testing.T) { seeded(t, testFaultsDelayAndDuplicate) }
 
 func testFaultsDelayAndDuplicate(t *testing.T, seed uint64) {
-	f := lockeractor.NewFaults(seed)
+	f := lockertest.NewFaults(seed)
 	c := startFaultCluster(t, 3, shared(f))
 	ctx := testCtx(t)
 
-	f.Delay(lockeractor.AnyAddress, lockeractor.AnyAddress, 5*time.Millisecond, 9*time.Millisecond)
+	f.Delay(lockertest.AnyAddress, lockertest.AnyAddress, 5*time.Millisecond, 9*time.Millisecond)
 	for i := range 10 {
 		key, by := fmt.Sprintf("d%d", i), c.Peer(i%3)
 		start := time.Now()
@@ -186,8 +226,8 @@ func testFaultsDelayAndDuplicate(t *testing.T, seed uint64) {
 	require.NotZero(t, f.Stats().Delayed)
 	t.Logf("ordered delays: faults %+v", f.Stats())
 
-	f.Delay(lockeractor.AnyAddress, lockeractor.AnyAddress, 0, 30*time.Millisecond)
-	f.Duplicate(lockeractor.AnyAddress, lockeractor.AnyAddress, 0.5)
+	f.Delay(lockertest.AnyAddress, lockertest.AnyAddress, 0, 30*time.Millisecond)
+	f.Duplicate(lockertest.AnyAddress, lockertest.AnyAddress, 0.5)
 	var ok, failed int
 	last := map[string]uint64{}
 	for i := range 15 {
@@ -223,7 +263,7 @@ func TestFaultsPauseHoldsMessagesUntilResume(t *testing.T) {
 }
 
 func testFaultsPauseHoldsMessagesUntilResume(t *testing.T, seed uint64) {
-	f := lockeractor.NewFaults(seed)
+	f := lockertest.NewFaults(seed)
 	c := startFaultCluster(t, 3, func(int) []lockeractor.Option {
 		return append(faultOptions(f), lockeractor.WithRequestTimeout(5*time.Second), lockeractor.WithWriteLockTimeout(10*time.Second))
 	})
@@ -255,21 +295,39 @@ func testFaultsPauseHoldsMessagesUntilResume(t *testing.T, seed uint64) {
 	t.Logf("faults: %+v", f.Stats())
 }
 
-// TestDriftClock checks DriftClock's rate and bounds (no cluster).
+// TestDriftClock checks DriftClock's rate and bounds (no cluster). Each
+// reading of the drift clock is bracketed by system readings, so the
+// system time it was computed from is known to lie between them: over a
+// span, the drift clock must have moved between (1+rate) times the
+// shortest and (1+rate) times the longest system span the brackets
+// allow. Nothing depends on how fast the machine runs; a measurement
+// whose brackets are too wide to tell the rates apart is taken again.
 func TestDriftClock(t *testing.T) {
 	for _, rate := range []float64{0.01, -0.01} {
-		clk := lockeractor.NewDriftClock()
+		clk := lockertest.NewDriftClock()
 		require.NoError(t, clk.SetRate(rate))
-		d0, s0 := clk.Now(), time.Now()
-		testcluster.Eventually(t, settle, func() bool { return time.Since(s0) >= 200*time.Millisecond }, "time passes")
-		d1, s1 := clk.Now(), time.Now()
-		got := float64(d1.Sub(d0)) / float64(s1.Sub(s0))
-		require.InDelta(t, 1+rate, got, 0.003, "rate %v", rate)
+		read := func() (before, d, after time.Time) { return time.Now(), clk.Now(), time.Now() }
+		testcluster.Eventually(t, settle, func() bool {
+			b0, d0, a0 := read()
+			for time.Since(a0) < 20*time.Millisecond { // let time pass: pacing only
+				time.Sleep(time.Millisecond)
+			}
+			b1, d1, a1 := read()
+			shortest, longest := b1.Sub(a0), a1.Sub(b0)
+			if float64(longest-shortest) > 0.004*float64(shortest) {
+				return false // brackets too wide to tell 1 % apart: measure again
+			}
+			got := d1.Sub(d0)
+			lo := time.Duration(float64(shortest)*(1+rate)) - time.Microsecond
+			hi := time.Duration(float64(longest)*(1+rate)) + time.Microsecond
+			require.True(t, got >= lo && got <= hi, "rate %v: the drift clock moved %v while the system clock moved between %v and %v", rate, got, shortest, longest)
+			return true
+		}, "a measurement of rate %v with tight brackets", rate)
 		before := clk.Now()
 		require.NoError(t, clk.SetRate(0))
 		require.False(t, clk.Now().Before(before), "SetRate never turns the clock back")
 	}
-	require.ErrorIs(t, lockeractor.NewDriftClock().SetRate(0.02), lockeractor.ErrInvalidArgument)
+	require.ErrorIs(t, lockertest.NewDriftClock().SetRate(0.02), lockeractor.ErrInvalidArgument)
 }
 
 // resource is the protected resource of the fencing-token checks: per
@@ -418,7 +476,7 @@ func (h *history) check() (violations []string, held, empty int) {
 	return violations, held, empty
 }
 
-// TestFaultPartitionScenario is issue 3's partition scenario on five
+// TestFaultPartitionScenario is the partition scenario on five
 // members over real remote: all masters, W = 3, two clients per member
 // locking and releasing three hot keys with random short leases, with
 // random delays (reordering) and duplicates throughout. The cluster is
@@ -439,10 +497,10 @@ func TestFaultPartitionScenario(t *testing.T) { seeded(t, testFaultPartitionScen
 
 func testFaultPartitionScenario(t *testing.T, seed uint64) {
 	t.Logf("seed %d", seed)
-	f := lockeractor.NewFaults(seed)
+	f := lockertest.NewFaults(seed)
 	c := startFaultCluster(t, 5, shared(f))
-	f.Delay(lockeractor.AnyAddress, lockeractor.AnyAddress, 0, 3*time.Millisecond)
-	f.Duplicate(lockeractor.AnyAddress, lockeractor.AnyAddress, 0.05)
+	f.Delay(lockertest.AnyAddress, lockertest.AnyAddress, 0, 3*time.Millisecond)
+	f.Duplicate(lockertest.AnyAddress, lockertest.AnyAddress, 0.05)
 
 	keys := []string{"hot0", "hot1", "hot2"}
 	long := checkedKeys("long", 2)
@@ -596,7 +654,7 @@ func testFaultPartitionScenario(t *testing.T, seed uint64) {
 		"%d checked writes on %d keys (%d succeeded), linearizability checked in %v; faults %+v (total %d); %d violations",
 		rec.hist.Len(), held+empty, held, empty, accepted, lateWrites,
 		lin.Operations, lin.Keys, load.succeeded(), time.Since(checkStart).Round(time.Millisecond), s, s.Total(), len(violations))
-	printSummary(t, seed, linearize.Summary{Histories: lin.Keys, Operations: rec.hist.Len(), Faults: int(s.Total()), Violations: len(violations)})
+	printSummary(t, seed, linearize.RunSummary(lin, rec.hist.Len(), int(s.Total()), len(violations)))
 	require.Empty(t, violations, "violations:\n%s", strings.Join(violations, "\n"))
 	require.Zero(t, refused.Load())
 }
@@ -608,7 +666,7 @@ func testFaultPartitionScenario(t *testing.T, seed uint64) {
 func TestFaultsPausedHolderPastItsLease(t *testing.T) { seeded(t, testFaultsPausedHolderPastItsLease) }
 
 func testFaultsPausedHolderPastItsLease(t *testing.T, seed uint64) {
-	f := lockeractor.NewFaults(seed)
+	f := lockertest.NewFaults(seed)
 	c := startFaultCluster(t, 3, shared(f))
 	ctx := testCtx(t)
 	r := newResource()

@@ -1,6 +1,6 @@
 package tests
 
-// Histories of the fault tests and the soak over real remote (issue 5):
+// Histories of the fault tests and the soak over real remote:
 // every write is recorded in a linearize.History with the outcome its
 // caller saw, and the histories of the checked keys, written with leases
 // longer than any run, are checked for linearizability with porcupine at
@@ -81,6 +81,8 @@ func printSummary(t *testing.T, seed uint64, s linearize.Summary) {
 	faultTotals.sum.Operations += s.Operations
 	faultTotals.sum.Faults += s.Faults
 	faultTotals.sum.Violations += s.Violations
+	faultTotals.sum.Runs += s.Runs
+	faultTotals.sum.Judged += s.Judged
 }
 
 // printFaultTotals prints the totals of the fault tests that ran, if any.

@@ -1,6 +1,6 @@
 package tests
 
-// The soak run of issue 5: a bounded run of mixed load on three nodes
+// The soak run: a bounded run of mixed load on three nodes
 // with faults injected throughout, checked like the partition scenario
 // (history.check and the protected resource of fault_test.go, and the
 // checked keys' histories for linearizability), that also watches
@@ -22,6 +22,7 @@ import (
 	"github.com/protoactor-locker/locker/internal/linearize"
 	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
+	"github.com/protoactor-locker/locker/lockeractor/lockertest"
 )
 
 var (
@@ -81,7 +82,7 @@ func TestSoak(t *testing.T) {
 		seed = faultSeed(t)
 	}
 	t.Logf("seed %d: go test ./tests/ -run '^TestSoak$' -count=1 -soak.seed=%d", seed, seed)
-	f := lockeractor.NewFaults(seed)
+	f := lockertest.NewFaults(seed)
 	c := startFaultCluster(t, 3, shared(f))
 	rng := rand.New(rand.NewPCG(seed, 0))
 
@@ -133,10 +134,10 @@ func TestSoak(t *testing.T) {
 			f.Heal()
 		case r < 5:
 			hi := time.Duration(rng.IntN(10)) * time.Millisecond
-			f.Delay(lockeractor.AnyAddress, lockeractor.AnyAddress, 0, hi)
+			f.Delay(lockertest.AnyAddress, lockertest.AnyAddress, 0, hi)
 			n.delays++
 		case r < 6:
-			f.Duplicate(lockeractor.AnyAddress, lockeractor.AnyAddress, []float64{0, 0.02, 0.1}[rng.IntN(3)])
+			f.Duplicate(lockertest.AnyAddress, lockertest.AnyAddress, []float64{0, 0.02, 0.1}[rng.IntN(3)])
 			n.duplicates++
 		case r < 7:
 			f.Pause(c.Nodes[node].Addr)
@@ -185,7 +186,7 @@ func TestSoak(t *testing.T) {
 		lin.Operations, lin.Keys, load.succeeded(), checkTime.Round(time.Millisecond),
 		n.partitions, n.pauses, n.delays, n.duplicates, s, s.Total(), len(violations),
 		goroutinesBefore, goroutinesAfter, mib(heapBefore), mib(heapAfter))
-	sum := linearize.Summary{Histories: lin.Keys, Operations: rec.hist.Len(), Faults: int(s.Total()), Violations: len(violations)}
+	sum := linearize.RunSummary(lin, rec.hist.Len(), int(s.Total()), len(violations))
 	fmt.Printf("soak: %v, goroutines before/after %d/%d, heap before/after %.1f/%.1f MiB\n",
 		sum, goroutinesBefore, goroutinesAfter, mib(heapBefore), mib(heapAfter))
 

@@ -137,8 +137,9 @@ func TestSuiteQuorum(t *testing.T) {
 func TestSuiteNoQuorumPossible(t *testing.T) {
 	c := startCluster(t)
 	ctx := testCtx(t)
-	// ok = set_nodes([A, B], [A, B], []): C is left out.
-	setNodes(t, c, A, []int{A, B}, []int{A, B}, nil)
+	// ok = set_nodes([A, B], [A, B], []), with C as a replica here, so
+	// that a push reaches it: A and B are the masters.
+	setNodes(t, c, A, []int{A, B, C}, []int{A, B}, []int{C})
 
 	const rounds = 200
 	split := ""
@@ -181,10 +182,20 @@ func TestSuiteNoQuorumPossible(t *testing.T) {
 	}
 
 	// {error, not_found} = dirty_read(123) on A, B; push_trans_log; on C.
+	// A marker locked after the split proves the push reached C: the
+	// push carries the masters' log in order, so C, holding the marker,
+	// would hold the split key had anything committed it.
 	requireAbsent(t, c.Peer(A), split)
 	requireAbsent(t, c.Peer(B), split)
+	_, err := c.Peer(A).Lock(ctx, "marker", []byte("m"), longLease)
+	require.NoError(t, err)
 	pushAll(c)
+	eventuallyValue(t, c.Peer(C), "marker", "m")
 	requireAbsent(t, c.Peer(C), split)
+	_, err = c.Peer(A).Release(ctx, "marker", []byte("m"))
+	require.NoError(t, err)
+	pushAll(c)
+	eventuallyAbsent(t, c.Peer(C), "marker")
 
 	// {ok, [], [], ...} = state(N): no write locks, no leases.
 	for i := range c.Nodes {
@@ -484,6 +495,7 @@ func TestSuitePromote(t *testing.T) {
 	for i := range c.Nodes {
 		requireNodes(t, c.Peer(i), addrs(c, A, B, C), nil, 2)
 	}
+	require.NoError(t, c.Peer(C).Ready(ctx), "the promoted replica is ready once it copied the masters' leases")
 
 	// {ok, 2, 3, 3} = release(123, Pid) on A
 	rel, err := c.Peer(A).Release(ctx, "123", value)

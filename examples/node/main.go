@@ -58,7 +58,7 @@ func main() {
 	flag.IntVar(&o.health, "health", 6330, "automanaged: this member's health port")
 	flag.StringVar(&o.seeds, "seeds", "127.0.0.1:6330", "automanaged: every member's health host:port, comma-separated")
 	flag.StringVar(&o.etcd, "etcd", "127.0.0.1:2379", "etcd: the server's client endpoint")
-	flag.IntVar(&o.expect, "expect", 1, "campaign once the configuration has this many members")
+	flag.IntVar(&o.expect, "expect", 1, "members the cluster starts with: it is configured as soon as this many are seen (WithExpectedMembers)")
 	flag.DurationVar(&o.runFor, "for", 15*time.Second, "how long to run before leaving the cluster")
 	flag.DurationVar(&o.crashAfter, "crash-after", 0, "crash (exit without leaving) after leading this long while all -expect members are in (0: never)")
 	flag.IntVar(&o.spawn, "spawn", 0, "start this many member processes of this program and wait for them")
@@ -150,7 +150,7 @@ func runMember(o options) error {
 	c := cluster.New(system, cluster.Configure("locker-example", provider, disthash.New(),
 		remote.Configure("127.0.0.1", o.port, lockeractor.RemoteOptions()...)))
 	c.StartMember()
-	l, err := lockeractor.Start(system, lockeractor.WithCluster(c))
+	l, err := lockeractor.Start(system, lockeractor.WithCluster(c), lockeractor.WithExpectedMembers(o.expect))
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,6 @@ func runMember(o options) error {
 		since      time.Time
 		token      uint64
 		lastHolder string
-		formed     bool // the configuration has had -expect members
 	)
 	tick := time.NewTicker(300 * time.Millisecond)
 	defer tick.Stop()
@@ -178,26 +177,23 @@ func runMember(o options) error {
 			lastConfig = cfg
 		}
 		members := len(masters) + len(replicas)
-		// Campaign only once the cluster has formed: a member that was
-		// never configured is its own single master and would grant
-		// itself the lock.
-		formed = formed || members >= o.expect
-		if formed {
-			if leading {
-				if _, err := l.ExtendLease(ctx, "leader", []byte(o.name), lease); err != nil && ctx.Err() == nil {
-					say("lost the leadership: %v", err)
-					leading = false
-				} else if o.crashAfter > 0 && time.Since(since) >= o.crashAfter && members == o.expect {
-					say("has led for %v and now crashes (exits without leaving or releasing)", o.crashAfter)
-					os.Exit(0)
-				}
-			} else if res, err := l.Lock(ctx, "leader", []byte(o.name), lease); err == nil {
-				leading, since, token = true, time.Now(), res.Token
-				say("is the leader now (fencing token %d)", token)
-			} else if v, err := l.DirtyRead("leader"); err == nil && string(v) != lastHolder {
-				lastHolder = string(v)
-				say("sees %s as the leader", lastHolder)
+		// Campaign from the start: until the cluster configured this
+		// member, its Lock fails at once with ErrNotReady (a member never
+		// grants itself the lock on its own vote).
+		if leading {
+			if _, err := l.ExtendLease(ctx, "leader", []byte(o.name), lease); err != nil && ctx.Err() == nil {
+				say("lost the leadership: %v", err)
+				leading = false
+			} else if o.crashAfter > 0 && time.Since(since) >= o.crashAfter && members == o.expect {
+				say("has led for %v and now crashes (exits without leaving or releasing)", o.crashAfter)
+				os.Exit(0)
 			}
+		} else if res, err := l.Lock(ctx, "leader", []byte(o.name), lease); err == nil {
+			leading, since, token = true, time.Now(), res.Token
+			say("is the leader now (fencing token %d)", token)
+		} else if v, err := l.DirtyRead("leader"); err == nil && string(v) != lastHolder {
+			lastHolder = string(v)
+			say("sees %s as the leader", lastHolder)
 		}
 		select {
 		case <-ctx.Done():

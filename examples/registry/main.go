@@ -74,7 +74,11 @@ func run() error {
 		return err
 	}
 	for _, m := range members {
-		m.reg = registry.New(m.locker)
+		reg, err := registry.New(m.locker)
+		if err != nil {
+			return err
+		}
+		m.reg = reg
 	}
 	fmt.Printf("started three members: %v\n", addrs)
 

@@ -35,7 +35,10 @@ import (
 //     the bound is observed, with a larger ballot.
 //   - A repair (a commit applied without a promise) lands only above the
 //     master's bound; an ordinary commit lands only over its own live
-//     promise, which no other Lock or Update ballot was granted over.
+//     promise, which no other Lock or Update ballot was granted over. A
+//     write whose coordinator aborts it (decided not to commit it
+//     anywhere) leaves no state, so its ballot stops counting in the
+//     bound; a repair put off for it lands then.
 //
 // Invariant (at most one holder): while a Lock committed by W masters
 // lives, no master replaces its state with, or frees the key for, the
@@ -76,6 +79,17 @@ import (
 type ballotRec struct {
 	b     uint64
 	until int64
+	// The write that was granted b (coordinator and transaction), and the
+	// record it replaced: if that write is aborted (its coordinator
+	// decided not to commit it anywhere), it can leave no state, and the
+	// key's bound goes back to prev (see abortedBallot).
+	from string
+	txn  uint64
+	prev *ballotRec
+	// base is the bound of the record this one replaced (0 if none): when
+	// prev is gone (one level is kept), aborting this write leaves the
+	// bound there, not lower, since the writes below it were not aborted.
+	base uint64
 }
 
 // maxBallotAttempts bounds how often one write starts again after a
@@ -108,7 +122,7 @@ func (c *Core) ballotBound(key string) uint64 {
 // before it), a promise's life (a commit lands only on a live promise),
 // and the lease the state lives for (the Lock's, or for an Update, which
 // keeps the lease it changes, MaxLease), with the drift margin.
-func (c *Core) grantBallot(key string, b uint64, kind messages.WriteKind, leaseMs, now int64) {
+func (c *Core) grantBallot(key string, b uint64, kind messages.WriteKind, leaseMs, now int64, from string, txn uint64) {
 	c.observe(b)
 	lease := int64(c.maxLease())
 	if kind == messages.WriteKind_WRITE_KIND_LOCK && leaseMs > 0 {
@@ -119,12 +133,58 @@ func (c *Core) grantBallot(key string, b uint64, kind messages.WriteKind, leaseM
 	if c.ballots == nil {
 		c.ballots = map[string]ballotRec{}
 	}
+	rec := ballotRec{b: b, until: until, from: from, txn: txn}
 	if r, ok := c.ballots[key]; ok {
-		until = max(until, r.until)
-		b = max(b, r.b)
+		rec.until = max(until, r.until)
+		rec.b = max(b, r.b)
+		rec.base = r.b
+		r.prev = nil // one level back is enough: the repair it serves follows at once
+		rec.prev = &r
 	}
-	c.ballots[key] = ballotRec{b: b, until: until}
-	c.scheduleKey(timerBallot, key, until)
+	c.ballots[key] = rec
+	delete(c.pending, key) // a repair put off for an earlier write: that write was not aborted
+	c.scheduleKey(timerBallot, key, rec.until)
+}
+
+// abortedBallot is called when the coordinator from aborts the item of
+// its transaction txn on key (it decided not to commit it anywhere: an
+// abort item is sent only for such an op). If that write holds key's
+// bound, the bound goes back to what it was before: the write leaves no
+// state anywhere. A repair this master put off because of that write's
+// ballot (pendingRepair) is then applied.
+func (c *Core) abortedBallot(key, from string, txn uint64, now int64) {
+	r, ok := c.ballots[key]
+	if !ok || r.from != from || r.txn != txn {
+		return
+	}
+	switch {
+	case r.prev != nil:
+		c.ballots[key] = *r.prev
+	case r.base > 0:
+		// The writes below this one are no longer named: keep their bound
+		// for as long as this record would have lived, with no write to
+		// abort it.
+		c.ballots[key] = ballotRec{b: r.base, until: r.until}
+	default:
+		delete(c.ballots, key)
+	}
+	if p, ok := c.pending[key]; ok {
+		delete(c.pending, key)
+		if p.from == from && p.txn == txn && c.repair(key, p.item, false, false, now) == messages.Reason_REASON_UNSPECIFIED {
+			c.observe(p.item.GetToken())
+			c.logChange(key, now)
+		}
+	}
+}
+
+// pendingRepair is a repair put off because the key's bound came from a
+// write this master promised and that is not decided yet (from, txn):
+// if that write is aborted, the repair lands (abortedBallot); if not (it
+// commits, or its promise runs out), the repair is dropped.
+type pendingRepair struct {
+	item *messages.CommitItem
+	from string
+	txn  uint64
 }
 
 // forgetBallot folds key's remembered ballot into the floor once its
@@ -140,6 +200,7 @@ func (c *Core) forgetBallot(key string, now int64) {
 	}
 	c.raiseFloor(r.b)
 	delete(c.ballots, key)
+	delete(c.pending, key)
 }
 
 // raiseFloor makes v a bound for every ballot this master grants from
@@ -171,33 +232,63 @@ type txnKey struct {
 	txn  uint64
 }
 
+// recent is a set whose members are forgotten once their time is up:
+// what a peer must remember about requests that may be repeated on the
+// way for a while (decided transactions, finished syncs), and no longer.
+type recent[K comparable, V any] struct {
+	until map[K]int64
+	value map[K]V
+	order []K // oldest first
+}
+
+// add remembers k with v until until, unless k is remembered already,
+// and forgets what is due by now.
+func (r *recent[K, V]) add(k K, v V, until, now int64) {
+	r.prune(now)
+	if _, ok := r.until[k]; ok {
+		return
+	}
+	if r.until == nil {
+		r.until, r.value = map[K]int64{}, map[K]V{}
+	}
+	r.until[k], r.value[k] = until, v
+	r.order = append(r.order, k)
+}
+
+// get returns what k was remembered with, if it is not due by now.
+func (r *recent[K, V]) get(k K, now int64) (V, bool) {
+	v, ok := r.value[k]
+	if ok && r.until[k] <= now {
+		var zero V
+		return zero, false
+	}
+	return v, ok
+}
+
+// prune forgets what is due by now, oldest first (members are added
+// with lifetimes that grow with now, so the oldest is due first).
+func (r *recent[K, V]) prune(now int64) {
+	for len(r.order) > 0 {
+		k := r.order[0]
+		if r.until[k] > now {
+			return
+		}
+		delete(r.until, k)
+		delete(r.value, k)
+		var zero K
+		r.order[0] = zero
+		r.order = r.order[1:]
+	}
+}
+
 // markDecided remembers that the coordinator from decided its
 // transaction txn (a Commit or an abort came): a Prepare of it repeated
 // on the way and arriving later is not granted again, which would leave
-// the key write-locked here for a promise's life.
+// the key write-locked here for a promise's life. It is forgotten once
+// the coordinator has given the transaction up: a late promise to a
+// transaction it no longer knows is aborted at once (abortPromise).
 func (c *Core) markDecided(from string, txn uint64, now int64) {
-	k := txnKey{from, txn}
-	if c.decided == nil {
-		c.decided = map[txnKey]int64{}
-	}
-	if _, ok := c.decided[k]; ok {
-		return
-	}
-	until := now + int64(c.cfg.RequestTimeout) + int64(c.cfg.WriteLockTimeout)
-	c.decided[k] = until
-	c.decidedQ = append(c.decidedQ, k)
-	// Forget what is older than a repeated Prepare can matter for: its
-	// coordinator has given the transaction up, and a late promise to a
-	// transaction it no longer knows is aborted at once (abortPromise).
-	for len(c.decidedQ) > 0 {
-		old := c.decidedQ[0]
-		if c.decided[old] > now {
-			break
-		}
-		delete(c.decided, old)
-		c.decidedQ[0] = txnKey{}
-		c.decidedQ = c.decidedQ[1:]
-	}
+	c.decided.add(txnKey{from, txn}, struct{}{}, now+int64(c.cfg.RequestTimeout)+int64(c.cfg.WriteLockTimeout), now)
 }
 
 // heardIncarnation records the incarnation of the peer from, taken from

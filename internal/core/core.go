@@ -3,13 +3,26 @@
 // their expiry, write locks, fencing tokens, replication batches and
 // membership, with no actors, goroutines or wall clock of its own.
 //
-// A Core is driven by its owner, one goroutine at a time: Submit, Admin,
-// ReadMaster, Step (a message from a peer), Unreachable (a peer did not
-// get a message) and Tick (time passed) are its inputs; TakeOutbox (the
+// A Core is driven by its owner, one goroutine at a time: Submit,
+// SetNodes, SetW, Reconfigure, ReadMaster, PushNow, Step (a message from
+// a peer), Unreachable (a peer did not get a message) and Tick (time
+// passed) are its inputs; TakeOutbox (the
 // messages to send) and NextWake (when to call Tick next) its outputs.
 // Messages a Core addresses to itself are delivered inline. Time comes
 // from the injected Clock, so tests drive a Core message by message with
 // a fake clock.
+//
+// The invariant everything else serves (at most one holder): while a
+// lease committed by W masters lives, no master replaces it with, or
+// frees the key for, the state of a write that did not commit, except
+// the holder's own Update, Extend or Release. Every path that moves state
+// between peers (catch-up, Sync, snapshots, pushes, repair, promotion)
+// keeps, of two states of a key, the one with the larger token; that is
+// safe because a Lock's token is the ballot its coordinator drew before
+// any master voted, and a master grants only ballots above every one it
+// granted before on the key: of two writes, the one promised later by a
+// master that promised both has the larger token. ballot.go states the
+// rule and argues it; reconfig.go argues changes of masters.
 package core
 
 import (
@@ -48,6 +61,11 @@ type Config struct {
 	MaxLease time.Duration
 	Clock    Clock
 	Seed     uint64 // first transaction id (random in production)
+	// Standalone makes a Core that knows only itself ready at epoch 0:
+	// a single-node store on purpose, with no peers to be configured
+	// with. Any other Core coordinates no write and promises none until
+	// it holds a configuration that names it (see ready.go).
+	Standalone bool
 }
 
 // Membership is the configuration a peer works with. Published values are
@@ -157,6 +175,10 @@ type Outcome struct {
 	Commits int // commits acknowledged
 	Token   uint64
 	Reasons map[string]messages.Reason // why peers refused, by address
+
+	// NotReady: refused at once, nothing sent, because this peer is not
+	// ready to coordinate writes (see Core.Ready).
+	NotReady bool
 }
 
 // AdminResult is one peer's answer to SetNodes or SetW.
@@ -241,17 +263,14 @@ type Core struct {
 	// copy leases before it votes (see adopt).
 	fresh        bool
 	mastersSince uint64 // the epoch from which the current masters hold
-	// jointWrites: in a joint configuration, the token of the state each
-	// key was left in here by a commit decided under it (see
-	// keepJointWrite). Cleared whenever a configuration is adopted.
-	jointWrites map[string]uint64
 
 	// Ballots (ballot.go).
-	ballots  map[string]ballotRec // Lock and Update ballots granted, by key, while their writes may leave state
-	floor    uint64               // no ballot at or below it is granted, whatever the key
-	decided  map[txnKey]int64     // transactions whose Commit or abort came, until when they are remembered
-	decidedQ []txnKey             // decided, oldest first
-	peerInc  map[string]uint64    // each peer's incarnation, as last heard from its current life
+	ballots map[string]ballotRec                 // Lock and Update ballots granted, by key, while their writes may leave state
+	floor   uint64                               // no ballot at or below it is granted, whatever the key
+	decided recent[txnKey, struct{}]             // transactions whose Commit or abort came
+	synced  recent[string, *messages.AdminReply] // Syncs carried out, by coordinator/request: their answer
+	peerInc map[string]uint64                    // each peer's incarnation, as last heard from its current life
+	pending map[string]pendingRepair             // repairs put off until the write holding the key's bound is aborted
 
 	// Replication catch-up (follow.go).
 	incarnation uint64             // drawn when the Core is built, never 0
@@ -556,7 +575,7 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 	isMaster := m.IsMaster(c.cfg.Self)
 	now := c.now()
 	resp := &messages.Promise{Txn: p.GetTxn(), Epoch: m.Epoch, Items: make([]*messages.PromiseItem, len(p.GetItems())), Incarnation: c.incarnation}
-	_, decided := c.decided[txnKey{from, p.GetTxn()}]
+	_, decided := c.decided.get(txnKey{from, p.GetTxn()}, now)
 	for i, it := range p.GetItems() {
 		pi := &messages.PromiseItem{}
 		resp.Items[i] = pi
@@ -574,7 +593,7 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 			pi.Reason = messages.Reason_REASON_PROMISE_EXPIRED
 		case p.GetEpoch() != m.Epoch:
 			pi.Reason = messages.Reason_REASON_STALE_EPOCH
-		case !isMaster:
+		case !isMaster || c.unconfigured():
 			pi.Reason = messages.Reason_REASON_NOT_MASTER
 		case c.catchingUp:
 			pi.Reason = messages.Reason_REASON_CATCHING_UP
@@ -608,7 +627,7 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 		}
 		pi.Granted = true
 		if ordered(it.GetKind()) {
-			c.grantBallot(key, p.GetBallot(), it.GetKind(), it.GetLeaseMs(), now)
+			c.grantBallot(key, p.GetBallot(), it.GetKind(), it.GetLeaseMs(), now, from, p.GetTxn())
 		}
 		if !held { // an expired lock not yet dropped is replaced, not added
 			c.lockCount.Add(1)
@@ -653,6 +672,7 @@ func (c *Core) onCommit(from string, cm *messages.Commit) {
 			if held && wl.from == from && wl.txn == cm.GetTxn() {
 				c.dropLock(key)
 			}
+			c.abortedBallot(key, from, cm.GetTxn(), now)
 			ci.Ok = true
 			continue
 		}
@@ -680,7 +700,6 @@ func (c *Core) onCommit(from string, cm *messages.Commit) {
 			ci.Ok = true
 			c.observe(it.GetToken())
 			c.logChange(key, now)
-			c.noteJointWrite(key, cm.GetEpoch())
 		}
 	}
 	if needAck {
@@ -770,7 +789,15 @@ func (c *Core) repair(key string, it *messages.CommitItem, live, mine bool, now 
 	if ordered(it.GetKind()) && !mine && c.ballotBound(key) > it.GetToken() {
 		// This master granted a larger ballot on the key since (or copied
 		// from peers that did): the repair's write may have been overtaken
-		// by it, so it must not land over it (see ballot.go).
+		// by it, so it must not land over it (see ballot.go). If that
+		// ballot is a write promised here and not decided yet, the repair
+		// waits for it to be aborted.
+		if r, ok := c.ballots[key]; ok && live && c.locks[key].from == r.from && c.locks[key].txn == r.txn && r.b > max(c.floor, it.GetToken()) {
+			if c.pending == nil {
+				c.pending = map[string]pendingRepair{}
+			}
+			c.pending[key] = pendingRepair{item: it, from: r.from, txn: r.txn}
+		}
 		return messages.Reason_REASON_BALLOT_TOO_LOW
 	}
 	if live || mine {
@@ -903,10 +930,6 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 		// end or overwrite the new one. (A commit of the very write that
 		// produced the new state still lands: see applied.)
 		cur := c.store.raw(key)
-		if c.keepJointWrite(key, cur, en) {
-			c.observe(en.GetToken()) // later tokens stay above it all the same
-			continue
-		}
 		deadline := leaseEnd(now, en.GetLeaseMs())
 		if en.GetDeleted() {
 			c.observe(en.GetToken())
@@ -947,51 +970,6 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 	}
 }
 
-// noteJointWrite records that a commit decided under epoch left key in
-// its current state here, when epoch is this peer's joint configuration.
-func (c *Core) noteJointWrite(key string, epoch uint64) {
-	m := c.member.Load()
-	if !m.Joint() || epoch != m.Epoch {
-		return
-	}
-	e := c.store.raw(key)
-	if e == nil {
-		return
-	}
-	if c.jointWrites == nil {
-		c.jointWrites = map[string]uint64{}
-	}
-	c.jointWrites[key] = e.token
-}
-
-// keepJointWrite reports whether a copied entry (a Sync's snapshot, or a
-// push) must not replace cur, the state a commit decided under this
-// peer's joint configuration left key in: any other state of the key is
-// older, however large its token.
-//
-// A write decided under the joint configuration J had promises from W
-// of the old masters M at J, so a lease of the key committed under the
-// epoch before (on W of M) was absent then or is the one the write
-// continues (an Extend keeps its token: that copy is the same lease).
-// Any other copy from an old master is the residue of a write of the
-// older epoch that committed on fewer than W of M before they moved
-// (an old master applies such a commit until it adopts J), or of a
-// write under J this peer missed. The residue's token comes from
-// whichever clock proposed it and was never observed by the write
-// under J, so it may be larger, and a merge by token would let it
-// replace the lease written under J on the new masters that Sync,
-// leaving that lease on fewer than W' of them (seed 2656). A write
-// under J this peer missed is on W' of the new masters already (the
-// Sync need not copy it); this peer keeps the older state, as any
-// master that missed a commit does, until a repair.
-func (c *Core) keepJointWrite(key string, cur *entry, en *messages.Entry) bool {
-	tok, ok := c.jointWrites[key]
-	if !ok || cur == nil || cur.token != tok {
-		return false
-	}
-	return en.GetDeleted() != cur.deleted || en.GetToken() != cur.token
-}
-
 func (c *Core) onSetNodes(from string, s *messages.SetNodes) {
 	cur := c.member.Load()
 	masters, replicas := SortedSet(s.GetMasters()), SortedSet(s.GetReplicas())
@@ -1008,7 +986,8 @@ func (c *Core) onSetNodes(from string, s *messages.SetNodes) {
 		// From epoch 0 to 1 it counts as a new cluster's first
 		// configuration: SetNodes is unsafe, and run again from a
 		// restarted peer it starts the peers it reaches over (see adopt).
-		c.adopt(&Membership{Epoch: epoch, Masters: masters, Replicas: replicas, W: cur.W}, cur.Epoch == 0 && epoch == 1)
+		first := cur.Epoch == 0 && epoch == 1
+		c.adopt(&Membership{Epoch: epoch, Masters: masters, Replicas: replicas, W: c.firstW(cur.W, masters, first)}, first)
 	}
 	reply.Configuration = c.configuration()
 	c.send(from, reply)

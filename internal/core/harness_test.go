@@ -37,9 +37,13 @@ func (f *fakeClock) Now() time.Time { return f.now }
 
 // testConfig is the Config of every test Core unless a test changes it:
 // the shell's defaults (a promise outlives the request that asked for
-// it), with room for large messages.
+// it), with room for large messages. Standalone, so that a lone Core
+// works at epoch 0 as it did before readiness was checked; the rules of
+// an unconfigured member are tested with a cluster member's Config
+// (memberConfig, ready_test.go).
 func testConfig() Config {
 	return Config{
+		Standalone:          true,
 		W:                   1,
 		RequestTimeout:      time.Second,
 		WriteLockTimeout:    2 * time.Second,

@@ -34,13 +34,14 @@ import (
 //     (snapshots taken after they moved to J), until W' of M' have done
 //     so. Every lease committed under epoch e lives on W of M, so it
 //     reaches every synced master (the quorums intersect); leases
-//     written under J are on W' of M' already, and a copy never
-//     replaces the state a J write left on a key (jointWrites): a J
-//     write had W of M promise the key's state, so any other old-epoch
-//     copy of it is the residue of a write that never reached W, whose
-//     token (from a fast clock) may still be the larger one. After J,
-//     masters drop pushes from epochs before their masters changed (the
-//     same rule as for commits).
+//     written under J are on W' of M' already. A copy keeps the larger
+//     token, and that is the later write's (ballot.go): a write under J
+//     had W of M promise it after they left e, so its ballot is above
+//     every old-epoch write they promised, residue included; and each
+//     synced master takes its sources' clocks as its floor, so writes
+//     under (e+2, M') order after them too. After J, masters drop
+//     pushes from epochs before their masters changed (the same rule as
+//     for commits).
 //  3. Move to (e+2, M'), prepared and committed on J's write quorum.
 //     From then on a write needs only W' of M'. A Lock of a key still
 //     leased needs W' promises of absence, but at least W' masters of M'
@@ -363,7 +364,9 @@ func (c *Core) advance() {
 			replicas = rc.replicas
 		}
 		c.startMove(cur, &Membership{Epoch: cur.Epoch + 1, Masters: cur.Masters, Replicas: replicas, W: cur.W})
-	case slices.Equal(cur.Masters, rc.masters) && slices.Equal(cur.Replicas, rc.replicas) && cur.W == w:
+	case cur.Epoch > 0 && slices.Equal(cur.Masters, rc.masters) && slices.Equal(cur.Replicas, rc.replicas) && cur.W == w:
+		// Already there. (At epoch 0 a peer's own configuration, itself
+		// alone, is none: a one-member cluster still moves to epoch 1.)
 		c.finishReconf(true, messages.Reason_REASON_UNSPECIFIED, "")
 	case slices.Equal(cur.Masters, rc.masters):
 		c.startMove(cur, &Membership{Epoch: cur.Epoch + 1, Masters: rc.masters, Replicas: rc.replicas, W: w})
@@ -591,6 +594,7 @@ func (c *Core) onConfigPrepare(from string, p *messages.ConfigPrepare) {
 }
 
 func (c *Core) onConfigCommit(from string, cm *messages.ConfigCommit) {
+	defer c.heardConfig(from, cm.GetNext().GetEpoch()) // after any adopt below
 	if rc := c.rc; rc != nil && rc.discovering[from] && cm.GetNext().GetEpoch() == 0 {
 		rc.unconfigured[from] = true
 	}
@@ -648,7 +652,6 @@ func (c *Core) onConfigQuery(from string) {
 func (c *Core) adopt(next *Membership, first bool) {
 	cur := c.member.Load()
 	c.member.Store(next)
-	c.jointWrites = nil // recorded under the configuration it leaves
 	if self := c.cfg.Self; c.fresh && next.IsMaster(self) {
 		switch added := next.Joint() && contains(next.Masters, self) && !contains(next.OldMasters, self); {
 		case first:
@@ -688,13 +691,26 @@ func (c *Core) failSync(key string, job *syncJob, why string) {
 		c.startCatchUp(c.member.Load()) // try again
 		return
 	}
-	c.send(job.coord, &messages.AdminReply{Request: job.request, Reason: messages.Reason_REASON_UNREACHABLE, Message: why})
+	c.endSync(key, job, &messages.AdminReply{Request: job.request, Reason: messages.Reason_REASON_UNREACHABLE, Message: why})
+}
+
+// endSync answers the coordinator of a Sync that ended, and remembers the
+// answer for as long as the Sync may be repeated on the way: a repeat
+// gets the same answer, and starts no second copy.
+func (c *Core) endSync(key string, job *syncJob, reply *messages.AdminReply) {
+	now := c.now()
+	c.synced.add(key, reply, now+c.syncTimeout(), now)
+	c.send(job.coord, reply)
 }
 
 func (c *Core) onSync(from string, s *messages.Sync) {
 	key := fmt.Sprintf("%s/%d", from, s.GetRequest())
 	if c.syncs[key] != nil {
 		return // sent again while the job runs
+	}
+	if reply, ok := c.synced.get(key, c.now()); ok {
+		c.send(from, reply) // sent again after the job ended
+		return
 	}
 	sources, need := SortedSet(s.GetSources()), int(s.GetNeed())
 	if need < 1 || need > len(sources) {
@@ -730,7 +746,7 @@ func (c *Core) syncCheck(key string, job *syncJob) {
 			// all now (see adopt).
 			c.endCatchUp()
 		}
-		c.send(job.coord, &messages.AdminReply{Request: job.request})
+		c.endSync(key, job, &messages.AdminReply{Request: job.request})
 	case len(job.sources)-len(job.failed) < job.need:
 		c.failSync(key, job, fmt.Sprintf("only %d of the %d snapshots needed could be had", len(job.done), job.need))
 	}

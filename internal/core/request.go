@@ -19,6 +19,11 @@ type request struct {
 	read     func(ReadResult)
 	master   string
 	replied  bool
+	// heard and then: a query of configurations (see queryConfigs):
+	// each peer's epoch as it answered, and what to do once every peer
+	// answered or the deadline passed.
+	heard map[string]uint64
+	then  func(heard map[string]uint64)
 }
 
 func (r *request) waiting(addr string) bool { return r.pending[addr] }
@@ -29,6 +34,10 @@ func (r *request) answer(c *Core, addr string, msg any) {
 		return
 	}
 	delete(r.pending, addr)
+	if r.then != nil {
+		r.heardFrom(c, addr, msg)
+		return
+	}
 	switch m := msg.(type) {
 	case *messages.AdminReply:
 		r.results[addr] = AdminResult{Reason: m.GetReason(), Message: m.GetMessage()}
@@ -58,6 +67,10 @@ func (r *request) stop() {
 		return
 	}
 	r.replied = true
+	if r.then != nil {
+		r.then(r.heard) // the silent peers count as not answering
+		return
+	}
 	if r.read != nil {
 		r.read(ReadResult{Stopped: true, Failure: messages.Reason_REASON_UNREACHABLE})
 		return
@@ -76,8 +89,18 @@ func (c *Core) requestDeadline(r *request) {
 
 // SetNodes asks every peer in cluster to make masters and replicas its
 // configuration, under an epoch one higher than this peer's; reply gets
-// each peer's answer.
+// each peer's answer. A peer with no configuration asks the others for
+// theirs first (see firstSetNodes).
 func (c *Core) SetNodes(cluster, masters, replicas []string, reply func(map[string]AdminResult)) {
+	if c.member.Load().Epoch == 0 && !c.cfg.Standalone && !c.closed {
+		c.firstSetNodes(cluster, masters, replicas, reply)
+		return
+	}
+	c.setNodes(cluster, masters, replicas, reply)
+}
+
+// setNodes sends SetNodes under this peer's epoch plus one.
+func (c *Core) setNodes(cluster, masters, replicas []string, reply func(map[string]AdminResult)) {
 	epoch := c.member.Load().Epoch + 1
 	c.admin(cluster, reply, func(id uint64) proto.Message {
 		return &messages.SetNodes{Request: id, Epoch: epoch, Masters: masters, Replicas: replicas}
@@ -101,21 +124,29 @@ func (c *Core) admin(cluster []string, reply func(map[string]AdminResult), build
 		return
 	}
 	r := &request{id: c.id(), pending: map[string]bool{}, results: map[string]AdminResult{}, admin: reply}
+	if !c.ask(r, cluster, build(r.id)) {
+		reply(r.results)
+	}
+}
+
+// ask sends msg to every peer of to, and keeps r waiting for their
+// answers until a request timeout from now. It returns false, sending
+// nothing, when to is empty.
+func (c *Core) ask(r *request, to []string, msg proto.Message) bool {
 	r.deadline = c.now() + int64(c.cfg.RequestTimeout)
-	for _, a := range cluster {
+	for _, a := range to {
 		r.pending[a] = true
 	}
 	if len(r.pending) == 0 {
-		reply(r.results)
-		return
+		return false
 	}
 	c.reqs[r.id] = r
 	c.schedule(timer{at: r.deadline, kind: timerRequest, id: r.id})
-	msg := build(r.id)
 	for _, a := range slices.Sorted(maps.Keys(r.pending)) {
 		c.send(a, msg)
 	}
 	c.drain()
+	return true
 }
 
 // ReadMaster reads key on a master: this peer if it is one, else the

@@ -193,7 +193,25 @@ func pushedResidue(t *testing.T, lease time.Duration, releaseResidue bool) {
 		}
 		return false
 	}
+	mark := len(n.sent)
 	n.sleep(200 * time.Millisecond)
+	// The setup: n1's push of the residue went out to n4 and n5 and was
+	// delivered (pushes are neither held nor dropped here).
+	for _, to := range []string{n4, n5} {
+		pushed := false
+		for _, p := range n.sent[mark:] {
+			r, ok := p.msg.(*messages.Replicate)
+			if !ok || p.from != n1 || p.to != to || n.drop[to] {
+				continue
+			}
+			for _, e := range r.GetEntries() {
+				pushed = pushed || (e.GetKey() == "b" && string(e.GetValue()) == "c0")
+			}
+		}
+		if !pushed {
+			t.Fatalf("n1 never pushed its residue b=c0 to %s", to)
+		}
+	}
 	for _, a := range []string{n2, n4, n5} {
 		v, _ := n.read(a, "b")
 		t.Logf("%s holds %q (epoch %d)", a, v, n.core(a).Membership().Epoch)

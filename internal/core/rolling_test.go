@@ -67,20 +67,7 @@ func TestRollingRestartKeepsTheCommittedLease(t *testing.T) {
 		n := rollingNetwork(t, 5*time.Second)
 		// 1. n1 locks k for c0 with n2's promise; the commit to n2 is
 		// lost, so c0 fails with one commit (n1's own: the residue).
-		n.holdIf = func(p packet) bool {
-			_, commit := p.msg.(*messages.Commit)
-			return p.to == n3 && p.from == n1 || p.to == n2 && commit
-		}
-		call := n.submit(n1, lockOp("k", "c0", 10*time.Second))
-		n.sleep(n.cfg.RequestTimeout + 10*time.Millisecond)
-		if !call.done() {
-			t.Fatal("c0 did not reply by its deadline")
-		}
-		if c0 := call.one(); c0.OK || c0.Commits != 1 {
-			t.Fatalf("c0: %+v, want a failure with one commit", c0)
-		}
-		n.held, n.holdIf = nil, nil
-		residue, _ := n.core(n1).Store().Lookup("k")
+		residue := residueOnN1(t, n)
 		// 2. n2's write lock for c0 runs out; n3 locks k for c1 on n2 and
 		// n3 (n1's refusal comes too late to matter).
 		n.advance(n.cfg.WriteLockTimeout)
@@ -115,6 +102,28 @@ func thirdLockFails(t *testing.T, n *network, c1 Outcome) {
 		}
 	}
 	n.checkInvariants()
+}
+
+// residueOnN1 has n1 lock k for c0 (a 10 s lease) with n2's promise,
+// n3 hearing nothing and the commit to n2 lost: c0 fails with one
+// commit, n1's own. It returns the residue n1 holds.
+func residueOnN1(t *testing.T, n *network) Lease {
+	t.Helper()
+	n.holdIf = func(p packet) bool {
+		_, commit := p.msg.(*messages.Commit)
+		return p.to == n3 && p.from == n1 || p.to == n2 && commit
+	}
+	call := n.submit(n1, lockOp("k", "c0", 10*time.Second))
+	n.sleep(n.cfg.RequestTimeout + 10*time.Millisecond)
+	if !call.done() {
+		t.Fatal("c0 did not reply by its deadline")
+	}
+	if c0 := call.one(); c0.OK || c0.Commits != 1 {
+		t.Fatalf("c0: %+v, want a failure with one commit", c0)
+	}
+	n.held, n.holdIf = nil, nil
+	residue, _ := n.core(n1).Store().Lookup("k")
+	return residue
 }
 
 // rollingNetwork is three masters n1, n2, n3 (W=2) with n1's clock

@@ -68,7 +68,7 @@ var simTrace = 40
 
 // runSchedule runs a random schedule of steps on the first m of n1..n5 as
 // masters under W = w, and the next peer as a replica.
-func runSchedule(t *testing.T, seed int64, steps, m, w int) {
+func runSchedule(t testing.TB, seed int64, steps, m, w int) {
 	rng := rand.New(rand.NewSource(seed))
 	all := []string{n1, n2, n3, n4, n5, "10.0.0.6:1"}
 	peers := all[:m+1]

@@ -109,6 +109,10 @@ func (c *Core) Submit(ops []Op, reply func([]Outcome)) {
 		reply(nil)
 		return
 	}
+	if !c.Ready() {
+		c.refuseNotReady(ops, reply)
+		return
+	}
 	if bad := invalidOps(ops, c.maxLease()); len(bad) > 0 {
 		c.refuseInvalid(ops, bad, reply)
 		return

@@ -66,6 +66,17 @@ func TestCheck(t *testing.T) {
 			{1, release, "a", "", 20, 30, linearize.OK, 9},
 			{2, lock, "b", "", 40, 50, linearize.OK, 4},
 		}, false},
+		{"a lock answered ok without a token is illegal", []w{
+			{1, lock, "a", "", 0, 10, linearize.OK, 0},
+		}, false},
+		{"an update answered ok without a token is illegal", []w{
+			{1, lock, "a", "", 0, 10, linearize.OK, 5},
+			{1, update, "a", "b", 20, 30, linearize.OK, 0},
+		}, false},
+		{"an update answered ok with its lock's token is illegal", []w{
+			{1, lock, "a", "", 0, 10, linearize.OK, 5},
+			{1, update, "a", "b", 20, 30, linearize.OK, 5},
+		}, false},
 		{"an update by a non-holder is illegal", []w{
 			{1, lock, "a", "", 0, 10, linearize.OK, 5},
 			{2, update, "x", "y", 20, 30, linearize.OK, 6},
@@ -135,6 +146,7 @@ func TestOutcomeOf(t *testing.T) {
 		{fmt.Errorf("%w: empty key", lockeractor.ErrInvalidArgument), linearize.Failed},
 		{fmt.Errorf("locker: %w (the write may still complete)", errors.New("context deadline exceeded")), linearize.Unknown},
 		{lockeractor.ErrStopped, linearize.Unknown},
+		{fmt.Errorf("%w: not configured", lockeractor.ErrNotReady), linearize.Failed},
 	} {
 		require.Equal(t, tc.want, linearize.OutcomeOf(tc.err), "%v", tc.err)
 	}
@@ -149,4 +161,17 @@ func Example() {
 	r := linearize.Check(h.Operations(), 0)
 	fmt.Println(r.Keys, r.Operations, len(r.Violations))
 	// Output: 1 2 1
+}
+
+// TestSummary checks the line .ci/run parses and when a run counts as
+// judged.
+func TestSummary(t *testing.T) {
+	s := linearize.Summary{Histories: 1, Operations: 2, Faults: 3, Violations: 4, Runs: 6, Judged: 5}
+	require.Equal(t, "1 histories, 2 operations, 3 faults, 4 violations, 5 of 6 runs judged", s.String())
+	checked := linearize.Result{Keys: 1, Operations: 2}
+	require.Equal(t, 1, linearize.RunSummary(checked, 10, 3, 0).Judged)
+	require.Zero(t, linearize.RunSummary(checked, 10, 0, 0).Judged, "no fault injected")
+	require.Zero(t, linearize.RunSummary(linearize.Result{}, 10, 3, 0).Judged, "no write checked")
+	require.Zero(t, linearize.RunSummary(linearize.Result{Keys: 1, Operations: 2, Inconclusive: []string{"k"}}, 10, 3, 0).Judged, "undecided")
+	require.Equal(t, 1, linearize.RunSummary(linearize.Result{}, 10, 3, 0).Runs)
 }

@@ -68,20 +68,25 @@ var Model = porcupine.Model{
 }
 
 // apply returns the key after o took effect, and whether o could.
-// known says whether o's answer is known (its token is its effect's).
-// A write with an unknown outcome may carry no token (its coordinator
-// stopped before it could tell): the key's token is then unknown (0)
-// until a later answer names it.
+// known says whether o's answer is known (its token is its effect's):
+// a Lock or Update answered OK carries a token above every earlier one,
+// so a success without a token (0) is illegal. A write with an unknown
+// outcome may carry no token (its coordinator stopped before it could
+// tell): the key's token is then unknown (0) until a later answer names
+// it.
 func apply(st keyModel, o *Op, known bool) (keyModel, bool) {
 	holds := st.held && st.value == o.Value
+	// fenced: a Lock or Update's token is above the key's largest so far
+	// (0 passes only when the outcome, and so the token, is unknown).
+	fenced := o.Token > st.max || (!known && o.Token == 0)
 	switch o.Kind {
 	case messages.WriteKind_WRITE_KIND_LOCK:
-		if st.held || (o.Token != 0 && o.Token <= st.max) {
+		if st.held || !fenced {
 			return st, false
 		}
 		return keyModel{held: true, value: o.Value, token: o.Token, max: max(st.max, o.Token)}, true
 	case messages.WriteKind_WRITE_KIND_UPDATE:
-		if !holds || (o.Token != 0 && o.Token <= st.max) {
+		if !holds || !fenced {
 			return st, false
 		}
 		return keyModel{held: true, value: o.NewValue, token: o.Token, max: max(st.max, o.Token)}, true

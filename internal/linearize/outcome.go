@@ -8,7 +8,8 @@ import (
 
 // OutcomeOf classifies the error of a Locker write as its caller must
 // treat it: nil is OK; a refusal before any commit went out (a
-// QuorumError that is not Committing, an invalid argument) is Failed;
+// QuorumError that is not Committing, an invalid argument, a peer not
+// ready to coordinate writes) is Failed;
 // everything else — a QuorumError after commits went out, a context that
 // ended while the write was in flight, an unreachable or stopped peer —
 // is Unknown: the write may have taken effect, or may still.
@@ -23,7 +24,7 @@ func OutcomeOf(err error) Outcome {
 		}
 		return Failed
 	}
-	if errors.Is(err, lockeractor.ErrInvalidArgument) {
+	if errors.Is(err, lockeractor.ErrInvalidArgument) || errors.Is(err, lockeractor.ErrNotReady) {
 		return Failed
 	}
 	return Unknown

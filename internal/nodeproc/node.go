@@ -19,6 +19,7 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/protoactor-locker/locker/internal/linearize"
+	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
 	"github.com/protoactor-locker/locker/messages"
 )
@@ -52,7 +53,8 @@ const callTimeout = 10 * time.Second
 const maxLife = 10 * time.Minute
 
 // Main runs a node process: an actor system with remote on
-// 127.0.0.1:$LOCKER_NODE_PORT and a Locker started with Options. It
+// 127.0.0.1:$LOCKER_NODE_PORT and a Locker started with Options (its
+// clock $LOCKER_NODE_CLOCK_AHEAD ahead, if set). It
 // writes a ready line, then executes the commands read from stdin, one
 // JSON Command a line, answering each with an EvReply Event on stdout,
 // and records every write its clients make as an EvInvoke line before
@@ -68,7 +70,16 @@ func Main() int {
 	sys := actor.NewActorSystem(quiet)
 	r := remote.NewRemote(sys, remote.Configure("127.0.0.1", port, RemoteOptions()...))
 	r.Start()
-	l, err := lockeractor.Start(sys, Options()...)
+	opts := Options()
+	if ahead := os.Getenv(EnvClockAhead); ahead != "" {
+		d, err := time.ParseDuration(ahead)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "nodeproc: %s=%q: %v\n", EnvClockAhead, ahead, err)
+			return 2
+		}
+		opts = append(opts, lockeractor.WithClock(testcluster.AheadClock{By: d}))
+	}
+	l, err := lockeractor.Start(sys, opts...)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "nodeproc: starting the Locker: %v\n", err)
 		return 2
@@ -82,6 +93,7 @@ func Main() int {
 	n.serve(os.Stdin)
 	n.stopLoad()
 	n.wg.Wait() // commands still running
+	n.stopNames()
 	l.Stop()
 	// The remote is not shut down: the process exits, and a graceful
 	// protoactor shutdown waits for endpoint writers to killed peers.
@@ -103,6 +115,8 @@ type node struct {
 	loadMu   sync.Mutex     // guards loadStop and loadWG
 	loadStop chan struct{}  // closed to stop the clients; nil when none run
 	loadWG   sync.WaitGroup // the clients
+
+	names names // the Registry and the names spawned here (OpSpawn)
 }
 
 // emit writes ev as one line with one write call (atomic on a pipe for
@@ -193,6 +207,10 @@ func (n *node) do(c Command) Event {
 	case OpRead:
 		v, err := n.l.DirtyRead(c.Key)
 		return Event{Value: string(v), Err: errText(err)}
+	case OpSpawn:
+		return n.spawn(c)
+	case OpWhereIs:
+		return Event{PID: pidString(n.registry().WhereIs(c.Key))}
 	case OpSummary:
 		s := n.l.Summary()
 		return Event{Leases: s.Leases, Waiters: s.Waiters}
@@ -383,11 +401,14 @@ func (c *client) run() {
 	for !c.stopped() {
 		c.seq++
 		hot := len(c.ld.Short) == 0 || (len(c.ld.Hot) > 0 && c.rng.IntN(4) != 0)
-		key, lease := "", c.ld.ShortLeaseMs
+		key, lease, long := "", c.ld.ShortLeaseMs, false
 		if hot {
 			key, lease = c.ld.Hot[c.rng.IntN(len(c.ld.Hot))], c.ld.HotLeaseMs
 		} else {
 			key = c.ld.Short[c.rng.IntN(len(c.ld.Short))]
+			if c.ld.MixedLeaseMs > 0 && c.rng.IntN(3) == 0 {
+				lease, long = c.ld.MixedLeaseMs, true
+			}
 		}
 		v := fmt.Sprintf("c%d-%d", c.id, c.seq)
 		switch c.w(messages.WriteKind_WRITE_KIND_LOCK, hot, key, v, "", lease) {
@@ -411,7 +432,7 @@ func (c *client) run() {
 		if len(held) == 1 && c.rng.IntN(2) == 0 {
 			c.w(messages.WriteKind_WRITE_KIND_EXTEND, hot, key, held[0], "", lease)
 		}
-		if !hot && c.rng.IntN(3) == 0 {
+		if !hot && !long && c.rng.IntN(3) == 0 {
 			continue // a short lease left to expire
 		}
 		c.release(hot, key, held...)

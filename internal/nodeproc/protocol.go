@@ -12,6 +12,10 @@ const (
 	EnvPort = "LOCKER_NODE_PORT"
 	// EnvName names the node in its error messages.
 	EnvName = "LOCKER_NODE_NAME"
+	// EnvClockAhead, when set, is a duration (time.ParseDuration) the
+	// node's Locker clock runs ahead of the system clock
+	// (testcluster.AheadClock): its fencing tokens are the larger ones.
+	EnvClockAhead = "LOCKER_NODE_CLOCK_AHEAD"
 )
 
 // Ops of Command.
@@ -28,6 +32,8 @@ const (
 	OpRead        = "read"        // DirtyRead(Key)
 	OpProbe       = "probe"       // Lock and Release a fresh key; reply with the Lock's votes
 	OpSummary     = "summary"     // reply with the Locker's Summary
+	OpSpawn       = "spawn"       // spawn a named Actor ("server" or "fsm") as Key with a lease of LeaseMs (registry, server, fsm)
+	OpWhereIs     = "whereis"     // reply with the PID the node's Registry resolves Key to (PID, "" for none)
 )
 
 // Command is one line the parent writes to a node's stdin.
@@ -43,13 +49,19 @@ type Command struct {
 	Load      *Load    `json:"load,omitempty"`
 	Write     *Write   `json:"write,omitempty"`
 	Batch     []Write  `json:"batch,omitempty"`
+	// OpSpawn: "server" (server.Spawn) or "fsm" (fsm.Spawn), and its lease.
+	Actor   string `json:"actor,omitempty"`
+	LeaseMs int64  `json:"leaseMs,omitempty"`
 }
 
 // Load is what the clients of OpLoad do: Clients goroutines, client ids
 // ClientBase, ClientBase+1, ..., each running lock cycles (Lock, maybe
 // Update, maybe ExtendLease, Release) on a key drawn from Hot (checked:
 // leases of HotLeaseMs, longer than the run) or Short (unchecked: leases
-// of ShortLeaseMs, sometimes left to expire). Every write is recorded.
+// of ShortLeaseMs, sometimes left to expire). With MixedLeaseMs set, one
+// Lock of a Short key in three asks for MixedLeaseMs instead: long leases
+// beside the short ones, released, never left to expire. Every write is
+// recorded.
 type Load struct {
 	Clients      int      `json:"clients"`
 	ClientBase   int      `json:"clientBase"`
@@ -58,6 +70,7 @@ type Load struct {
 	Short        []string `json:"short"`
 	HotLeaseMs   int64    `json:"hotLeaseMs"`
 	ShortLeaseMs int64    `json:"shortLeaseMs"`
+	MixedLeaseMs int64    `json:"mixedLeaseMs,omitempty"`
 }
 
 // Write is one write a node performs and records.
@@ -78,6 +91,13 @@ const (
 	EvInvoke = "inv"   // a write is invoked (written before the call)
 	EvReturn = "ret"   // a write answered (written after the call)
 	EvLog    = "log"   // a note for the test log
+	// EvOwned: the node's Registry holds Name for PID with Token until
+	// Deadline (machine-wide monotonic nanoseconds); sent when a name is
+	// spawned here and at each renewal seen.
+	EvOwned = "owned"
+	// EvLost: the node's Registry no longer holds Name for PID (lost,
+	// or its actor stopped); T is when the node saw it.
+	EvLost = "lost"
 )
 
 // Event is one line a node writes to its stdout.
@@ -111,6 +131,11 @@ type Event struct {
 	Write *Write `json:"write,omitempty"`
 	// EvLog
 	Msg string `json:"msg,omitempty"`
+	// EvOwned, EvLost; OpSpawn and OpWhereIs reply with PID (and OpSpawn
+	// with Token).
+	Name     string `json:"name,omitempty"`
+	PID      string `json:"pid,omitempty"`
+	Deadline int64  `json:"deadline,omitempty"`
 }
 
 // BatchOutcome is the answer to one write of an OpBatch.

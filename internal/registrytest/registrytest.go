@@ -31,7 +31,7 @@ func New(tb testing.TB, n int, opts ...registry.Option) *Cluster {
 }
 
 // NewWith is New with lockerOpts for every node's Locker (e.g.
-// lockeractor.WithFaults with one Faults shared by all nodes).
+// lockertest.WithFaults with one Faults shared by all nodes).
 func NewWith(tb testing.TB, n int, lockerOpts []lockeractor.Option, opts ...registry.Option) *Cluster {
 	tb.Helper()
 	c := &Cluster{Cluster: testcluster.New(tb, n, lockerOpts...)}
@@ -41,9 +41,9 @@ func NewWith(tb testing.TB, n int, lockerOpts []lockeractor.Option, opts ...regi
 	}
 	c.SetNodes(tb, all, nil)
 	for i, node := range c.Nodes {
-		r := registry.New(node.Locker, opts...)
-		if r == nil {
-			tb.Fatalf("registry.New on node %d returned nil", i)
+		r, err := registry.New(node.Locker, opts...)
+		if err != nil {
+			tb.Fatalf("registry.New on node %d: %v", i, err)
 		}
 		c.Registries = append(c.Registries, r)
 	}
@@ -74,9 +74,9 @@ func Single(tb testing.TB) (*actor.ActorSystem, *registry.Registry) {
 	if err != nil {
 		tb.Fatalf("starting the Locker: %v", err)
 	}
-	r := registry.New(l)
-	if r == nil {
-		tb.Fatal("registry.New returned nil")
+	r, err := registry.New(l)
+	if err != nil {
+		tb.Fatalf("registry.New: %v", err)
 	}
 	tb.Cleanup(func() {
 		r.Stop()

@@ -69,8 +69,8 @@ func (c *client) valid(h *holding) bool {
 func (c *client) act() {
 	s := c.s
 	defer c.schedule()
-	if c.busy || !c.p.available(s.now) || c.p.core.Membership().Epoch == 0 {
-		return // a client does not rely on a peer that was never configured
+	if c.busy || !c.p.available(s.now) {
+		return // calls its peer also before the peer is configured: it must refuse (NotReady)
 	}
 	key := s.keyList[c.rng.IntN(len(s.keyList))]
 	if c.rng.IntN(4) > 0 {
@@ -90,7 +90,10 @@ func (c *client) act() {
 	switch h.state {
 	case idle:
 		lease := longLease
-		if !ks.long {
+		switch {
+		case s.mixed[key] && c.rng.IntN(3) == 0:
+			lease = c.drawLongLease()
+		case !ks.long:
 			lease = time.Duration(50+c.rng.IntN(750)) * time.Millisecond
 		}
 		c.submit(key, h, core.Op{Kind: messages.WriteKind_WRITE_KIND_LOCK, Key: key, Value: []byte(fresh), LeaseMs: lease.Milliseconds()})
@@ -119,7 +122,12 @@ func (c *client) act() {
 			c.submit(key, h, core.Op{Kind: messages.WriteKind_WRITE_KIND_UPDATE, Key: key, Value: []byte(v), NewValue: []byte(fresh)})
 		case r < 80:
 			lease := longLease
-			if !ks.long {
+			switch {
+			case s.mixed[key] && h.lease > time.Minute:
+				// A long lease stays long, and never shorter than what is
+				// left of it: Extend counts from now.
+				lease = c.maxLease()
+			case !ks.long:
 				lease = time.Duration(50+c.rng.IntN(750)) * time.Millisecond
 				// Never shorten what was granted: Extend counts from now.
 				if left := h.validUntil.Sub(now); left > 0 && lease < left {
@@ -132,7 +140,11 @@ func (c *client) act() {
 			c.submit(key, h, core.Op{Kind: messages.WriteKind_WRITE_KIND_RELEASE, Key: key, Value: []byte(v)})
 		}
 	case uncertain:
-		if len(h.values) == 0 || h.retries > 20 || (!ks.long && now.After(h.lockAt.Add(h.lease*2+time.Second))) {
+		// A lease longer than the run on a mixed key: keep trying to
+		// release it (left alone, it would block the key for the rest
+		// of the run).
+		gaveUp := h.retries > 20 && !(s.mixed[key] && h.lease > time.Minute)
+		if len(h.values) == 0 || gaveUp || (!ks.long && now.After(h.lockAt.Add(h.lease*2+time.Second))) {
 			*h = holding{} // resolved, or expired everywhere by now
 			return
 		}
@@ -142,6 +154,21 @@ func (c *client) act() {
 	}
 }
 
+// maxLease is the longest lease the peers accept (Core.MaxLease).
+func (c *client) maxLease() time.Duration {
+	if m := c.s.cfg.Core.MaxLease; m > 0 {
+		return m
+	}
+	return core.DefaultMaxLease
+}
+
+// drawLongLease draws the lease of a long Lock of a mixed key: from half
+// the maximum lease up to the maximum.
+func (c *client) drawLongLease() time.Duration {
+	m := c.maxLease()
+	return (m/2 + time.Duration(c.rng.Int64N(int64(m/2)+1))).Truncate(time.Millisecond)
+}
+
 // submit invokes op on the client's peer and records it.
 func (c *client) submit(key string, h *holding, op core.Op) {
 	s := c.s
@@ -149,15 +176,9 @@ func (c *client) submit(key string, h *holding, op core.Op) {
 	s.res.Operations++
 	invokeLocal := c.p.clock.Now()
 	rec := s.invoke(c.id, s.keys[key].long, op, s.now)
-	answered := 0
 	p := c.p
 	s.note("client %d on %s invokes %v %q %q->%q lease %dms", c.id, p.addr, op.Kind, key, op.Value, op.NewValue, op.LeaseMs)
-	p.core.Submit([]core.Op{op}, func(outs []core.Outcome) {
-		answered++
-		if answered > 1 {
-			s.violate("double answer", "%v of %q by client %d answered %d times", op.Kind, key, c.id, answered)
-			return
-		}
+	p.core.Submit([]core.Op{op}, s.answerOnce(c.id, op, func(outs []core.Outcome) {
 		c.busy = false
 		o := outs[0]
 		res := outcomeOf(o)
@@ -169,10 +190,13 @@ func (c *client) submit(key string, h *holding, op core.Op) {
 			}
 		}
 		s.res.Outcomes[res.String()]++
+		if o.NotReady {
+			s.res.Outcomes[notReadyOutcome]++ // also counted as fail
+		}
 		s.hist.Finish(rec, res, o.Token, s.now)
 		s.note("client %d: %v %q answered %v token %d votes %d commits %d reasons %v", c.id, op.Kind, key, res, o.Token, o.Votes, o.Commits, o.Reasons)
 		c.answered(key, h, op, o, res, invokeLocal, rec)
-	})
+	}))
 	s.flush(p)
 }
 
@@ -210,9 +234,14 @@ func (c *client) answered(key string, h *holding, op core.Op, o core.Outcome, re
 		switch res {
 		case OK:
 			ks.granted(s, c, rec, o.Token)
-			*h = holding{state: held, lineage: rec.ID, values: []string{v}, token: o.Token, validUntil: until}
+			*h = holding{state: held, lineage: rec.ID, values: []string{v}, token: o.Token, validUntil: until, lease: lease}
 		case Unknown:
 			*h = holding{state: uncertain, lineage: rec.ID, values: []string{v}, lockAt: invokeLocal, lease: lease}
+			if s.mixed[key] && lease < time.Minute && c.rng.IntN(2) == 0 {
+				// Walk away, as a client that crashed would: whatever the
+				// Lock left on the masters ends with its short lease.
+				*h = holding{}
+			}
 		default:
 			*h = holding{}
 		}

@@ -14,12 +14,25 @@
 //     to a crashed peer is a dead letter: its sender is told Unreachable.
 //   - Clocks: each peer's Clock runs at its own rate (within ±1 % of real
 //     time) with its own wall offset (±100 ms, which fencing tokens see).
-//     A paused peer (a GC pause) processes nothing for up to 1.5 s while
-//     its clock runs on, so its time jumps when it resumes.
+//     With Config.FastClock one master's wall clock runs FastClock/2 to
+//     FastClock ahead and the others' within FastClock/10 of real time:
+//     that master's writes carry larger tokens than writes others make
+//     up to FastClock/2 later. A paused peer (a GC pause) processes
+//     nothing for up to 1.5 s while its clock runs on, so its time jumps
+//     when it resumes.
 //   - Crashes: a peer stops (core.Core.Close) and restarts later with
 //     empty memory at the same address (core.New), then catches up as the
 //     core does. At most one peer is down, unconfigured or catching up at
 //     a time, so a quorum of masters always keeps every committed lease.
+//     With Config.RollingRestarts the masters are also restarted one at a
+//     time, in turn and again and again (a rolling upgrade under
+//     traffic): each goes down right after it promises a Lock (or after
+//     50 ms), stays down up to Config.RollingDowntime, and the next goes
+//     down once none is down, unconfigured or catching up. With
+//     Config.LateLastWords each message a crashed peer sent that is still
+//     on its way arrives, with a chance of one in two, up to 100 ms after
+//     the peer restarted: promises and acknowledgements of its earlier
+//     life reach their coordinators while its new life votes.
 //   - Membership: during traffic a peer reconfigures (Core.Reconfigure),
 //     swapping one or more masters with as many replicas (with several
 //     replicas, promoted ones can make a write quorum of the new masters).
@@ -31,6 +44,15 @@
 //     clock. Long keys (Config.LongKeys) are locked for an hour, longer
 //     than any run, so their histories need no time in the model; short
 //     keys (Config.ShortKeys) are locked for 50 to 800 ms and expire.
+//     Mixed keys (Config.MixedKeys) are locked for 50 to 800 ms or, one
+//     Lock in three, for half the maximum lease up to the maximum
+//     (core.Config.MaxLease), and extended by the maximum: a committed
+//     long lease that a copy replaces by the state of a failed short Lock
+//     shows up as a second holder once the short lease ends. A client
+//     whose short Lock of a mixed key has an unknown outcome walks away
+//     one time in two (as a crashed client would), leaving what it may
+//     have committed to its lease; one whose long Lock has an unknown
+//     outcome keeps trying to release it.
 //
 // Invariants checked after every step (a run stops at the first broken
 // one and reports it with its seed, step and the events before it):
@@ -85,4 +107,12 @@
 //	go test ./internal/sim/ -run TestSimulation -sim.seed=42 -v  # replay one seed
 //	LOCKER_SIM_SEED=42 go test ./internal/sim/ -run TestSimulation -v
 //	LOCKER_SIM_SEEDS=5000 go test ./internal/sim/ -run TestSimulation -timeout 1h  # a longer hunt
+//	LOCKER_SIM_SEEDS=1000 go test ./internal/sim/ -run TestSimulation -sim.from=20001  # seeds 20001-21000
+//	LOCKER_SIM_FROM=20001 LOCKER_SIM_SEEDS=1000 go test ./internal/sim/ -run TestSimulation
+//
+// TestSimulation runs LOCKER_SIM_SEEDS seeds (200 by default) from the
+// one -sim.from or LOCKER_SIM_FROM names (1 by default), each with
+// DefaultConfig, and prints one summary line with the range it ran.
+// Seeds found with the schedule before rolling restarts, fast clocks and
+// mixed keys replay with ClassicConfig.
 package sim

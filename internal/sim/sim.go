@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/protoactor-locker/locker/internal/core"
+	"github.com/protoactor-locker/locker/messages"
 )
 
 // Config says what one simulation runs. Everything random in a run (the
@@ -24,7 +25,38 @@ type Config struct {
 	Clients   int      // simulated clients, each attached to one peer
 	LongKeys  []string // keys locked with leases that outlive the run: checked for linearizability
 	ShortKeys []string // keys locked with short leases that expire during the run: checked by the invariants
-	Faults    bool     // inject partitions, crashes, pauses, membership changes and message loss
+	// MixedKeys are locked with a short lease (50 to 800 ms) or, one Lock
+	// in three, with a long one (half the maximum lease up to the maximum,
+	// Core.MaxLease): a long lease lost to the state of a write that
+	// failed with a short lease frees the key for a third Lock when the
+	// short one ends. Checked by the invariants, not for linearizability
+	// (their histories have time in them).
+	MixedKeys []string
+	Faults    bool // inject partitions, crashes, pauses, membership changes and message loss
+	// FaultInterval bounds the time between two injected faults
+	// (partitions, crashes, pauses, membership changes), drawn up to it;
+	// 0 means 200 ms.
+	FaultInterval time.Duration
+	// RollingRestarts restarts the voting masters with empty memory one
+	// at a time, in turn, again and again during traffic (a rolling
+	// upgrade): each stays down for up to RollingDowntime, and the next
+	// goes down as soon as no peer is down, unconfigured or catching up.
+	// A round over every master ends with a break of up to 2 s.
+	RollingRestarts bool
+	RollingDowntime time.Duration
+	// LateLastWords holds up, at a crash, each message the peer sent
+	// that is still on its way with a chance of one in two, until up to
+	// 100 ms after the peer restarts (a congested link): answers of its
+	// earlier life (promises, acknowledgements) reach their coordinators
+	// while its new life votes.
+	LateLastWords bool
+	// FastClock, when above zero, runs one master's wall clock (which
+	// fencing tokens come from) ahead of real time by FastClock/2 to
+	// FastClock, and every other peer's within FastClock/10 of real time,
+	// instead of offsets within ±100 ms: that master's writes get tokens
+	// larger than those of writes other peers coordinate up to FastClock/2
+	// later.
+	FastClock time.Duration
 	Core      core.Config
 	// UnsafeW, when above zero, sets W to this value on every peer once
 	// the cluster is configured (Core.SetW). It is a test hook for
@@ -47,11 +79,31 @@ type Config struct {
 }
 
 // DefaultConfig returns the configuration the test suite runs for seed:
-// 3 or 5 masters and one to three replicas (by the seed), eight clients
-// on two long-lease keys and one short-lease key, every fault enabled,
-// and the peer shell's default timeouts. With several replicas a
-// membership change may promote a write quorum of them at once.
+// ClassicConfig with rolling restarts (each master down for up to
+// 100 ms, the messages it sent last arriving late), one master's clock
+// 50 to 100 ms ahead of the others', and a mixed-lease key "m" beside
+// the others. In three seeds of four the other faults come up to 1 s
+// apart instead of 200 ms, so that the rolling restarts meet a cluster
+// that is mostly whole.
 func DefaultConfig(seed uint64) Config {
+	cfg := ClassicConfig(seed)
+	cfg.MixedKeys = []string{"m"}
+	cfg.RollingRestarts, cfg.RollingDowntime, cfg.LateLastWords = true, 100*time.Millisecond, true
+	cfg.FastClock = 100 * time.Millisecond
+	if seed%4 != 0 {
+		cfg.FaultInterval = time.Second
+	}
+	return cfg
+}
+
+// ClassicConfig returns the configuration the test suite ran before
+// rolling restarts, mixed leases and a fast clock: 3 or 5 masters and
+// one to three replicas (by the seed), eight clients on two long-lease
+// keys and one short-lease key, every other fault enabled, and the peer
+// shell's default timeouts. With several replicas a membership change
+// may promote a write quorum of them at once. Seeds found with it replay
+// with it.
+func ClassicConfig(seed uint64) Config {
 	masters := 3
 	if seed%2 == 1 {
 		masters = 5
@@ -87,6 +139,11 @@ type Result struct {
 	Inconclusive []string
 	History      *History // the recorded operations
 	SimTime      time.Duration
+
+	// Judged says whether the replicas were checked against the masters
+	// at the end (see checkConverged): the peers settled on one
+	// configuration.
+	Judged bool
 }
 
 // Violation is one broken guarantee, with where it happened.
@@ -130,6 +187,7 @@ const (
 	evResume
 	evHeal
 	evResource
+	evRoll // the next master of a rolling restart goes down, once none is impaired
 )
 
 type event struct {
@@ -139,6 +197,8 @@ type event struct {
 	// packets
 	from, to string
 	msg      proto.Message
+	life     uint64 // the sender's incarnation when it sent msg
+	arm      int    // rolling restarts: the arming an evRoll with p belongs to
 	// clients and resource writes
 	client  *client
 	key     string
@@ -189,14 +249,22 @@ type Sim struct {
 
 	clients []*client
 	keys    map[string]*keyState
-	keyList []string // the keys, long ones first
-	hist    *History
-	res     *Result
-	trace   []string
-	traceAt int
-	stopped bool
-	cfgDone bool
-	quiet   bool // the final quiet time: no faults, no new client writes
+	keyList []string        // the keys, long ones first, mixed ones last
+	mixed   map[string]bool // the mixed keys (Config.MixedKeys)
+	// rolling restarts (Config.RollingRestarts): how many masters were
+	// restarted so far (the next is the voter at this index modulo their
+	// number), and the one that goes down once it has promised a Lock
+	rolled   int
+	armed    *peer
+	arms     int    // how many times a master was armed
+	armedTxn uint64 // the last Lock the armed master was asked to promise
+	hist     *History
+	res      *Result
+	trace    []string
+	traceAt  int
+	stopped  bool
+	cfgDone  bool
+	quiet    bool // the final quiet time: no faults, no new client writes
 }
 
 // New builds a simulation from cfg; nothing runs until Run.
@@ -221,13 +289,24 @@ func New(cfg Config) *Sim {
 	s.minDelay = int64(50*time.Microsecond) + s.rng.Int64N(int64(time.Millisecond))
 	s.delay = int64(100*time.Microsecond) + s.rng.Int64N(int64(5*time.Millisecond))
 	n := cfg.Masters + cfg.Replicas
+	fast := -1 // the master whose clock runs ahead
+	if cfg.Faults && cfg.FastClock > 0 {
+		fast = s.rng.IntN(cfg.Masters)
+	}
 	for i := range n {
 		p := &peer{idx: i, addr: fmt.Sprintf("10.0.0.%d:1", i+1)}
 		rate := 1.0
 		offset := time.Duration(0)
 		if cfg.Faults {
 			rate = 0.99 + 0.02*s.rng.Float64()
-			offset = time.Duration(s.rng.Int64N(int64(200*time.Millisecond))) - 100*time.Millisecond
+			switch spread := cfg.FastClock / 10; {
+			case i == fast:
+				offset = cfg.FastClock/2 + time.Duration(s.rng.Int64N(int64(cfg.FastClock/2)+1))
+			case fast >= 0:
+				offset = time.Duration(s.rng.Int64N(2*int64(spread)+1)) - spread
+			default:
+				offset = time.Duration(s.rng.Int64N(int64(200*time.Millisecond))) - 100*time.Millisecond
+			}
 		}
 		p.clock = NewClock(&s.now, rate, offset)
 		s.peers = append(s.peers, p)
@@ -240,7 +319,12 @@ func New(cfg Config) *Sim {
 	for _, k := range cfg.ShortKeys {
 		s.keys[k] = newKeyState(k, false)
 	}
-	s.keyList = append(slices.Clone(cfg.LongKeys), cfg.ShortKeys...)
+	s.mixed = map[string]bool{}
+	for _, k := range cfg.MixedKeys {
+		s.keys[k] = newKeyState(k, false)
+		s.mixed[k] = true
+	}
+	s.keyList = append(append(slices.Clone(cfg.LongKeys), cfg.ShortKeys...), cfg.MixedKeys...)
 	for i := range cfg.Clients {
 		c := &client{s: s, id: i, p: s.peers[i%n], keys: map[string]*holding{},
 			rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1))}
@@ -344,9 +428,42 @@ func (s *Sim) flush(p *peer) {
 				at = max(at, s.fifo[pair])
 				s.fifo[pair] = at
 			}
-			s.push(&event{at: at, kind: evPacket, from: p.addr, to: env.To, msg: msg})
+			s.push(&event{at: at, kind: evPacket, from: p.addr, to: env.To, msg: msg, life: p.incarnation})
+		}
+		if s.armed != nil {
+			s.watchArmed(p, env.Msg)
 		}
 	}
+}
+
+// watchArmed watches the promises p sends while a rolling restart waits
+// to take s.armed down: it goes down right after it grants a Lock, with
+// its promise on its way.
+func (s *Sim) watchArmed(p *peer, msg proto.Message) {
+	if pr, ok := msg.(*messages.Promise); ok && p == s.armed && pr.GetTxn() == s.armedTxn && granted(pr) {
+		s.armedTxn = 0
+		s.push(&event{at: s.now, kind: evRoll, p: s.armed, arm: s.arms})
+	}
+}
+
+// isLock reports whether p prepares a Lock.
+func isLock(p *messages.Prepare) bool {
+	for _, it := range p.GetItems() {
+		if it.GetKind() == messages.WriteKind_WRITE_KIND_LOCK {
+			return true
+		}
+	}
+	return false
+}
+
+// granted reports whether pr grants a write.
+func granted(pr *messages.Promise) bool {
+	for _, it := range pr.GetItems() {
+		if it.GetGranted() {
+			return true
+		}
+	}
+	return false
 }
 
 // nextWake returns the peer that should tick first and when.
@@ -396,7 +513,7 @@ func (s *Sim) runOne() bool {
 			break
 		}
 		s.injectFault()
-		s.push(&event{at: s.now + s.rng.Int64N(int64(200*time.Millisecond)), kind: evFault})
+		s.push(&event{at: s.now + s.rng.Int64N(int64(s.faultInterval())), kind: evFault})
 	case evRestart:
 		s.start(e.p)
 		s.note("%s restarts with empty memory", e.p.addr)
@@ -408,6 +525,15 @@ func (s *Sim) runOne() bool {
 		s.note("partition healed")
 	case evResource:
 		s.keys[e.key].resource.write(s, e.client, e.lineage, e.token)
+	case evRoll:
+		switch {
+		case s.quiet:
+			s.armed = nil
+		case e.p == nil:
+			s.rollOn()
+		case e.p == s.armed && e.arm == s.arms:
+			s.rollDown(e.p)
+		}
 	}
 	return true
 }
@@ -435,7 +561,14 @@ func (s *Sim) deliver(e *event) {
 		return
 	}
 	if cap(s.trace) > 0 {
-		s.note("%s -> %s %T %v", e.from, e.to, e.msg, e.msg)
+		life := ""
+		if from != nil && from.incarnation != e.life {
+			life = " (sent in an earlier life)"
+		}
+		s.note("%s -> %s%s %T %v", e.from, e.to, life, e.msg, e.msg)
+	}
+	if pr, ok := e.msg.(*messages.Prepare); ok && to == s.armed && isLock(pr) {
+		s.armedTxn = pr.GetTxn()
 	}
 	to.core.Step(e.from, e.msg)
 	s.flush(to)
@@ -468,13 +601,7 @@ func (s *Sim) injectFault() {
 		s.fault("partition")
 		s.push(&event{at: s.now + s.rng.Int64N(int64(1500*time.Millisecond)), kind: evHeal})
 	case r < 40 && !s.impaired():
-		p := s.pick()
-		p.core.Close()
-		p.core.TakeOutbox()
-		p.down = true
-		s.note("%s crashes", p.addr)
-		s.fault("crash")
-		s.push(&event{at: s.now + s.rng.Int64N(int64(time.Second)), kind: evRestart, p: p})
+		s.crash(s.pick(), "crash", s.rng.Int64N(int64(time.Second)))
 	case r < 65:
 		p := s.pick()
 		if p.down || p.pausedUntil > s.now {
@@ -520,6 +647,86 @@ func (s *Sim) injectFault() {
 		})
 		s.flush(p)
 	}
+}
+
+// faultInterval is Config.FaultInterval, 200 ms when it is not set.
+func (s *Sim) faultInterval() time.Duration {
+	if s.cfg.FaultInterval > 0 {
+		return s.cfg.FaultInterval
+	}
+	return 200 * time.Millisecond
+}
+
+// crash stops p (counted as a fault of kind) and restarts it with empty
+// memory after down nanoseconds.
+func (s *Sim) crash(p *peer, kind string, down int64) {
+	p.core.Close()
+	p.core.TakeOutbox()
+	p.down = true
+	if kind == "crash" {
+		s.note("%s crashes", p.addr)
+	} else {
+		s.note("%s crashes (%s)", p.addr, kind)
+	}
+	s.fault(kind)
+	s.push(&event{at: s.now + down, kind: evRestart, p: p})
+	if !s.cfg.LateLastWords {
+		return
+	}
+	late := 0
+	for _, e := range s.queue { // in the heap's order: deterministic
+		if e.kind == evPacket && e.from == p.addr && s.rng.IntN(2) == 0 {
+			e.at = max(e.at, s.now+down+s.rng.Int64N(int64(100*time.Millisecond)))
+			late++
+		}
+	}
+	if late > 0 {
+		heap.Init(&s.queue)
+		s.note("%d messages %s sent arrive after it restarts", late, p.addr)
+		s.fault("late message")
+	}
+}
+
+// rollOn picks the next master of a rolling restart once no peer is
+// down, unconfigured or catching up (until then it looks again a little
+// later). The master goes down right after it grants a Lock (see
+// watchArmed), or after armedFor if it grants none: its promise is then
+// on its way while it restarts.
+func (s *Sim) rollOn() {
+	m := s.newestMembership()
+	if m == nil || m.Epoch == 0 || s.impaired() {
+		s.push(&event{at: s.now + int64(2*time.Millisecond) + s.rng.Int64N(int64(20*time.Millisecond)), kind: evRoll})
+		return
+	}
+	voters := m.Voters()
+	s.armed = s.addr[voters[s.rolled%len(voters)]]
+	s.armedTxn = 0
+	s.rolled++
+	s.arms++
+	s.push(&event{at: s.now + int64(armedFor), kind: evRoll, p: s.armed, arm: s.arms})
+}
+
+// armedFor is how long a master a rolling restart picked waits for a
+// promise to go down after (see watchArmed) before it goes down anyway.
+const armedFor = 50 * time.Millisecond
+
+// rollDown takes p, the master a rolling restart picked, down, if no
+// other peer is impaired by now (else it picks again later), and plans
+// the next one. A round over every voter ends with a break of up to 2 s.
+func (s *Sim) rollDown(p *peer) {
+	s.armed = nil
+	if s.impaired() {
+		s.rolled--
+		s.push(&event{at: s.now + int64(2*time.Millisecond) + s.rng.Int64N(int64(20*time.Millisecond)), kind: evRoll})
+		return
+	}
+	down := 1 + s.rng.Int64N(int64(s.cfg.RollingDowntime))
+	s.crash(p, "rolling restart", down)
+	next := s.now + down + s.rng.Int64N(int64(50*time.Millisecond))
+	if m := s.newestMembership(); m == nil || s.rolled%len(m.Voters()) == 0 {
+		next += s.rng.Int64N(int64(2 * time.Second))
+	}
+	s.push(&event{at: next, kind: evRoll})
 }
 
 // bootstrap configures the cluster (a reliable network, no faults) with
@@ -572,6 +779,9 @@ func (s *Sim) Run() *Result {
 	}
 	if s.cfg.Faults {
 		s.push(&event{at: s.now + s.rng.Int64N(int64(100*time.Millisecond)), kind: evFault})
+		if s.cfg.RollingRestarts && s.cfg.RollingDowntime > 0 {
+			s.push(&event{at: s.now + s.rng.Int64N(int64(500*time.Millisecond)), kind: evRoll})
+		}
 	}
 	for end := s.step + s.cfg.Steps; s.step < end && !s.stopped; {
 		if !s.runOne() {

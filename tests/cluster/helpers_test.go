@@ -2,6 +2,8 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -15,6 +17,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/stretchr/testify/require"
 
 	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
@@ -65,6 +68,17 @@ func startMemberOn(t *testing.T, port int, name string, provider cluster.Cluster
 			return slog.New(slog.NewTextHandler(testLog(t), nil)).With(slog.String("member", name))
 		})}
 	}
+	m, err := newMember(name, port, provider, sysOpts, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.leave)
+	return m
+}
+
+// newMember is startMemberOn for any goroutine: it returns the error
+// instead of failing the test, and the caller arranges its leave.
+func newMember(name string, port int, provider cluster.ClusterProvider, sysOpts []actor.ConfigOption, opts ...lockeractor.Option) (*member, error) {
 	system := actor.NewActorSystem(sysOpts...)
 	cfg := cluster.Configure("locker-test", provider, disthash.New(),
 		remote.Configure("127.0.0.1", port, lockeractor.RemoteOptions()...))
@@ -73,11 +87,9 @@ func startMemberOn(t *testing.T, port int, name string, provider cluster.Cluster
 	l, err := lockeractor.Start(system, append(fastOptions(lockeractor.WithCluster(c)), opts...)...)
 	if err != nil {
 		c.Shutdown(false)
-		t.Fatalf("starting the Locker of %s: %v", name, err)
+		return nil, fmt.Errorf("starting the Locker of %s: %w", name, err)
 	}
-	m := &member{name: name, system: system, cluster: c, provider: provider, locker: l, addr: system.Address()}
-	t.Cleanup(m.leave)
-	return m
+	return &member{name: name, system: system, cluster: c, provider: provider, locker: l, addr: system.Address()}, nil
 }
 
 // leave stops the member the way a well-behaved process does, with
@@ -253,4 +265,32 @@ func testLog(t *testing.T) *lockedBuffer {
 		})
 	}
 	return b
+}
+
+// requireStillHeld checks that a lock of key taken before is still held:
+// Lock(key) by l fails, refused as already locked by at least W masters.
+// Any other refusal proves nothing (an unreachable or catching-up peer
+// refuses too), so such a Lock is tried again until W masters answer
+// already locked; a Lock that succeeds, or may have (committing), fails
+// t at once.
+func requireStillHeld(t *testing.T, ctx context.Context, l *lockeractor.Locker, key string, value []byte) {
+	t.Helper()
+	var last error
+	testcluster.Eventually(t, settle, func() bool {
+		_, err := l.Lock(ctx, key, value, time.Minute)
+		require.Error(t, err, "%s locked %q, which another holds", l.Address(), key)
+		last = err
+		var qe *lockeractor.QuorumError
+		if !errors.As(err, &qe) {
+			return false
+		}
+		require.False(t, qe.Committing, "a Lock of a held key was committed somewhere: %v", qe)
+		n := 0
+		for _, r := range qe.Peers {
+			if r == lockeractor.ReasonAlreadyLocked {
+				n++
+			}
+		}
+		return n >= qe.W
+	}, "W masters refuse a Lock of %q as already locked; last answer %v", key, lazy(func() string { return fmt.Sprint(last) }))
 }

@@ -35,11 +35,27 @@
 //     a fresh Lock after the cluster healed (liveness), and clean exits
 //     and stderr. It logs a summary line
 //     "multiproc: N processes, K kills, M operations (U unknown), 0 violations; ...".
+//   - TestMultiProcessRollingKill9: three masters, one with its Locker
+//     clock 40-90 ms ahead; every master killed with SIGKILL mid-write in
+//     turn, twice over, and restarted empty, under contended load with
+//     short leases beside long ones. Besides linearizability, holders of
+//     one key, merged across processes on the machine-wide monotonic
+//     clock, must never overlap and their tokens must grow. Its summary
+//     line also starts "multiproc:".
 //   - TestMultiProcessPaths: a replica coordinating writes, replication
 //     waking a WaitFor on the replica, Batch, and Reconfigure moving the
 //     masters under a held lease, every answer asserted.
-//   - TestJudgeFindsInjectedDoubleGrant, TestStderrProblem: the checks
-//     themselves can fail (no processes).
+//   - TestMultiProcessNames: the registry, server and fsm across three
+//     masters: named server and fsm actors on every node, lookups from
+//     every node throughout, two holding nodes killed with SIGKILL in turn
+//     and restarted empty. Every name of a killed node must move (spawned
+//     again on a survivor, resolved there by every node), and the leases
+//     the processes report (renewals included) must never give a name two
+//     holders at once, nor a holder a token not above the one before.
+//     Summary line "multiproc names: ...".
+//   - TestJudgeFindsInjectedDoubleGrant, TestStderrProblem,
+//     TestOverlapsFindsTwoHolders: the checks themselves can fail (no
+//     processes).
 //
 // Run, and replay a seed (a failing test logs its own replay command):
 //

@@ -98,6 +98,7 @@ type proc struct {
 	recs    map[int64]*rec
 	order   []int64 // seqs in order of invocation
 	junk    []string
+	names   []nodeproc.Event // EvOwned and EvLost, in order
 }
 
 // read routes the events of p's stdout until it ends.
@@ -142,6 +143,10 @@ func (p *proc) read(r io.Reader) {
 			}
 			p.mu.Unlock()
 			p.returns.Add(1)
+		case nodeproc.EvOwned, nodeproc.EvLost:
+			p.mu.Lock()
+			p.names = append(p.names, ev)
+			p.mu.Unlock()
 		default:
 			p.mu.Lock()
 			p.junk = append(p.junk, sc.Text())
@@ -162,6 +167,13 @@ func (p *proc) history() []*rec {
 		out = append(out, &r)
 	}
 	return out
+}
+
+// nameEvents returns p's EvOwned and EvLost events, in order.
+func (p *proc) nameEvents() []nodeproc.Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.names)
 }
 
 // open returns how many of p's writes have not answered (yet).
@@ -231,6 +243,7 @@ type slot struct {
 	port int
 	inc  int // incarnations started
 	p    *proc
+	env  []string // more environment of its processes ("NAME=value")
 }
 
 // harness runs node processes for one test and kills every one left
@@ -283,6 +296,7 @@ func (h *harness) start(s *slot) *proc {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cmd = exec.CommandContext(ctx, h.exe)
 	p.cmd.Env = append(os.Environ(), nodeproc.EnvNode+"=1", nodeproc.EnvPort+"="+strconv.Itoa(s.port), nodeproc.EnvName+"="+p.name)
+	p.cmd.Env = append(p.cmd.Env, s.env...)
 	p.cmd.Stderr = p.stderr
 	p.cmd.WaitDelay = 10 * time.Second
 	var err error

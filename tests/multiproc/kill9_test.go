@@ -3,7 +3,6 @@ package multiproc
 import (
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 
 	"github.com/protoactor-locker/locker/internal/linearize"
@@ -108,45 +107,20 @@ func TestMultiProcessKill9(t *testing.T) {
 		v := h.slots[vi]
 		h.awaitReturns(h.returns.Load(), phase(rng))
 		// Kill it in the middle of a write when the harness sees one
-		// in flight (its answer may be in the pipe already: the count of
-		// writes left open is logged, not required).
-		testcluster.Eventually(t, settle, func() bool { return v.p.open() > 0 }, "%s has a write in flight", v.p.name)
-		dead := v.p
-		dead.kill()
-		h.kills++
-		t.Logf("killed %s (%d writes in flight)", dead.name, dead.open())
-
+		// in flight.
+		dead := h.killMidWrite(v)
 		h.awaitReturns(h.returns.Load(), phase(rng)) // the others go on
-		h.start(v)
-		h.awaitReady(v)
-		h.connect(h.slots...)
-		h.awaitConfig(epoch, masters, v) // from the voters' gossip
+		h.restart(v, epoch, masters)
 		if vi < 3 {
-			// It votes again once it caught up: a Lock it coordinates
-			// then counts all three masters' votes.
-			testcluster.Eventually(t, settle, func() bool {
-				ev, err := v.p.call(nodeproc.Command{Op: nodeproc.OpProbe})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if strings.Contains(ev.Err, "catching up") {
-					catchingUp++
-				}
-				return ev.Err == "" && ev.Votes == 3
-			}, "%s votes again after its restart", v.p.name)
+			// It votes again once it caught up, holding the lease taken
+			// before its restart.
+			catchingUp += h.awaitVotes(v, len(masters))
 			if ev := h.do(v, nodeproc.Command{Op: nodeproc.OpRead, Key: anchor.Key}); ev.Value != anchor.Value {
 				t.Fatalf("%s votes again without the lease of %q taken before its restart: read %+v", v.p.name, anchor.Key, ev)
 			}
 		}
-		// Free what the killed clients may hold (a failed release
-		// changes nothing).
-		survivor := h.slots[(vi+1)%3]
-		for key, values := range heldBy(dead.history()) {
-			for _, val := range values {
-				recovery++
-				h.write(survivor, nodeproc.Write{Client: recovery, Checked: true, Kind: messages.WriteKind_WRITE_KIND_RELEASE, Key: key, Value: val})
-			}
-		}
+		// Free what the killed clients may hold.
+		h.releaseLeft(dead, h.slots[(vi+1)%3], &recovery)
 		h.startLoad(vi, v, rng.Uint64())
 	}
 	h.awaitReturns(h.returns.Load(), phase(rng))
@@ -157,13 +131,7 @@ func TestMultiProcessKill9(t *testing.T) {
 
 	// Liveness: the cluster healed, a fresh Lock of a hot key succeeds
 	// (a short-lease key: whatever a killed client left there expires).
-	by := h.slots[rng.IntN(len(h.slots))]
-	tries := 0
-	testcluster.Eventually(t, settle, func() bool {
-		tries++
-		w := nodeproc.Write{Client: livenessBase + tries, Kind: messages.WriteKind_WRITE_KIND_LOCK, Key: shortKeys[0], Value: fmt.Sprintf("live-%d", tries), LeaseMs: shortLeaseMs}
-		return h.write(by, w).Outcome == linearize.OK.String()
-	}, "a fresh Lock of %q on %s succeeds", shortKeys[0], by.p.name)
+	h.awaitFreshLock(h.slots[rng.IntN(len(h.slots))], shortKeys[0], shortLeaseMs)
 
 	for _, sl := range m {
 		if ev := h.do(sl, nodeproc.Command{Op: nodeproc.OpRead, Key: anchor.Key}); ev.Value != anchor.Value {
@@ -175,7 +143,7 @@ func TestMultiProcessKill9(t *testing.T) {
 	h.checkStderr()
 	vd := h.requireLinearizable()
 	// The summary line CI adds up (faults: the kills).
-	sum := linearize.Summary{Histories: vd.result.Keys, Operations: vd.ops, Faults: h.kills, Violations: len(vd.result.Violations)}
+	sum := linearize.RunSummary(vd.result, vd.ops, h.kills, len(vd.result.Violations))
 	fmt.Printf("multiproc: %v (%d processes, %d kills, %d unknown, %d checked, %d ok, %d left in flight by kills, %d inconclusive, %d refusals and %d probes saw a restarted master catching up; seed %d)\n",
 		sum, len(h.procs), h.kills, vd.unknown, vd.checked, vd.ok, vd.open, len(vd.result.Inconclusive), vd.catchingUp, catchingUp, s)
 }

@@ -17,7 +17,10 @@
  * after WLT ticks) only if no other write holds a live write lock there,
  * the key is absent, and the ballot is above its bound: the largest
  * ballot it granted, the key's token, and its floor (BALLOT_TOO_LOW,
- * with the bound, otherwise). The coordinator commits at W promises,
+ * with the bound, otherwise). A write the coordinator decided not to
+ * commit anywhere (an abort item) takes its ballot back where it holds
+ * the bound (one record back is kept, as ballotRec does); a retry's abort
+ * of its transaction does not. The coordinator commits at W promises,
  * with the ballot as the token; at a BALLOT_TOO_LOW before W promises it
  * aborts the promises it has and starts again (at most ATTEMPTS times in
  * all) with a ballot above the bounds it heard; it aborts when W promises
@@ -107,7 +110,12 @@ byte wlc[NN];    /* write lock: 0 none, else client+1 */
 byte wlt[NN];    /* write lock: attempt */
 byte wrem[NN];   /* write lock: ticks left */
 byte clk[NN];    /* hybrid clock (logical part) */
-byte bnd[NN];    /* largest ballot granted, and the floor */
+byte flo[NN];    /* the floor */
+/* the ballot record (ballotRec): largest ballot granted, the write that
+ * was granted it (c*ATTEMPTS+attempt), the bound before it (base), and one
+ * record back (prev), to go back to when that write is aborted */
+byte bb[NN]; byte bw[NN]; byte bbase[NN];
+byte pb[NN]; byte pw[NN]; byte pbase[NN];
 bool cu[NN];     /* catching up after a restart */
 byte pend[NN];   /* catching up: bit c set while client c's Lock, under way at the restart, is not over */
 byte cop[NN];    /* catching up: bit s set once s's snapshot was copied */
@@ -130,7 +138,7 @@ byte ans[CN];    /* 0 no answer, 1 granted, 2 refused */
 
 /* ---- messages ---- */
 byte pT[CN];                          /* Prepare: attempt (its ballot is bal[c]) */
-byte cT[CN]; bool cA[CN]; byte cK[CN]; /* Commit or Abort: attempt, abort, token */
+byte cT[CN]; bool cA[CN]; byte cK[CN]; /* Commit or Abort: attempt, abort, token (an Abort: 1 when it names the item) */
 byte qT; bool qG; bool qL; byte qV;   /* the Promise being delivered: attempt, granted, too low, value */
 
 /* ---- monitor ---- */
@@ -148,7 +156,33 @@ byte i, j, k, m;  /* scratch, reset after use */
 #define A2(t) assert((t) > lastTok)      /* A2: tokens increase */
 #endif
 #define MAX(a,b) ((a) > (b) -> (a) : (b))
-#define BOUND(n) MAX(bnd[n], tok[n])
+#define BOUND(n) MAX(MAX(flo[n], bb[n]), tok[n])
+#define WRITER(c,a) ((c)*ATTEMPTS+(a))
+
+/* master n grants ballot b to write w (grantBallot) */
+inline grantBallot(n, b, w) {
+	if
+	:: bb[n] > 0 ->
+		pb[n] = bb[n]; pw[n] = bw[n]; pbase[n] = bbase[n];
+		bbase[n] = bb[n]; bb[n] = MAX(b, bb[n])
+	:: else ->
+		pb[n] = 0; pw[n] = 0; pbase[n] = 0; bbase[n] = 0; bb[n] = b
+	fi;
+	bw[n] = w
+}
+
+/* the coordinator of write w decided not to commit it anywhere
+ * (abortedBallot): if w holds the bound, it goes back */
+inline abortedBallot(n, w) {
+	if
+	:: bb[n] > 0 && bw[n] == w && pb[n] > 0 ->
+		bb[n] = pb[n]; bw[n] = pw[n]; bbase[n] = pbase[n];
+		pb[n] = 0; pw[n] = 0; pbase[n] = 0
+	:: bb[n] > 0 && bw[n] == w && pb[n] == 0 ->
+		bb[n] = bbase[n]; bw[n] = 0; bbase[n] = 0
+	:: else -> skip
+	fi
+}
 #if MUTANT == 7
 #define OBS(n,v) clk[n] = MAX(clk[n], v)
 #else
@@ -208,10 +242,13 @@ inline invoke(c) {
 }
 
 /* abort the promises client c holds for its current attempt */
-inline abortPromises(c) {
+/* item: the coordinator decided not to commit the write (an abort item,
+ * which takes its ballot back); else a retry's abort of the transaction
+ * (abortPromise: no items, the ballot stays) */
+inline abortPromises(c, item) {
 	for (i : 0 .. NN-1) {
 		if
-		:: ans[IX(c,i)] == 1 -> cT[IX(c,i)] = att[c]; cA[IX(c,i)] = true; cK[IX(c,i)] = 0
+		:: ans[IX(c,i)] == 1 -> cT[IX(c,i)] = att[c]; cA[IX(c,i)] = true; cK[IX(c,i)] = item
 		:: else -> skip
 		fi
 	}
@@ -219,7 +256,7 @@ inline abortPromises(c) {
 }
 
 inline abort(c) {
-	abortPromises(c);
+	abortPromises(c, 1);
 	ph[c] = IDLE;
 	endTxn(c)
 }
@@ -243,7 +280,7 @@ inline decide(c) {
 		i = 0
 	:: yes[c] < W && low[c] && att[c] < ATTEMPTS ->
 		/* a master's bound is above the ballot: start again */
-		abortPromises(c);
+		abortPromises(c, 0);
 		att[c]++;
 		prepare(c)
 	:: yes[c] < W && !(low[c] && att[c] < ATTEMPTS) && no[c] > NN - W -> abort(c)
@@ -285,7 +322,7 @@ inline onPrepare(c, n) {
 	:: !cu[n] && !OTHERLOCK(n,c) && val[n] == 0 && bal[c] <= BOUND(n) ->
 		qL = true; qV = BOUND(n)                    /* BALLOT_TOO_LOW */
 	:: !cu[n] && !OTHERLOCK(n,c) && val[n] == 0 && bal[c] > BOUND(n) ->
-		bnd[n] = bal[c];
+		grantBallot(n, bal[c], WRITER(c, k));
 		OBS(n, bal[c]);
 		qG = true;
 		wlc[n] = c+1; wlt[n] = k; wrem[n] = WLT
@@ -330,7 +367,8 @@ inline onCommit(c, n) {
 	printf("Commit c%d.%d (abort %d) token %d at m%d: applied %d\n", c, k, cA[IX(c,n)], cK[IX(c,n)], n, !cA[IX(c,n)] && wlc[n] == c+1 && wlt[n] == k);
 	if
 	:: cA[IX(c,n)] ->
-		if :: wlc[n] == c+1 && wlt[n] == k -> dropLock(n) :: else -> skip fi
+		if :: wlc[n] == c+1 && wlt[n] == k -> dropLock(n) :: else -> skip fi;
+		if :: cK[IX(c,n)] == 1 -> abortedBallot(n, WRITER(c, k)) :: else -> skip fi
 	:: !cA[IX(c,n)] && !(wlc[n] == c+1 && wlt[n] == k) ->
 		/* PROMISE_EXPIRED (or lost with the master's memory) */
 		if :: k == att[c] && ph[c] == COMMIT -> fails[c]++ :: else -> skip fi
@@ -353,7 +391,8 @@ inline restart(r) {
 	printf("m%d restarts\n", r);
 	rst++;
 	val[r] = 0; tok[r] = 0; mrem[r] = 0; dropLock(r);
-	bnd[r] = 0; clk[r] = BASE(r);
+	flo[r] = 0; bb[r] = 0; bw[r] = 0; bbase[r] = 0; pb[r] = 0; pw[r] = 0; pbase[r] = 0;
+	clk[r] = BASE(r);
 	cu[r] = true; cop[r] = 0;
 #if MUTANT == 9
 	pend[r] = 0
@@ -372,8 +411,8 @@ inline copyFrom(n, s) {
 	:: else -> skip
 	fi;
 #if MUTANT != 7 && MUTANT != 8
-	bnd[n] = MAX(bnd[n], BOUND(s));                /* the floor: see FLOOR below */
-	OBS(n, bnd[n]);
+	flo[n] = MAX(flo[n], BOUND(s));                /* the source's bound is the floor */
+	OBS(n, flo[n]);
 #endif
 	cop[n] = cop[n] | (1 << s);
 	if

@@ -236,12 +236,6 @@ func (c *Core) settleWait() int64 {
 	return d + d/49 + 1
 }
 
-// txnKey names a transaction by its coordinator and id.
-type txnKey struct {
-	from string
-	txn  uint64
-}
-
 // recent is a set whose members are forgotten once their time is up:
 // what a peer must remember about requests that may be repeated on the
 // way for a while (decided transactions, finished syncs), and no longer.
@@ -302,7 +296,26 @@ func (r *recent[K, V]) prune(now int64) {
 // decided), and a late promise to a transaction it no longer knows is
 // aborted at once (abortPromise).
 func (c *Core) markDecided(from string, txn uint64, now int64) {
-	c.decided.add(txnKey{from, txn}, struct{}{}, now+int64(c.cfg.RequestTimeout), now)
+	r := c.decided[from]
+	if r == nil {
+		if c.decided == nil {
+			c.decided = map[string]*recent[uint64, struct{}]{}
+		}
+		r = &recent[uint64, struct{}]{}
+		c.decided[from] = r
+	}
+	r.add(txn, struct{}{}, now+int64(c.cfg.RequestTimeout), now)
+}
+
+// wasDecided reports whether the coordinator from's transaction txn was
+// decided here within a request timeout (see markDecided).
+func (c *Core) wasDecided(from string, txn uint64, now int64) bool {
+	r := c.decided[from]
+	if r == nil {
+		return false
+	}
+	_, ok := r.get(txn, now)
+	return ok
 }
 
 // heardIncarnation records the incarnation of the peer from, taken from

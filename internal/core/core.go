@@ -267,7 +267,7 @@ type Core struct {
 	// Ballots (ballot.go).
 	ballots map[string]ballotRec                 // Lock and Update ballots granted, by key, while their writes may leave state
 	floor   uint64                               // no ballot at or below it is granted, whatever the key
-	decided recent[txnKey, struct{}]             // transactions whose Commit or abort came
+	decided map[string]*recent[uint64, struct{}] // transactions whose Commit or abort came, by coordinator
 	synced  recent[string, *messages.AdminReply] // Syncs carried out, by coordinator/request: their answer
 	peerInc map[string]uint64                    // each peer's incarnation, as last heard from its current life
 	pending map[string]pendingRepair             // repairs put off until the write holding the key's bound is aborted
@@ -575,7 +575,7 @@ func (c *Core) onPrepare(from string, p *messages.Prepare) {
 	isMaster := m.IsMaster(c.cfg.Self)
 	now := c.now()
 	resp := &messages.Promise{Txn: p.GetTxn(), Epoch: m.Epoch, Items: make([]*messages.PromiseItem, len(p.GetItems())), Incarnation: c.incarnation}
-	_, decided := c.decided.get(txnKey{from, p.GetTxn()}, now)
+	decided := c.wasDecided(from, p.GetTxn(), now)
 	for i, it := range p.GetItems() {
 		pi := &messages.PromiseItem{}
 		resp.Items[i] = pi

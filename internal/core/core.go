@@ -958,6 +958,14 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 			if cur == nil || cur.deleted || cur.token != en.GetToken() {
 				c.dropLock(key)
 			}
+			if cur != nil && !cur.deleted && cur.deadline > now {
+				// A newer state never shortens the lease it replaces: the
+				// only state that may replace a committed live lease is its
+				// holder's own write (ballot.go), and an Update keeps the
+				// lease it changes, while the copy may come from a master
+				// that missed the holder's later Extend.
+				deadline = max(deadline, cur.deadline)
+			}
 			c.observe(en.GetToken())
 			c.putLease(key, en.GetValue(), deadline, en.GetToken())
 		}

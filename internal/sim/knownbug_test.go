@@ -72,6 +72,22 @@ func TestResidueFromAFastClockNotCopiedOverALease(t *testing.T) {
 	}
 }
 
+// TestCopyNeverShortensTheLeaseItReplaces replays seeds 4118 and 5869,
+// which found two holders of "x" with the ballot rule in place: the
+// holder's Update reached one master only, which had missed the
+// holder's later Extend; a Sync copied that newer state (larger token,
+// shorter lease) over the extended lease on another master, and once the
+// shorter lease ran out a third Lock took the key. Fixed in
+// internal/core: a copy that replaces a live lease keeps the later of
+// the two deadlines.
+func TestCopyNeverShortensTheLeaseItReplaces(t *testing.T) {
+	for _, seed := range []uint64{4118, 5869} {
+		cfg := DefaultConfig(seed)
+		cfg.Steps = 50000
+		requireClean(t, New(cfg).Run())
+	}
+}
+
 // requireClean fails t on every violation of r, and when the
 // linearizability check of a key ran out of time: an undecided history
 // proves nothing.

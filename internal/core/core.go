@@ -949,7 +949,14 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 		if en.GetLeaseMs() <= 0 {
 			continue
 		}
+		master := c.member.Load().IsMaster(c.cfg.Self)
 		switch {
+		case cur != nil && !cur.deleted && cur.token > en.GetToken() && master && cur.deadline > now && deadline > cur.deadline:
+			// Newer state here, but the copy's lease runs longer: keep the
+			// state and the later deadline (see below), so that a lease
+			// never ends earlier on a master for having been merged.
+			c.putLease(key, cur.value, deadline, cur.token)
+			continue
 		case cur != nil && (cur.token > en.GetToken() || (cur.deleted && cur.token >= en.GetToken())):
 			continue // newer state here already
 		case cur != nil && !cur.deleted && cur.token == en.GetToken() && cur.deadline >= deadline:
@@ -958,12 +965,13 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 			if cur == nil || cur.deleted || cur.token != en.GetToken() {
 				c.dropLock(key)
 			}
-			if cur != nil && !cur.deleted && cur.deadline > now {
-				// A newer state never shortens the lease it replaces: the
-				// only state that may replace a committed live lease is its
-				// holder's own write (ballot.go), and an Update keeps the
-				// lease it changes, while the copy may come from a master
-				// that missed the holder's later Extend.
+			if cur != nil && !cur.deleted && cur.deadline > now && master {
+				// On a master, a newer state never shortens the lease it
+				// replaces: the only state that may replace a committed
+				// live lease is its holder's own write (ballot.go), and an
+				// Update keeps the lease it changes, while the copy may come
+				// from a master that missed the holder's later Extend. (A
+				// replica mirrors what the masters push; it grants nothing.)
 				deadline = max(deadline, cur.deadline)
 			}
 			c.observe(en.GetToken())

@@ -220,10 +220,6 @@ func (c *Core) raiseFloor(v uint64) {
 	c.observe(v)
 }
 
-// Floor is the ballot every Lock or Update granted here must exceed,
-// whatever the key (for tests and diagnostics).
-func (c *Core) Floor() uint64 { return c.floor }
-
 // settleWait is how long after it was built a restarted Core waits
 // before it asks for the snapshots of its catch-up: every write whose
 // promise or commit its earlier life counted in has been decided by then

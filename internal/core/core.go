@@ -917,6 +917,7 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 	if len(r.GetEntries()) > 0 && c.member.Load().IsMaster(c.cfg.Self) {
 		c.replLost = true
 	}
+	master := c.member.Load().IsMaster(c.cfg.Self) // the configuration does not change while a message is handled
 	for _, en := range r.GetEntries() {
 		key := en.GetKey()
 		if key == "" {
@@ -949,7 +950,6 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 		if en.GetLeaseMs() <= 0 {
 			continue
 		}
-		master := c.member.Load().IsMaster(c.cfg.Self)
 		switch {
 		case cur != nil && !cur.deleted && cur.token > en.GetToken() && master && cur.deadline > now && deadline > cur.deadline:
 			// Newer state here, but the copy's lease runs longer: keep the

@@ -38,20 +38,20 @@ const watchEvery = 5 * time.Millisecond
 
 // registry returns the node's Registry, starting it (and the watcher)
 // at the first call.
-func (n *node) registry() *registry.Registry {
+func (n *node) registry() (*registry.Registry, error) {
 	n.names.mu.Lock()
 	defer n.names.mu.Unlock()
 	if n.names.r == nil {
 		r, err := registry.New(n.l)
 		if err != nil {
-			panic(err) // the default options are valid
+			return nil, err
 		}
 		n.names.r = r
 		n.names.spawned = map[string]*watched{}
 		n.names.stop, n.names.done = make(chan struct{}), make(chan struct{})
 		go n.watch(n.names.stop, n.names.done)
 	}
-	return n.names.r
+	return n.names.r, nil
 }
 
 // stopNames stops the watcher and the Registry, if they run.
@@ -77,12 +77,14 @@ func pidString(pid *actor.PID) string {
 // spawn spawns c.Actor as c.Key and reports its lease (EvOwned) before
 // it replies.
 func (n *node) spawn(c Command) Event {
-	r := n.registry()
+	r, err := n.registry()
+	if err != nil {
+		return Event{Err: err.Error()}
+	}
 	lease := time.Duration(c.LeaseMs) * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	var pid *actor.PID
-	var err error
 	switch c.Actor {
 	case "server":
 		pid, err = server.Spawn(n.sys.Root, c.Key, actor.PropsFromFunc(func(actor.Context) {}),

@@ -210,7 +210,11 @@ func (n *node) do(c Command) Event {
 	case OpSpawn:
 		return n.spawn(c)
 	case OpWhereIs:
-		return Event{PID: pidString(n.registry().WhereIs(c.Key))}
+		r, err := n.registry()
+		if err != nil {
+			return Event{Err: err.Error()}
+		}
+		return Event{PID: pidString(r.WhereIs(c.Key))}
 	case OpSummary:
 		s := n.l.Summary()
 		return Event{Leases: s.Leases, Waiters: s.Waiters}

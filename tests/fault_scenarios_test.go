@@ -156,13 +156,8 @@ func testFaultMasterRestartMidCommit(t *testing.T, seed uint64) {
 	}
 	clients.halt()
 
-	violations, held, _ := h.check()
-	res.mu.Lock()
-	violations = append(violations, res.violations...)
-	res.mu.Unlock()
-	violations = append(violations, load.violations()...)
-	lin := rec.check()
-	violations = append(violations, failures(lin)...)
+	checks := checkRun(h, res, &load, rec)
+	violations, held, lin := checks.violations, checks.held, checks.lin
 	s := f.Stats()
 	t.Logf("batch of C: %v (A held %d of its %d keys after the crash); %d operations, %d checked writes on %d keys, %d grants, %d by C's clients; faults %+v; %d violations",
 		midErr, midHeld, len(mids), rec.hist.Len(), lin.Operations, lin.Keys, held, cOK, s, len(violations))

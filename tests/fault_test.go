@@ -638,15 +638,10 @@ func testFaultPartitionScenario(t *testing.T, seed uint64) {
 
 	clients.halt()
 
-	violations, held, empty := h.check()
-	res.mu.Lock()
-	violations = append(violations, res.violations...)
-	accepted, lateWrites := res.accepted, res.late
-	res.mu.Unlock()
-	violations = append(violations, load.violations()...)
 	checkStart := time.Now()
-	lin := rec.check()
-	violations = append(violations, failures(lin)...)
+	checks := checkRun(h, res, &load, rec)
+	violations, held, empty, lin := checks.violations, checks.held, checks.empty, checks.lin
+	accepted, lateWrites := checks.accepted, checks.late
 	require.Empty(t, late1, "nodes 0, 1 granted locks invoked during the split")
 	require.Empty(t, late2, "nodes 3, 4 granted locks invoked during the split")
 	s := f.Stats()

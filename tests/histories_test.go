@@ -428,3 +428,28 @@ func (cl *checkedLoad) violations() []string {
 
 // fixedRef returns a lockerRef that always holds l.
 func fixedRef(l *lockeractor.Locker) *lockerRef { return &lockerRef{l: l} }
+
+// runChecks is what the checks of a fault run found once its load
+// stopped: every violation of the grants' history, of the protected
+// resource, of the checked clients and of the linearizability check, and
+// the counts the run's log reports.
+type runChecks struct {
+	violations     []string
+	held, empty    int // grants held, and expired on arrival
+	accepted, late int // resource writes accepted, and skipped as late
+	lin            linearize.Result
+}
+
+// checkRun runs every check of a fault run (see runChecks).
+func checkRun(h *history, res *resource, load *checkedLoad, rec *recorder) runChecks {
+	var c runChecks
+	c.violations, c.held, c.empty = h.check()
+	res.mu.Lock()
+	c.violations = append(c.violations, res.violations...)
+	c.accepted, c.late = res.accepted, res.late
+	res.mu.Unlock()
+	c.violations = append(c.violations, load.violations()...)
+	c.lin = rec.check()
+	c.violations = append(c.violations, failures(c.lin)...)
+	return c
+}

@@ -204,14 +204,9 @@ func testFaultRollingRestart(t *testing.T, seed uint64) {
 	}
 	clients.halt()
 
-	violations, held, empty := h.check()
-	res.mu.Lock()
-	violations = append(violations, res.violations...)
-	accepted, late := res.accepted, res.late
-	res.mu.Unlock()
-	violations = append(violations, load.violations()...)
-	lin := rec.check()
-	violations = append(violations, failures(lin)...)
+	checks := checkRun(h, res, &load, rec)
+	violations, held, empty, lin := checks.violations, checks.held, checks.empty, checks.lin
+	accepted, late := checks.accepted, checks.late
 	s := f.Stats()
 	t.Logf("%d restarts (%d trapped), %d probes; %d operations, %d grants (%d held, %d expired on arrival), %d resource writes accepted, %d late; "+
 		"%d checked writes on %d keys (%d succeeded); faults %+v; %d violations",

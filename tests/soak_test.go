@@ -166,15 +166,10 @@ func TestSoak(t *testing.T) {
 	}, "%v", lastError{&growth})
 	_, heapAfter := soakResources()
 
-	violations, held, empty := h.check()
-	res.mu.Lock()
-	violations = append(violations, res.violations...)
-	accepted, lateWrites := res.accepted, res.late
-	res.mu.Unlock()
-	violations = append(violations, load.violations()...)
 	checkStart := time.Now()
-	lin := rec.check()
-	violations = append(violations, failures(lin)...)
+	checks := checkRun(h, res, &load, rec)
+	violations, held, empty, lin := checks.violations, checks.held, checks.empty, checks.lin
+	accepted, lateWrites := checks.accepted, checks.late
 	checkTime := time.Since(checkStart)
 	s := f.Stats()
 	mib := func(b uint64) float64 { return float64(b) / (1 << 20) }

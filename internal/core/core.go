@@ -917,7 +917,11 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 	if len(r.GetEntries()) > 0 && c.member.Load().IsMaster(c.cfg.Self) {
 		c.replLost = true
 	}
-	master := c.member.Load().IsMaster(c.cfg.Self) // the configuration does not change while a message is handled
+	// A voter keeps the later deadline of a merge (below); any other peer,
+	// a replica or one holding no configuration yet (it counts itself its
+	// own master then), mirrors what it is sent.
+	m := c.member.Load() // the configuration does not change while a message is handled
+	master := m.Epoch > 0 && m.IsMaster(c.cfg.Self)
 	for _, en := range r.GetEntries() {
 		key := en.GetKey()
 		if key == "" {

@@ -88,6 +88,21 @@ func TestCopyNeverShortensTheLeaseItReplaces(t *testing.T) {
 	}
 }
 
+// TestOnlyVotersKeepTheLaterDeadline replays seeds 2458 (a peer
+// restarted with empty memory, which counts itself its own master until
+// it learns its configuration, kept an older holder's hour-long deadline
+// for a newer short lease, and as a replica held the value long after
+// every master let it go) and 38, 185 and 425 (the same on replicas).
+// Fixed in internal/core: only a voter of a configuration keeps the later
+// deadline of a merge; any other peer mirrors what it is sent.
+func TestOnlyVotersKeepTheLaterDeadline(t *testing.T) {
+	for _, seed := range []uint64{2458, 38, 185, 425} {
+		cfg := DefaultConfig(seed)
+		cfg.Steps = 50000
+		requireClean(t, New(cfg).Run())
+	}
+}
+
 // requireClean fails t on every violation of r, and when the
 // linearizability check of a key ran out of time: an undecided history
 // proves nothing.

@@ -917,11 +917,18 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 	if len(r.GetEntries()) > 0 && c.member.Load().IsMaster(c.cfg.Self) {
 		c.replLost = true
 	}
-	// A voter keeps the later deadline of a merge (below); any other peer,
-	// a replica or one holding no configuration yet (it counts itself its
-	// own master then), mirrors what it is sent.
+	// A voter keeps the later deadline of a merge (below) of a copy it
+	// asked for (a snapshot part: catch-up, Sync); any other peer, a
+	// replica or one holding no configuration yet (it counts itself its
+	// own master then), mirrors what it is sent. So does a master sent a
+	// push: pushes go to the replicas of the sender's configuration only,
+	// and one older than this peer's masters was dropped above, so a push
+	// reaching a master comes from a newer configuration, in which this
+	// peer is a replica that has not heard of it yet (sim seed 11145: a
+	// master paused through two changes kept an hour-long deadline no
+	// master held, and as a replica kept it).
 	m := c.member.Load() // the configuration does not change while a message is handled
-	master := m.Epoch > 0 && m.IsMaster(c.cfg.Self)
+	master := m.Epoch > 0 && m.IsMaster(c.cfg.Self) && r.GetSnapshot() != 0
 	for _, en := range r.GetEntries() {
 		key := en.GetKey()
 		if key == "" {

@@ -924,9 +924,9 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 	// push: pushes go to the replicas of the sender's configuration only,
 	// and one older than this peer's masters was dropped above, so a push
 	// reaching a master comes from a newer configuration, in which this
-	// peer is a replica that has not heard of it yet (sim seed 11145: a
-	// master paused through two changes kept an hour-long deadline no
-	// master held, and as a replica kept it).
+	// peer is a replica that has not heard of it yet: kept as a voter's,
+	// the later deadline would outlive every master's lease, and stay
+	// once the peer learns it is a replica.
 	m := c.member.Load() // the configuration does not change while a message is handled
 	master := m.Epoch > 0 && m.IsMaster(c.cfg.Self) && r.GetSnapshot() != 0
 	for _, en := range r.GetEntries() {

@@ -860,7 +860,9 @@ type Entry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	Value []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	// Lease left at the sender when sent, in milliseconds.
+	// Lease left at the sender when sent, in milliseconds. Zero on a key
+	// not released, in a push: the state with this token ended at the
+	// sender before the push; it replaces older states, then is gone.
 	LeaseMs int64  `protobuf:"varint,3,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
 	Token   uint64 `protobuf:"varint,4,opt,name=token,proto3" json:"token,omitempty"`
 	// The key was released.

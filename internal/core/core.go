@@ -243,7 +243,7 @@ type Core struct {
 	nextID    uint64
 	txns      map[uint64]*txn
 	reqs      map[uint64]*request
-	changed   map[string]struct{}
+	changed   map[string]uint64 // keys changed since the last push: the token of the state logged
 	pushAt    int64
 	timers    timerHeap
 	due       map[dueKey]int64 // when the one pending timer of a lease or write lock comes due (see scheduleKey)
@@ -290,7 +290,7 @@ func New(cfg Config) *Core {
 		locks:   map[string]writeLock{},
 		txns:    map[uint64]*txn{},
 		reqs:    map[uint64]*request{},
-		changed: map[string]struct{}{},
+		changed: map[string]uint64{},
 		down:    map[string]bool{},
 		syncs:   map[string]*syncJob{},
 		nextID:  cfg.Seed,
@@ -817,7 +817,11 @@ func (c *Core) logChange(key string, now int64) {
 		c.replLost = true // replicas that join later must learn they lack it
 		return
 	}
-	c.changed[key] = struct{}{}
+	if e := c.store.raw(key); e != nil {
+		c.changed[key] = max(c.changed[key], e.token)
+	} else if _, ok := c.changed[key]; !ok {
+		c.changed[key] = 0
+	}
 	if c.pushAt == 0 {
 		c.pushAt = now + int64(c.cfg.ReplicationInterval)
 		c.schedule(timer{at: c.pushAt, kind: timerPush})
@@ -832,7 +836,7 @@ func (c *Core) push(now int64) {
 	}
 	m := c.member.Load()
 	changed := c.changed
-	c.changed = map[string]struct{}{}
+	c.changed = map[string]uint64{}
 	if len(m.Replicas) == 0 || !m.IsMaster(c.cfg.Self) {
 		c.replLost = true
 		return
@@ -842,7 +846,7 @@ func (c *Core) push(now int64) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	batches := c.entryMessages(keys, now, m.Epoch)
+	batches := c.entryMessages(keys, now, m.Epoch, changed)
 	for _, b := range batches {
 		c.replSeq++
 		b.Incarnation, b.Sequence = c.incarnation, c.replSeq
@@ -959,6 +963,15 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 			continue
 		}
 		if en.GetLeaseMs() <= 0 {
+			// A state that ended at the sender before it pushed it: it
+			// replaced the older states, which must not live on here,
+			// and ended; the same state (an equal token) may live longer
+			// here, extended through another master, and expires here.
+			c.observe(en.GetToken())
+			if cur != nil && !cur.deleted && cur.token < en.GetToken() {
+				c.store.tombstone(key, en.GetToken())
+				c.dropLock(key)
+			}
 			continue
 		}
 		switch {

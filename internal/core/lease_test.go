@@ -489,6 +489,38 @@ func TestReplication(t *testing.T) {
 		}
 		n.checkInvariants()
 	})
+	t.Run("a state that ended before its push still replaces the older one on replicas", func(t *testing.T) {
+		// The replicas hold an hour-long lease; it is released and the key
+		// locked again for less than the interval, so that the new state
+		// has ended when the push goes. Left out of the push, the older
+		// lease would live on the replicas for the hour (sim seed 13187:
+		// a master's repair that expired before its push).
+		n := replicas(t, testConfig())
+		n.do1(n1, lockOp("k", "old", time.Hour))
+		n.sleep(n.cfg.ReplicationInterval)
+		n.do1(n1, releaseOp("k", "old"))
+		if o := n.do1(n1, lockOp("k", "new", n.cfg.ReplicationInterval/2)); !o.OK {
+			t.Fatalf("relock: %+v", o)
+		}
+		n.sleep(n.cfg.ReplicationInterval)
+		for _, a := range []string{n2, n3} {
+			if v, ok := n.read(a, "k"); ok {
+				t.Fatalf("%s holds k = %q after the master's lease ended", a, v)
+			}
+		}
+		n.checkInvariants()
+	})
+	t.Run("an ended state does not end the same lease extended through another master", func(t *testing.T) {
+		n := replicas(t, testConfig())
+		o := n.do1(n1, lockOp("k", "v", time.Hour))
+		n.sleep(n.cfg.ReplicationInterval)
+		c := n.core(n2)
+		c.Step(outsider, &messages.Replicate{Entries: []*messages.Entry{{Key: "k", Token: o.Token}}})
+		c.TakeOutbox()
+		if v, ok := n.read(n2, "k"); !ok || v != "v" {
+			t.Fatalf("k = %q, %v; want the lease kept", v, ok)
+		}
+	})
 	t.Run("changes within one interval go in one message per replica", func(t *testing.T) {
 		n := replicas(t, testConfig())
 		for i := range 10 {

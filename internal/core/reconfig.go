@@ -770,7 +770,7 @@ func (c *Core) onSnapshotRequest(from string, r *messages.SnapshotRequest) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	msgs := c.entryMessages(keys, c.now(), cur.Epoch)
+	msgs := c.entryMessages(keys, c.now(), cur.Epoch, nil)
 	nonce := c.snapshotNonce()
 	n := 0
 	for i, m := range msgs {
@@ -862,29 +862,38 @@ func (c *Core) snapshotPart(from string, r *messages.Replicate) bool {
 }
 
 // entryMessages turns the entries of keys into Replicate messages of at
-// most MaxMessageBytes each. Expired entries are left out; tombstones go
-// as deletions.
-func (c *Core) entryMessages(keys []string, now int64, epoch uint64) []*messages.Replicate {
+// most MaxMessageBytes each; tombstones go as deletions. A snapshot
+// (ended nil) leaves expired entries out. A push (ended: the token each
+// changed key had when its change was logged) sends a lease that ended
+// before the push as an entry with no lease left: the replica holds the
+// older state the change replaced, which it must not keep (it expires
+// only the states it was sent).
+func (c *Core) entryMessages(keys []string, now int64, epoch uint64, ended map[string]uint64) []*messages.Replicate {
 	var out []*messages.Replicate
 	cur := &messages.Replicate{Epoch: epoch}
 	size := 0
 	for _, k := range keys {
 		e := c.store.raw(k)
-		if e == nil {
-			continue // expired: replicas expire it themselves
-		}
-		en := &messages.Entry{Key: k, Token: e.token, Deleted: e.deleted}
-		if !e.deleted {
-			left := (e.deadline - now) / int64(time.Millisecond)
-			if left <= 0 {
-				continue
+		var en *messages.Entry
+		switch {
+		case e != nil && e.deleted:
+			en = &messages.Entry{Key: k, Token: e.token, Deleted: true}
+			if e.deadline > now {
+				// How long the receiver must keep the tombstone (rounded up):
+				// as long as a stale copy of the released lease could live.
+				en.LeaseMs = (e.deadline - now + int64(time.Millisecond) - 1) / int64(time.Millisecond)
 			}
-			en.Value = e.value
-			en.LeaseMs = left
-		} else if e.deadline > now {
-			// How long the receiver must keep the tombstone (rounded up):
-			// as long as a stale copy of the released lease could live.
-			en.LeaseMs = (e.deadline - now + int64(time.Millisecond) - 1) / int64(time.Millisecond)
+		case e != nil && (e.deadline-now)/int64(time.Millisecond) > 0:
+			en = &messages.Entry{Key: k, Value: e.value, LeaseMs: (e.deadline - now) / int64(time.Millisecond), Token: e.token}
+		default: // expired, or about to
+			tok := ended[k]
+			if e != nil {
+				tok = max(tok, e.token)
+			}
+			if ended == nil || tok == 0 {
+				continue // a snapshot leaves it out
+			}
+			en = &messages.Entry{Key: k, Token: tok} // no lease left: it ended here
 		}
 		n := EntrySize(k, en.Value)
 		if size+n > c.cfg.MaxMessageBytes-overhead && len(cur.Entries) > 0 {

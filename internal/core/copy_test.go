@@ -65,34 +65,3 @@ func TestCopiedLeaseEndsPromises(t *testing.T) {
 		}
 	})
 }
-
-// TestPushMirroredByAMasterThatMissedAChange checks that a push never
-// gets the merge a voter gives the copies it asks for (keep the later
-// deadline). Pushes go to the replicas of the sender's configuration,
-// so a push reaching a master comes from a configuration it has not
-// heard of yet, in which it is a replica. Sim seed 11145 found it: a
-// master paused through two changes of masters merged a push of a newer
-// short lease over the hour-long lease it held, kept the hour, and, a
-// replica once it learnt the change, held the value for an hour after
-// every master had let it go.
-func TestPushMirroredByAMasterThatMissedAChange(t *testing.T) {
-	n := newNetwork(t, n1, n2, n3)
-	n.configure(n1, []string{n1, n2, n3}, nil, 2)
-	lock := n.do1(n1, lockOp("k", "old", time.Hour))
-	if !lock.OK {
-		t.Fatalf("lock: %+v", lock)
-	}
-	c := n.core(n1)
-	c.Step(outsider, &messages.Replicate{
-		Epoch: c.member.Load().Epoch + 2, Incarnation: 1, Sequence: 1,
-		Entries: []*messages.Entry{{Key: "k", Value: []byte("new"), LeaseMs: 1000, Token: lock.Token + 1000}},
-	})
-	c.TakeOutbox()
-	e := c.store.raw("k")
-	if e == nil || string(e.value) != "new" {
-		t.Fatalf("k = %+v, want the pushed state", e)
-	}
-	if left := time.Duration(e.deadline - c.now()); left != time.Second {
-		t.Fatalf("k's lease has %v left, want the pushed lease's 1s", left)
-	}
-}

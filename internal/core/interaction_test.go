@@ -1,10 +1,30 @@
 package core
 
-// Trace tests: the scripts in testdata/*.txt drive the test harness
-// (harness_test.go) command by command, and each command's output is
-// what happened: every message the network handled, every answer a
-// caller got, and the state of the peers when asked. A change to the
-// protocol shows as a diff of the scripts. Run them with
+import (
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+
+	"github.com/cockroachdb/datadriven"
+	"google.golang.org/protobuf/encoding/prototext"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/protoactor-locker/locker/messages"
+)
+
+// TestInteraction runs the trace tests: the scripts in testdata/*.txt
+// drive the test harness (harness_test.go) command by command, and each
+// command's output is what happened: every message the network handled,
+// every answer a caller got, and the state of the peers when asked. A
+// change to the protocol shows as a diff of the scripts. Run them with
 //
 //	go test ./internal/core/ -run TestInteraction
 //
@@ -70,11 +90,12 @@ package core
 //	hold filter
 //	    holds the messages the filter picks when they are delivered,
 //	    until unhold; holding rules add up.
-//	unhold [filter]
+//	unhold [keep] [filter]
 //	    removes the holding rule given exactly so (without a filter:
 //	    every rule) and queues again the held messages the filter picks
-//	    (all of them without one); a message another rule picks is held
-//	    again when delivered.
+//	    (all of them without one; none with keep, which leaves them held
+//	    for deliver-held or discard); a message another rule picks is
+//	    held again when delivered.
 //	deliver-held [twice] [filter]
 //	    hands the held messages the filter picks to their receivers now,
 //	    whatever the rules (twice: each twice in a row, as a duplicating
@@ -89,8 +110,10 @@ package core
 //	inject from=outsider to=n1 type=T
 //	<the message in protobuf text format>
 //	    hands n1 a message of type T (a locker.v1 message name) as sent
-//	    by from, and prints what it sends back to from at once. A string
-//	    field that is exactly a peer's name holds that peer's address.
+//	    by from. From the outsider, what n1 sends back to it is printed
+//	    at once; from a running peer, it waits in the queue like any
+//	    message. A string field that is exactly a peer's name holds that
+//	    peer's address.
 //	pending
 //	    prints the queued and the held messages.
 //	state [n1 ...]
@@ -113,27 +136,6 @@ package core
 // To add a command, write a method func(*interaction, *datadriven.TestData)
 // that acts through e.n (the network) and prints with e.logf, add it to
 // interactionCommands and to the list above.
-
-import (
-	"fmt"
-	"maps"
-	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
-	"testing"
-	"time"
-	"unicode"
-
-	"github.com/cockroachdb/datadriven"
-	"google.golang.org/protobuf/encoding/prototext"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
-
-	"github.com/protoactor-locker/locker/messages"
-)
-
 func TestInteraction(t *testing.T) {
 	paths, err := filepath.Glob(filepath.Join("testdata", "*.txt"))
 	if err != nil {
@@ -288,6 +290,16 @@ func bare(d *datadriven.TestData) []string {
 	return out
 }
 
+// args fails the directive if it has an argument other than keys, or
+// (unless peers) one without a value.
+func (e *interaction) args(d *datadriven.TestData, peers bool, keys ...string) {
+	for _, a := range d.CmdArgs {
+		if !slices.Contains(keys, a.Key) && (!peers || len(a.Vals) > 0) {
+			d.Fatalf(e.t, "%s: unknown argument %q", d.Cmd, a.Key)
+		}
+	}
+}
+
 // vals returns the values of argument key, and whether it was given.
 func vals(d *datadriven.TestData, key string) ([]string, bool) {
 	a, ok := d.Arg(key)
@@ -370,6 +382,7 @@ func (e *interaction) config(d *datadriven.TestData) {
 }
 
 func (e *interaction) start(d *datadriven.TestData) {
+	e.args(d, true, "ahead")
 	var ahead time.Duration
 	if v, ok := e.val(d, "ahead"); ok {
 		ahead = e.duration(d, v)
@@ -390,17 +403,21 @@ func (e *interaction) start(d *datadriven.TestData) {
 }
 
 func (e *interaction) stop(d *datadriven.TestData) {
+	e.args(d, true)
 	for _, name := range bare(d) {
 		e.n.stop(e.addr(d, name))
 	}
 }
 
 func (e *interaction) restart(d *datadriven.TestData) {
-	e.stop(d)
+	for _, name := range bare(d) {
+		e.n.stop(e.addr(d, name))
+	}
 	e.start(d)
 }
 
 func (e *interaction) configure(d *datadriven.TestData) {
+	e.args(d, false, "from", "masters", "replicas", "w", "peers")
 	from := e.addr(d, e.mustVal(d, "from"))
 	ms, ok := vals(d, "masters")
 	if !ok {
@@ -442,6 +459,7 @@ func (e *interaction) configure(d *datadriven.TestData) {
 }
 
 func (e *interaction) reconfigure(d *datadriven.TestData) {
+	e.args(d, false, "from", "masters", "replicas")
 	from := e.addr(d, e.mustVal(d, "from"))
 	ms, ok := vals(d, "masters")
 	if !ok {
@@ -471,6 +489,7 @@ func (e *interaction) reconfigure(d *datadriven.TestData) {
 
 // startWrite submits the write of a submit or do directive.
 func (e *interaction) startWrite(d *datadriven.TestData) *openCall {
+	e.args(d, false, "from", "name")
 	from := e.addr(d, e.mustVal(d, "from"))
 	e.writes++
 	name := fmt.Sprintf("w%d", e.writes)
@@ -547,6 +566,7 @@ func (e *interaction) do(d *datadriven.TestData) {
 }
 
 func (e *interaction) settle(d *datadriven.TestData) {
+	e.args(d, false, "for")
 	bound := e.n.cfg.RequestTimeout
 	if v, ok := e.val(d, "for"); ok {
 		bound = e.duration(d, v)
@@ -608,8 +628,11 @@ func (e *interaction) hold(d *datadriven.TestData) {
 }
 
 func (e *interaction) unhold(d *datadriven.TestData) {
-	f := e.filter(d)
+	f := e.filter(d, "keep")
 	e.holds = removeRule(e.holds, f)
+	if d.HasArg("keep") {
+		return
+	}
 	var keep []packet
 	for _, p := range e.n.held {
 		if f.picks(p) {
@@ -672,11 +695,13 @@ func (e *interaction) drop(d *datadriven.TestData) {
 func (e *interaction) undrop(d *datadriven.TestData) { e.drops = removeRule(e.drops, e.filter(d)) }
 
 func (e *interaction) unreachable(d *datadriven.TestData) {
+	e.args(d, false, "on", "peer")
 	on := e.addr(d, e.mustVal(d, "on"))
 	e.n.core(on).Unreachable(e.addr(d, e.mustVal(d, "peer")))
 }
 
 func (e *interaction) inject(d *datadriven.TestData) {
+	e.args(d, false, "from", "to", "type")
 	from := e.addr(d, e.mustVal(d, "from"))
 	to := e.addr(d, e.mustVal(d, "to"))
 	name := e.mustVal(d, "type")
@@ -730,7 +755,8 @@ func namesToAddrs(m protoreflect.Message) {
 	})
 }
 
-func (e *interaction) pending(*datadriven.TestData) {
+func (e *interaction) pending(d *datadriven.TestData) {
+	e.args(d, false)
 	for _, p := range e.n.pending() {
 		e.logf("queued %s", formatPacket(p))
 	}
@@ -988,6 +1014,7 @@ func formatOutcome(op Op, o Outcome) string {
 }
 
 func (e *interaction) state(d *datadriven.TestData) {
+	e.args(d, true)
 	addrs := e.n.addrs
 	if names := bare(d); len(names) > 0 {
 		addrs = e.addrs(d, names)

@@ -23,6 +23,15 @@
 // granted before on the key: of two writes, the one promised later by a
 // master that promised both has the larger token. ballot.go states the
 // rule and argues it; reconfig.go argues changes of masters.
+//
+// The protocol's behaviour is also written down as traces: the scripts
+// in testdata/*.txt drive a network of Cores message by message and
+// record every message delivered, every answer and the peers' state,
+// each script opening with what it checks and why (interaction_test.go
+// lists the commands). After a change that alters them on purpose,
+// regenerate them and read the diff:
+//
+//	go test ./internal/core/ -run TestInteraction -rewrite
 package core
 
 import (

@@ -75,8 +75,13 @@ type network struct {
 	hold   map[string]bool   // messages to these peers are held
 	holdIf func(packet) bool // messages it returns true for are held
 	drop   map[string]bool   // messages to these peers are lost
+	dropIf func(packet) bool // messages it returns true for are lost
 	sent   []packet          // every message that left an outbox, in order
 	seeds  map[string]uint64 // next Seed per address (distinct txn ids after restarts)
+
+	// trace, when set, is told what became of every message deliver
+	// handled: fate is "" (delivered), "held", "lost" or "unreachable".
+	trace func(p packet, fate string)
 }
 
 // newNetwork starts one Core per address; each knows only itself.
@@ -165,15 +170,25 @@ func (n *network) collect() {
 // deliver hands p to its receiver, or holds, drops or bounces it.
 func (n *network) deliver(p packet) {
 	switch {
-	case n.drop[p.to]:
+	case n.drop[p.to] || (n.dropIf != nil && n.dropIf(p)):
+		n.traced(p, "lost")
 	case n.hold[p.to] || (n.holdIf != nil && n.holdIf(p)):
+		n.traced(p, "held")
 		n.held = append(n.held, p)
 	case n.cores[p.to] == nil:
+		n.traced(p, "unreachable")
 		if c := n.cores[p.from]; c != nil {
 			c.Unreachable(p.to)
 		}
 	default:
+		n.traced(p, "")
 		n.cores[p.to].Step(p.from, p.msg)
+	}
+}
+
+func (n *network) traced(p packet, fate string) {
+	if n.trace != nil {
+		n.trace(p, fate)
 	}
 }
 

@@ -883,6 +883,24 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 	now := c.now()
 	var vouch, seen uint32
 	if id := r.GetSnapshot(); id != 0 {
+		if m := c.member.Load(); m.Epoch > 0 && m.IsMaster(c.cfg.Self) && r.GetEpoch() > m.Epoch {
+			// A part from a newer configuration than this master's: it
+			// may be a replica there, or a voter; merged as a voter's
+			// copy, a stale lease of its own would lend its deadline to
+			// a newer one no master holds that long, and mirrored, a
+			// copy could shorten a lease it holds as a voter there. It
+			// learns the configuration first, and asks for the snapshot
+			// again at the job's next retry.
+			for _, job := range c.syncs {
+				if src, ok := job.asked[id]; ok && src == from {
+					delete(job.asked, id)
+					delete(job.parts, id)
+					job.heard[src] = now
+					c.send(from, &messages.ConfigQuery{})
+				}
+			}
+			return
+		}
 		asked := c.snapshotPart(from, r)
 		if f := c.followPart(from, r); f != nil {
 			asked = true

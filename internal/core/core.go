@@ -896,6 +896,24 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 	now := c.now()
 	var vouch, seen uint32
 	if id := r.GetSnapshot(); id != 0 {
+		if m := c.member.Load(); m.Epoch > 0 && m.IsMaster(c.cfg.Self) && r.GetEpoch() > m.Epoch {
+			// A part from a newer configuration than this master's: it
+			// may be a replica there, or a voter; merged as a voter's
+			// copy, a stale lease of its own would lend its deadline to
+			// a newer one no master holds that long, and mirrored, a
+			// copy could shorten a lease it holds as a voter there. It
+			// learns the configuration first, and asks for the snapshot
+			// again at the job's next retry.
+			for _, job := range c.syncs {
+				if src, ok := job.asked[id]; ok && src == from {
+					delete(job.asked, id)
+					delete(job.parts, id)
+					job.heard[src] = now
+					c.send(from, &messages.ConfigQuery{})
+				}
+			}
+			return
+		}
 		asked := c.snapshotPart(from, r)
 		if f := c.followPart(from, r); f != nil {
 			asked = true
@@ -905,12 +923,23 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 			return // late, for a copy that ended, or from a peer not asked
 		}
 	} else {
-		if c.member.Load().IsMaster(c.cfg.Self) && r.GetEpoch() < c.mastersSince {
+		if m := c.member.Load(); m.IsMaster(c.cfg.Self) && (r.GetEpoch() < c.mastersSince || (m.Epoch > 0 && r.GetEpoch() <= m.Epoch)) {
 			// A push from a master of the epoch before this one's masters
 			// changed: it may carry the residue of an old-epoch write that
 			// never reached a quorum, with a token larger than a lease
 			// written since. Masters copy leases through Sync and catch-up,
 			// which copy from quorums; commits are refused the same way.
+			//
+			// Nor is any push from this peer's own epoch or an older one
+			// for a master: pushes go to the replicas of their sender's
+			// configuration, and this peer is a master of its own (masters
+			// and replicas are disjoint, one configuration per epoch), so
+			// it was a replica of the sender's configuration and has been
+			// made a master since. mastersSince alone misses that when
+			// this peer skipped a change away from its masters and the
+			// change back (it adopts the later configuration, whose
+			// Masters equal its own): a push from the configuration in
+			// between, mirrored, shortened a lease it held for a quorum.
 			return
 		}
 		c.heardIncarnation(from, r.GetIncarnation())
@@ -934,12 +963,16 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 	// asked for (a snapshot part: catch-up, Sync); any other peer, a
 	// replica or one holding no configuration yet (it counts itself its
 	// own master then), mirrors what it is sent. So does a master sent a
-	// push: pushes go to the replicas of the sender's configuration only,
-	// and one older than this peer's masters was dropped above, so a push
-	// reaching a master comes from a newer configuration, in which this
-	// peer is a replica that has not heard of it yet: kept as a voter's,
-	// the later deadline would outlive every master's lease, and stay
-	// once the peer learns it is a replica.
+	// push: one from its own epoch or an older one was dropped above, so
+	// a push reaching a master comes from a newer configuration, in which
+	// this peer is a replica that has not heard of it yet: kept as a
+	// voter's, the later deadline would outlive every master's lease, and
+	// stay once the peer learns it is a replica. Its own configuration is
+	// over: a newer one exists only once a write quorum of its voters
+	// promised to leave it, and the one case where writes under it may
+	// still gather a quorum (a joint configuration while its move to its
+	// new masters reaches them) needs W of the new masters too, which are
+	// no replicas of the move and hold every lease (the change's Sync).
 	m := c.member.Load() // the configuration does not change while a message is handled
 	master := m.Epoch > 0 && m.IsMaster(c.cfg.Self) && r.GetSnapshot() != 0
 	for _, en := range r.GetEntries() {

@@ -670,8 +670,11 @@ func (c *Core) adopt(next *Membership, first bool) {
 	// the promises of the older epoch: their writes must not commit after
 	// the leases were copied. Leaving a joint configuration for its new
 	// masters alone, or changing only replicas, keeps them: those writes
-	// already need a quorum of the masters that stay.
-	if !slices.Equal(next.Masters, cur.Masters) {
+	// already need a quorum of the masters that stay. A peer that skipped
+	// an epoch cannot tell whether the masters changed in between (away
+	// and back: its masters then look the same), so it counts a skip as a
+	// change.
+	if !slices.Equal(next.Masters, cur.Masters) || next.Epoch > cur.Epoch+1 {
 		c.mastersSince = next.Epoch
 		for key := range c.locks {
 			c.dropLock(key)

@@ -25,7 +25,7 @@ func TestCopiedLeaseEndsPromises(t *testing.T) {
 			c := n.core(n1)
 			replicate(c, outsider, &messages.Entry{Key: "b", Value: []byte("old"), LeaseMs: minute, Token: 10})
 			c.Step(outsider, &messages.Prepare{Txn: 7, Ballot: c.hlc + 1, Items: []*messages.PrepareItem{{Key: "b", Kind: kind, Expected: []byte("old")}}})
-			if p := c.TakeOutbox()[0].Msg.(*messages.Promise); !p.GetItems()[0].GetGranted() {
+			if p := c.TakeOutput().Messages[0].Msg.(*messages.Promise); !p.GetItems()[0].GetGranted() {
 				t.Fatalf("the promise was refused: %v", p)
 			}
 			// The old lease was released and relocked elsewhere; the new
@@ -39,7 +39,7 @@ func TestCopiedLeaseEndsPromises(t *testing.T) {
 				value = []byte("updated")
 			}
 			c.Step(outsider, &messages.Commit{Txn: 7, Items: []*messages.CommitItem{{Key: "b", Kind: kind, Value: value, Token: 10, LeaseMs: minute}}})
-			ack := c.TakeOutbox()[0].Msg.(*messages.Committed)
+			ack := c.TakeOutput().Messages[0].Msg.(*messages.Committed)
 			if ack.GetItems()[0].GetOk() {
 				t.Fatalf("the late commit was applied: %v", ack)
 			}
@@ -53,11 +53,11 @@ func TestCopiedLeaseEndsPromises(t *testing.T) {
 		n := newNetwork(t, n1)
 		c := n.core(n1)
 		c.Step(outsider, &messages.Prepare{Txn: 7, Ballot: c.hlc + 1, Items: []*messages.PrepareItem{{Key: "b", Kind: messages.WriteKind_WRITE_KIND_LOCK}}})
-		c.TakeOutbox()
+		c.TakeOutput()
 		// The lock committed elsewhere first and reached this master by copy.
 		replicate(c, outsider, &messages.Entry{Key: "b", Value: []byte("v"), LeaseMs: minute, Token: 20})
 		c.Step(outsider, &messages.Commit{Txn: 7, Items: []*messages.CommitItem{{Key: "b", Kind: messages.WriteKind_WRITE_KIND_LOCK, Value: []byte("v"), Token: 20, LeaseMs: minute}}})
-		if ack := c.TakeOutbox()[0].Msg.(*messages.Committed); !ack.GetItems()[0].GetOk() {
+		if ack := c.TakeOutput().Messages[0].Msg.(*messages.Committed); !ack.GetItems()[0].GetOk() {
 			t.Fatalf("the commit of the copied write was refused: %v", ack)
 		}
 		if v, ok := n.read(n1, "b"); !ok || v != "v" {
@@ -87,7 +87,7 @@ func TestPushMirroredByAMasterThatMissedAChange(t *testing.T) {
 		Epoch: c.member.Load().Epoch + 2, Incarnation: 1, Sequence: 1,
 		Entries: []*messages.Entry{{Key: "k", Value: []byte("new"), LeaseMs: 1000, Token: lock.Token + 1000}},
 	})
-	c.TakeOutbox()
+	c.TakeOutput()
 	e := c.store.raw("k")
 	if e == nil || string(e.value) != "new" {
 		t.Fatalf("k = %+v, want the pushed state", e)

@@ -469,7 +469,7 @@ func replicas(t *testing.T, cfg Config) *network {
 
 func replicate(c *Core, from string, entries ...*messages.Entry) {
 	c.Step(from, &messages.Replicate{Entries: entries})
-	c.TakeOutbox()
+	c.TakeOutput()
 }
 
 // TestReplication checks how masters push changes to replicas.
@@ -692,7 +692,7 @@ func TestReplication(t *testing.T) {
 func TestReadMaster(t *testing.T) {
 	read := func(n *network, from string) *ReadResult {
 		var got *ReadResult
-		n.core(from).ReadMaster("k", func(r ReadResult) { got = &r })
+		n.onAnswer(from, n.core(from).ReadMaster("k"), func(a Answer) { got = &a.Read })
 		n.run()
 		return got
 	}
@@ -724,7 +724,7 @@ func TestReadMaster(t *testing.T) {
 		n.configure(n1, []string{n1}, []string{n2}, 1)
 		n.drop[n1] = true
 		var got *ReadResult
-		n.core(n2).ReadMaster("k", func(r ReadResult) { got = &r })
+		n.onAnswer(n2, n.core(n2).ReadMaster("k"), func(a Answer) { got = &a.Read })
 		n.sleep(n.cfg.RequestTimeout - time.Nanosecond)
 		if got != nil {
 			t.Fatal("failed before RequestTimeout")

@@ -85,7 +85,7 @@ func TestStaleEpochRetry(t *testing.T) {
 		if c.done() {
 			t.Fatalf("a late promise answered the write waiting to start again: %+v", c.outs)
 		}
-		n.core(n1).Unreachable(n4)
+		n.unreachable(n1, n4)
 		n.run()
 		if c.done() {
 			t.Fatalf("a late report answered the write waiting to start again: %+v", c.outs)

@@ -237,12 +237,18 @@ type timer struct {
 // except Store, Membership and WriteLocks, which are safe from any
 // goroutine.
 type Core struct {
-	cfg    Config
-	base   time.Time
-	store  *Store
+	cfg   Config
+	base  time.Time
+	store *Store
+	// member is atomic because Membership is read from any goroutine
+	// (the shell's Locker methods: Configuration, Nodes, ReadMaster)
+	// while only the owner replaces it; a published Membership is never
+	// modified.
 	member atomic.Pointer[Membership]
 
-	locks     map[string]writeLock
+	locks map[string]writeLock
+	// lockCount is len(locks), atomic for WriteLocks, which is read
+	// from any goroutine (the shell's Summary).
 	lockCount atomic.Int64
 	hlc       uint64
 	nextID    uint64

@@ -3,19 +3,20 @@
 // their expiry, write locks, fencing tokens, replication batches and
 // membership, with no actors, goroutines or wall clock of its own.
 //
-// A Core is driven by its owner, one goroutine at a time, and calls
-// nothing of its owner's. Its inputs are Step (a message from a peer),
-// Tick (time passed), Unreachable (a peer did not get a message),
-// PushNow, Close, and the calls that start a request: Submit, SetNodes,
-// SetW, ReadMaster and Reconfigure, each of which returns a RequestID
-// at once. Its outputs are data, as in etcd-io/raft's Ready: after each
-// input the owner calls TakeOutput, sends Output.Messages, and hands
-// each of Output.Answers (the requests that finished, in the order they
-// finished, each with its RequestID) to whoever waits for it; NextWake
-// says when to call Tick next. Close answers every request still
-// pending as stopped. Messages a Core addresses to itself are delivered
-// inline. Time comes from the injected Clock, so tests drive a Core
-// message by message with a fake clock.
+// A Core is driven by its owner, one goroutine at a time. Its inputs are
+// Step (a message from a peer), Tick (time passed), Unreachable (a peer
+// did not get a message), PushNow, Close, and the calls that start a
+// request: Submit, SetNodes, SetW, ReadMaster and Reconfigure, each of
+// which returns a RequestID at once. Its outputs are data, as in
+// etcd-io/raft's Ready: after each input the owner calls TakeOutput,
+// sends Output.Messages, and hands each of Output.Answers (the requests
+// that finished, in the order they finished, each with its RequestID) to
+// whoever waits for it; NextWake says when to call Tick next. Close
+// answers every request still pending as stopped. The one hook a Core
+// calls is its Store's OnChange, told of each change of a key. Messages
+// a Core addresses to itself are delivered inline. Time comes from the
+// injected Clock, so tests drive a Core message by message with a fake
+// clock.
 //
 // The invariant everything else serves (at most one holder): while a
 // lease committed by W masters lives, no master replaces it with, or

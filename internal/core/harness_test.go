@@ -131,6 +131,9 @@ func (n *network) start(addr string) *Core {
 	cfg.Seed = n.seeds[addr]
 	n.seeds[addr] += 1 << 20
 	c := New(cfg)
+	if old := n.cores[addr]; old != nil {
+		delete(n.outputs, old) // what the replaced Core had not sent is lost
+	}
 	n.cores[addr] = c
 	return c
 }

@@ -11,7 +11,8 @@ import (
 )
 
 // Messages from the Locker handle to its peer actor (local only, never
-// on the wire).
+// on the wire). Each of submit, readMaster, adminCall and reconfigure
+// starts a request of the core and waits for its answer (caller).
 type (
 	submit struct {
 		ops   []core.Op
@@ -35,13 +36,26 @@ type (
 	tick    struct{}
 )
 
+// caller is a Locker call waiting for the answer to its core request.
+type caller interface {
+	answer(a core.Answer)
+}
+
+func (m *submit) answer(a core.Answer)      { m.reply(a.Outcomes) }
+func (m *readMaster) answer(a core.Answer)  { m.reply(a.Read) }
+func (m *adminCall) answer(a core.Answer)   { m.reply(a.Admin) }
+func (m *reconfigure) answer(a core.Answer) { m.reply(a.Reconfig) }
+
 // peer is the actor shell around a core.Core: it decodes messages, calls
-// the core, sends what the core returns and keeps one timer armed for
-// the core's next wake-up. It never waits for another peer.
+// the core, takes what the core produced (core.Output) after each call,
+// sends its messages, answers the callers whose requests finished and
+// keeps one timer armed for the core's next wake-up. It never waits for
+// another peer.
 type peer struct {
-	l    *Locker
-	core *core.Core
-	pids map[string]*actor.PID
+	l       *Locker
+	core    *core.Core
+	waiting map[core.RequestID]caller // the calls whose core request has not been answered
+	pids    map[string]*actor.PID
 	// watched are the peers this actor watches: protoactor tells it with
 	// *actor.Terminated when one stops or its address goes down. (Remote
 	// dead-letter responses do not say which peer they come from.)
@@ -61,7 +75,8 @@ type peer struct {
 }
 
 func newPeer(l *Locker) *peer {
-	return &peer{l: l, core: l.core, pids: map[string]*actor.PID{}, watched: map[string]bool{}, suspect: map[string]bool{}, fx: newPeerFaults(l.cfg.injector)}
+	return &peer{l: l, core: l.core, waiting: map[core.RequestID]caller{}, pids: map[string]*actor.PID{},
+		watched: map[string]bool{}, suspect: map[string]bool{}, fx: newPeerFaults(l.cfg.injector)}
 }
 
 // Receive implements actor.Actor.
@@ -76,17 +91,17 @@ func (p *peer) Receive(ctx actor.Context) {
 func (p *peer) handle(ctx actor.Context, msg any, sender *actor.PID) {
 	switch m := msg.(type) {
 	case *submit:
-		p.core.Submit(m.ops, m.reply)
+		p.waiting[p.core.Submit(m.ops)] = m
 	case *readMaster:
-		p.core.ReadMaster(m.key, m.reply)
+		p.waiting[p.core.ReadMaster(m.key)] = m
 	case *adminCall:
 		if m.setW {
-			p.core.SetW(m.cluster, m.w, m.reply)
+			p.waiting[p.core.SetW(m.cluster, m.w)] = m
 		} else {
-			p.core.SetNodes(m.cluster, m.masters, m.replicas, m.reply)
+			p.waiting[p.core.SetNodes(m.cluster, m.masters, m.replicas)] = m
 		}
 	case *reconfigure:
-		p.core.Reconfigure(m.masters, m.replicas, m.reply)
+		p.waiting[p.core.Reconfigure(m.masters, m.replicas)] = m
 	case pushNow:
 		p.core.PushNow()
 	case tick:
@@ -129,9 +144,12 @@ func (p *peer) handle(ctx actor.Context, msg any, sender *actor.PID) {
 	p.flush(ctx)
 }
 
-// flush sends what the core produced and re-arms the timer.
+// flush answers the callers whose requests finished, sends the messages
+// the core produced and re-arms the timer.
 func (p *peer) flush(ctx actor.Context) {
-	for _, env := range p.core.TakeOutbox() {
+	out := p.core.TakeOutput()
+	p.answer(out.Answers)
+	for _, env := range out.Messages {
 		pid := p.pid(env.To)
 		if !p.watched[env.To] {
 			p.watched[env.To] = true
@@ -147,6 +165,17 @@ func (p *peer) flush(ctx actor.Context) {
 		p.arm(ctx, at)
 	}
 	p.l.ready.set(p.core.Ready(), p.core.NotReadyReason())
+}
+
+// answer hands each answer to the caller waiting for it, in the order
+// the core gave them.
+func (p *peer) answer(answers []core.Answer) {
+	for _, a := range answers {
+		if c := p.waiting[a.ID]; c != nil {
+			delete(p.waiting, a.ID)
+			c.answer(a)
+		}
+	}
 }
 
 func (p *peer) pid(addr string) *actor.PID {
@@ -197,4 +226,6 @@ func (p *peer) stop() {
 		p.fx.stop()
 	}
 	p.core.Close()
+	// Close answered every request still pending; nothing is sent any more.
+	p.answer(p.core.TakeOutput().Answers)
 }

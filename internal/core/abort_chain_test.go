@@ -106,7 +106,7 @@ func TestRepeatedPrepareAndAbortKeepTheBallotBefore(t *testing.T) {
 	c := n.core(n1)
 	ballotR := c.hlc + 1_000_000
 	c.Step(n2, &messages.Prepare{Txn: 1, Epoch: c.Membership().Epoch, Items: []*messages.PrepareItem{prepItem(kLock, "k", "")}, Ballot: ballotR})
-	c.TakeOutbox()
+	c.TakeOutput()
 	if r := c.ballots["k"]; r.b != ballotR {
 		t.Fatalf("R not granted: bound record %+v", r)
 	}
@@ -129,7 +129,7 @@ func TestRepeatedPrepareAndAbortKeepTheBallotBefore(t *testing.T) {
 func deliverPrepare(t *testing.T, c *Core, from string, p *messages.Prepare) *messages.Promise {
 	t.Helper()
 	c.Step(from, p)
-	for _, env := range c.TakeOutbox() {
+	for _, env := range c.TakeOutput().Messages {
 		if got, ok := env.Msg.(*messages.Promise); ok && env.To == from && got.GetTxn() == p.GetTxn() {
 			return got
 		}

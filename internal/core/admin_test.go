@@ -59,7 +59,7 @@ func TestMembership(t *testing.T) {
 		c := n.core(n1)
 		c.Step(n2, &messages.SetNodes{Request: 1, Epoch: 7, Masters: []string{n1}})
 		c.Step(n2, &messages.SetNodes{Request: 2, Epoch: 3, Masters: []string{n1, n2}})
-		c.TakeOutbox()
+		c.TakeOutput()
 		if m := c.Membership(); m.Epoch != 7 {
 			t.Fatalf("epoch %d, want 7", m.Epoch)
 		}
@@ -112,7 +112,7 @@ func TestMembership(t *testing.T) {
 		n := newNetwork(t, n1, n2)
 		n.drop[n2] = true
 		var got map[string]AdminResult
-		n.core(n1).SetW([]string{n1, n2}, 1, func(r map[string]AdminResult) { got = r })
+		n.onAnswer(n1, n.core(n1).SetW([]string{n1, n2}, 1), func(a Answer) { got = a.Admin })
 		n.sleep(n.cfg.RequestTimeout - time.Nanosecond)
 		if got != nil {
 			t.Fatal("replied before RequestTimeout")
@@ -133,7 +133,7 @@ func TestMembership(t *testing.T) {
 	t.Run("an empty cluster replies at once", func(t *testing.T) {
 		n := newNetwork(t, n1)
 		var got map[string]AdminResult
-		n.core(n1).SetNodes(nil, []string{n1}, nil, func(r map[string]AdminResult) { got = r })
+		n.onAnswer(n1, n.core(n1).SetNodes(nil, []string{n1}, nil), func(a Answer) { got = a.Admin })
 		if got == nil || len(got) != 0 {
 			t.Fatalf("results %v", got)
 		}
@@ -145,7 +145,7 @@ func TestMembership(t *testing.T) {
 		c := n.submit(n1, lockOp("k", "v", leaseForTests))
 		n.run()
 		n.core(n1).Step(outsider, &messages.SetW{Request: 1, W: 1})
-		n.core(n1).TakeOutbox()
+		n.takeOutbox(n1)
 		n.unholdAll()
 		n.run()
 		if o := c.one(); !o.OK || o.W != 2 || o.Votes != 3 {

@@ -3,14 +3,20 @@
 // their expiry, write locks, fencing tokens, replication batches and
 // membership, with no actors, goroutines or wall clock of its own.
 //
-// A Core is driven by its owner, one goroutine at a time: Submit,
-// SetNodes, SetW, Reconfigure, ReadMaster, PushNow, Step (a message from
-// a peer), Unreachable (a peer did not get a message) and Tick (time
-// passed) are its inputs; TakeOutbox (the
-// messages to send) and NextWake (when to call Tick next) its outputs.
-// Messages a Core addresses to itself are delivered inline. Time comes
-// from the injected Clock, so tests drive a Core message by message with
-// a fake clock.
+// A Core is driven by its owner, one goroutine at a time. Its inputs are
+// Step (a message from a peer), Tick (time passed), Unreachable (a peer
+// did not get a message), PushNow, Close, and the calls that start a
+// request: Submit, SetNodes, SetW, ReadMaster and Reconfigure, each of
+// which returns a RequestID at once. Its outputs are data, as in
+// etcd-io/raft's Ready: after each input the owner calls TakeOutput,
+// sends Output.Messages, and hands each of Output.Answers (the requests
+// that finished, in the order they finished, each with its RequestID) to
+// whoever waits for it; NextWake says when to call Tick next. Close
+// answers every request still pending as stopped. The one hook a Core
+// calls is its Store's OnChange, told of each change of a key. Messages
+// a Core addresses to itself are delivered inline. Time comes from the
+// injected Clock, so tests drive a Core message by message with a fake
+// clock.
 //
 // The invariant everything else serves (at most one holder): while a
 // lease committed by W masters lives, no master replaces it with, or
@@ -241,12 +247,18 @@ type timer struct {
 // except Store, Membership and WriteLocks, which are safe from any
 // goroutine.
 type Core struct {
-	cfg    Config
-	base   time.Time
-	store  *Store
+	cfg   Config
+	base  time.Time
+	store *Store
+	// member is atomic because Membership is read from any goroutine
+	// (the shell's Locker methods: Configuration, Nodes, ReadMaster)
+	// while only the owner replaces it; a published Membership is never
+	// modified.
 	member atomic.Pointer[Membership]
 
-	locks     map[string]writeLock
+	locks map[string]writeLock
+	// lockCount is len(locks), atomic for WriteLocks, which is read
+	// from any goroutine (the shell's Summary).
 	lockCount atomic.Int64
 	hlc       uint64
 	nextID    uint64
@@ -261,6 +273,10 @@ type Core struct {
 	down      map[string]bool
 	closed    bool
 	since     SinceClock // cfg.Clock, if it is one
+
+	// Requests (output.go).
+	answers     []Answer  // requests finished since TakeOutput, in the order they finished
+	lastRequest RequestID // the last request handle handed out
 
 	rc              *reconf             // the reconfiguration this peer coordinates
 	syncs           map[string]*syncJob // syncs this peer carries out, by coordinator/request
@@ -343,13 +359,6 @@ func (c *Core) Membership() *Membership { return c.member.Load() }
 
 // WriteLocks is how many promises this peer holds; safe from any goroutine.
 func (c *Core) WriteLocks() int { return int(c.lockCount.Load()) }
-
-// TakeOutbox returns the messages to send and forgets them.
-func (c *Core) TakeOutbox() []Envelope {
-	out := c.out
-	c.out = nil
-	return out
-}
 
 // NextWake returns the monotonic time (as Clock.Now would return it) at
 // which Tick should run next, and false when nothing is scheduled.
@@ -565,12 +574,12 @@ func (c *Core) Close() {
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(c.reqs)) {
-		c.reqs[id].stop()
+		c.reqs[id].stop(c)
 	}
 	if c.rc != nil {
 		rc := c.rc
 		c.rc = nil
-		rc.reply(ReconfigResult{Stopped: true, Reason: messages.Reason_REASON_UNREACHABLE, Message: "peer stopped"})
+		c.answerReconfig(rc.handle, ReconfigResult{Stopped: true, Reason: messages.Reason_REASON_UNREACHABLE, Message: "peer stopped"})
 	}
 	c.txns = map[uint64]*txn{}
 	c.reqs = map[uint64]*request{}

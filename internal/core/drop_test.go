@@ -114,7 +114,7 @@ func TestCheckNodesBoundsMasters(t *testing.T) {
 	}
 	var got *ReconfigResult
 	n := newNetwork(t, n1)
-	n.core(n1).Reconfigure(ms, nil, func(r ReconfigResult) { got = &r })
+	n.onAnswer(n1, n.core(n1).Reconfigure(ms, nil), func(a Answer) { got = &a.Reconfig })
 	if got == nil || got.Reason != messages.Reason_REASON_INVALID_ARGUMENT {
 		t.Fatalf("Reconfigure with %d masters: %+v, want INVALID_ARGUMENT", len(ms), got)
 	}

@@ -104,25 +104,32 @@ func FuzzStep(f *testing.F) {
 		// two keys (txn g), a read (g+1) and an admin call (g+2).
 		c.Step(outsider, &messages.SetNodes{Request: 1, Epoch: 1, Masters: []string{n1, n2, n3}, Replicas: []string{n4}})
 		c.Step(outsider, &messages.SetW{Request: 2, W: 2})
-		c.TakeOutbox()
+		c.TakeOutput()
 		type answer struct{ calls, outs int }
 		var answers []*answer
-		submit := func(ops ...Op) {
-			a := &answer{outs: len(ops)}
+		byID := map[RequestID]*answer{}
+		asked := func(id RequestID, outs int) {
+			a := &answer{outs: outs}
 			answers = append(answers, a)
-			c.Submit(ops, func(o []Outcome) {
-				a.calls++
-				if len(o) != a.outs {
-					t.Fatalf("%d outcomes for %d ops", len(o), a.outs)
-				}
-			})
+			byID[id] = a
 		}
+		// count checks and counts the answers c gave since it last ran.
+		count := func() {
+			for _, got := range checkOutput(t, c, n1) {
+				a := byID[got.ID]
+				if a == nil {
+					t.Fatalf("an answer to request %d, which nobody made", got.ID)
+				}
+				a.calls++
+				if got.Kind == KindWrite && len(got.Outcomes) != a.outs {
+					t.Fatalf("%d outcomes for %d ops", len(got.Outcomes), a.outs)
+				}
+			}
+		}
+		submit := func(ops ...Op) { asked(c.Submit(ops), len(ops)) }
 		submit(lockOp("k", "v", time.Second), extendOp("j", "v", time.Second))
-		rd := &answer{}
-		c.ReadMaster("k", func(ReadResult) { rd.calls++ })
-		adm := &answer{}
-		c.SetW([]string{n2, n3}, 2, func(map[string]AdminResult) { adm.calls++ })
-		answers = append(answers, rd, adm)
+		asked(c.ReadMaster("k"), 0)
+		asked(c.SetW([]string{n2, n3}, 2), 0)
 
 		for len(data) >= 3 {
 			kind, pb, size := int(data[0])%fuzzKindCount, int(data[1]), int(data[2])
@@ -151,7 +158,7 @@ func FuzzStep(f *testing.F) {
 				}
 				c.Step(peer, msg)
 			}
-			checkOutbox(t, c, n1)
+			count()
 			if at, ok := c.NextWake(); ok && at.Before(t0) {
 				t.Fatalf("NextWake %v before the Core was built", at)
 			}
@@ -165,6 +172,7 @@ func FuzzStep(f *testing.F) {
 			}
 		}
 		c.Close()
+		count()
 		for i, a := range answers {
 			if a.calls != 1 {
 				t.Fatalf("call %d answered %d times by Close", i, a.calls)
@@ -200,11 +208,12 @@ func FuzzCheckAddress(f *testing.F) {
 	})
 }
 
-// checkOutbox fails t if c's outbox holds a message to self or one that
-// does not encode, and empties it.
-func checkOutbox(t *testing.T, c *Core, self string) {
+// checkOutput takes c's output, fails t if it holds a message to self or
+// one that does not encode, and returns its answers.
+func checkOutput(t *testing.T, c *Core, self string) []Answer {
 	t.Helper()
-	for _, env := range c.TakeOutbox() {
+	out := c.TakeOutput()
+	for _, env := range out.Messages {
 		if env.To == self {
 			t.Fatalf("a message to itself in the outbox: %v", env.Msg)
 		}
@@ -212,4 +221,5 @@ func checkOutbox(t *testing.T, c *Core, self string) {
 			t.Fatalf("unencodable %T: %v", env.Msg, err)
 		}
 	}
+	return out.Answers
 }

@@ -15,6 +15,14 @@ import (
 // address. Nothing moves unless the test says so: messages wait in a queue
 // until step or run delivers them, time stands still until advance or
 // sleep moves it, and each Core is ticked at its NextWake on the way.
+//
+// The harness takes a Core's output (TakeOutput) after every input it
+// gives it: the messages wait in the Core's outbox until collect queues
+// them, and each answer goes at once to the function waiting for its
+// request (onAnswer; submit, setNodes and setW wait this way), as if the
+// Core had called it. After calling a Core directly, a test hands its
+// answers on with take (call.done and call.one do it for every Core),
+// or uses the harness's close and unreachable instead.
 
 // Addresses of the peers tests use; any host:port works, no socket opens.
 const (
@@ -82,6 +90,19 @@ type network struct {
 	// trace, when set, is told what became of every message deliver
 	// handled: fate is "" (delivered), "held", "lost" or "unreachable".
 	trace func(p packet, fate string)
+
+	// outputs is what the harness took from each Core: by Core rather
+	// than address, so that a Core replaced at an address takes its
+	// outbox and its requests with it.
+	outputs map[*Core]*taken
+}
+
+// taken is what the harness took from one Core and has not handed on.
+type taken struct {
+	outbox   []Envelope                 // messages collect has not queued yet
+	waiting  map[RequestID]func(Answer) // who waits for which request
+	early    map[RequestID]Answer       // answers that came before anyone waited for them
+	answered map[RequestID]bool         // every request answered, to catch a second answer
 }
 
 // newNetwork starts one Core per address; each knows only itself.
@@ -95,6 +116,7 @@ func newNetworkWith(t testing.TB, cfg Config, addrs ...string) *network {
 	n := &network{
 		t: t, clock: &fakeClock{now: t0}, cfg: cfg, cores: map[string]*Core{},
 		hold: map[string]bool{}, drop: map[string]bool{}, seeds: map[string]uint64{},
+		outputs: map[*Core]*taken{},
 	}
 	for _, a := range addrs {
 		n.start(a)
@@ -115,17 +137,102 @@ func (n *network) start(addr string) *Core {
 	cfg.Seed = n.seeds[addr]
 	n.seeds[addr] += 1 << 20
 	c := New(cfg)
+	if old := n.cores[addr]; old != nil {
+		delete(n.outputs, old) // what the replaced Core had not sent is lost
+	}
 	n.cores[addr] = c
 	return c
 }
 
 // stop closes the Core at addr; messages to it are then undeliverable
-// and their senders told so through Unreachable.
+// and their senders told so through Unreachable. What it had not sent is
+// lost; its pending requests are answered as stopped.
 func (n *network) stop(addr string) {
 	if c := n.cores[addr]; c != nil {
 		c.Close()
+		n.take(c)
+		delete(n.outputs, c)
 		delete(n.cores, addr)
 	}
+}
+
+// close closes the Core at addr and hands on its answers, leaving it in
+// place: a closed Core that still receives messages and calls.
+func (n *network) close(addr string) {
+	c := n.core(addr)
+	c.Close()
+	n.take(c)
+}
+
+// unreachable tells the Core at addr that peer did not get a message.
+func (n *network) unreachable(addr, peer string) {
+	c := n.core(addr)
+	c.Unreachable(peer)
+	n.take(c)
+}
+
+// taken returns what the harness holds of c's output.
+func (n *network) taken(c *Core) *taken {
+	t := n.outputs[c]
+	if t == nil {
+		t = &taken{waiting: map[RequestID]func(Answer){}, early: map[RequestID]Answer{}, answered: map[RequestID]bool{}}
+		n.outputs[c] = t
+	}
+	return t
+}
+
+// take takes c's output: its messages wait in its outbox for collect,
+// its answers go to whoever waits for them, in the order they came.
+func (n *network) take(c *Core) {
+	out := c.TakeOutput()
+	t := n.taken(c)
+	t.outbox = append(t.outbox, out.Messages...)
+	for _, a := range out.Answers {
+		if t.answered[a.ID] {
+			n.t.Fatalf("%s answered request %d (%v) twice", c.cfg.Self, a.ID, a.Kind)
+		}
+		t.answered[a.ID] = true
+		if f := t.waiting[a.ID]; f != nil {
+			delete(t.waiting, a.ID)
+			f(a)
+			continue
+		}
+		t.early[a.ID] = a
+	}
+}
+
+// takeAll takes the output of every running Core.
+func (n *network) takeAll() {
+	for _, a := range n.addrs {
+		if c := n.cores[a]; c != nil {
+			n.take(c)
+		}
+	}
+}
+
+// onAnswer calls f with the answer to request id of the Core at addr:
+// at once if it came already, else as soon as the harness takes it.
+func (n *network) onAnswer(addr string, id RequestID, f func(Answer)) {
+	c := n.core(addr)
+	n.take(c)
+	t := n.taken(c)
+	if a, ok := t.early[id]; ok {
+		delete(t.early, id)
+		f(a)
+		return
+	}
+	t.waiting[id] = f
+}
+
+// takeOutbox returns the messages the Core at addr sent and nobody
+// collected yet, and forgets them (they are never delivered).
+func (n *network) takeOutbox(addr string) []Envelope {
+	c := n.core(addr)
+	n.take(c)
+	t := n.taken(c)
+	out := t.outbox
+	t.outbox = nil
+	return out
 }
 
 func (n *network) core(addr string) *Core {
@@ -145,7 +252,11 @@ func (n *network) collect() {
 		if c == nil {
 			continue
 		}
-		for _, env := range c.TakeOutbox() {
+		n.take(c)
+		t := n.taken(c)
+		outbox := t.outbox
+		t.outbox = nil
+		for _, env := range outbox {
 			if env.To == a {
 				n.t.Fatalf("%s put a message to itself in its outbox: %v", a, env.Msg)
 			}
@@ -179,10 +290,13 @@ func (n *network) deliver(p packet) {
 		n.traced(p, "unreachable")
 		if c := n.cores[p.from]; c != nil {
 			c.Unreachable(p.to)
+			n.take(c)
 		}
 	default:
 		n.traced(p, "")
-		n.cores[p.to].Step(p.from, p.msg)
+		c := n.cores[p.to]
+		c.Step(p.from, p.msg)
+		n.take(c)
 	}
 }
 
@@ -250,8 +364,10 @@ func (n *network) unholdTwice() {
 	held := n.held
 	n.hold, n.holdIf, n.held = map[string]bool{}, nil, nil
 	for _, p := range held {
-		n.core(p.to).Step(p.from, p.msg)
-		n.core(p.to).Step(p.from, p.msg)
+		c := n.core(p.to)
+		c.Step(p.from, p.msg)
+		c.Step(p.from, p.msg)
+		n.take(c)
 	}
 	n.run()
 }
@@ -297,6 +413,7 @@ func (n *network) moveClock(d time.Duration, deliver bool) {
 			if c := n.cores[a]; c != nil {
 				if at, ok := wake(c); ok && !at.After(n.clock.now) {
 					c.Tick()
+					n.take(c)
 				}
 			}
 		}
@@ -335,7 +452,7 @@ func (n *network) configure(from string, masters, replicas []string, w int) {
 func (n *network) setNodes(from string, cluster, masters, replicas []string) map[string]AdminResult {
 	n.t.Helper()
 	var got map[string]AdminResult
-	n.core(from).SetNodes(cluster, masters, replicas, func(r map[string]AdminResult) { got = r })
+	n.onAnswer(from, n.core(from).SetNodes(cluster, masters, replicas), func(a Answer) { got = a.Admin })
 	n.run()
 	if got == nil {
 		n.t.Fatal("SetNodes did not answer")
@@ -347,7 +464,7 @@ func (n *network) setNodes(from string, cluster, masters, replicas []string) map
 func (n *network) setW(from string, cluster []string, w int) map[string]AdminResult {
 	n.t.Helper()
 	var got map[string]AdminResult
-	n.core(from).SetW(cluster, w, func(r map[string]AdminResult) { got = r })
+	n.onAnswer(from, n.core(from).SetW(cluster, w), func(a Answer) { got = a.Admin })
 	n.run()
 	if got == nil {
 		n.t.Fatal("SetW did not answer")
@@ -358,16 +475,23 @@ func (n *network) setW(from string, cluster []string, w int) map[string]AdminRes
 // call is a Submit in progress.
 type call struct {
 	t     testing.TB
+	n     *network
 	outs  []Outcome
 	calls int
 	at    time.Time // when the reply came
 }
 
-func (c *call) done() bool { return c.calls > 0 }
+// done reports whether the write answered, after taking every Core's
+// answers.
+func (c *call) done() bool {
+	c.n.takeAll()
+	return c.calls > 0
+}
 
 // one returns the single outcome of a finished one-op call.
 func (c *call) one() Outcome {
 	c.t.Helper()
+	c.n.takeAll()
 	if c.calls != 1 {
 		c.t.Fatalf("the write replied %d times, want once", c.calls)
 	}
@@ -379,10 +503,10 @@ func (c *call) one() Outcome {
 
 // submit starts ops on the Core at from, delivering nothing.
 func (n *network) submit(from string, ops ...Op) *call {
-	c := &call{t: n.t}
-	n.core(from).Submit(ops, func(o []Outcome) {
+	c := &call{t: n.t, n: n}
+	n.onAnswer(from, n.core(from).Submit(ops), func(a Answer) {
 		c.calls++
-		c.outs = o
+		c.outs = a.Outcomes
 		c.at = n.clock.now
 	})
 	return c

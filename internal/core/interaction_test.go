@@ -450,10 +450,12 @@ func (e *interaction) configure(d *datadriven.TestData) {
 			e.logf("%s answers %s: %s", peerName(from), call, strings.Join(parts, ", "))
 		}
 	}
-	e.n.core(from).SetNodes(cluster, masters, replicas, answered("set-nodes"))
+	setNodes := answered("set-nodes")
+	e.n.onAnswer(from, e.n.core(from).SetNodes(cluster, masters, replicas), func(a Answer) { setNodes(a.Admin) })
 	e.n.run()
 	if w, ok := e.val(d, "w"); ok {
-		e.n.core(from).SetW(cluster, e.integer(d, w), answered("set-w"))
+		setW := answered("set-w")
+		e.n.onAnswer(from, e.n.core(from).SetW(cluster, e.integer(d, w)), func(a Answer) { setW(a.Admin) })
 		e.n.run()
 	}
 }
@@ -469,7 +471,8 @@ func (e *interaction) reconfigure(d *datadriven.TestData) {
 	e.reconfigs++
 	call := &openCall{name: fmt.Sprintf("r%d", e.reconfigs)}
 	e.open = append(e.open, call)
-	e.n.core(from).Reconfigure(e.addrs(d, ms), e.addrs(d, rs), func(r ReconfigResult) {
+	e.n.onAnswer(from, e.n.core(from).Reconfigure(e.addrs(d, ms), e.addrs(d, rs)), func(a Answer) {
+		r := a.Reconfig
 		call.done = true
 		s := "ok"
 		if !r.OK {
@@ -499,7 +502,8 @@ func (e *interaction) startWrite(d *datadriven.TestData) *openCall {
 	ops := e.ops(d)
 	call := &openCall{name: name}
 	e.open = append(e.open, call)
-	e.n.core(from).Submit(ops, func(outs []Outcome) {
+	e.n.onAnswer(from, e.n.core(from).Submit(ops), func(a Answer) {
+		outs := a.Outcomes
 		if call.done {
 			e.t.Errorf("%s answered twice", name)
 		}
@@ -663,10 +667,11 @@ func (e *interaction) deliverHeld(d *datadriven.TestData) {
 			if c := e.n.cores[p.to]; c != nil {
 				e.n.traced(p, "")
 				c.Step(p.from, p.msg)
+				e.n.take(c)
 			} else {
 				e.n.traced(p, "unreachable")
-				if c := e.n.cores[p.from]; c != nil {
-					c.Unreachable(p.to)
+				if e.n.cores[p.from] != nil {
+					e.n.unreachable(p.from, p.to)
 				}
 			}
 		}
@@ -697,7 +702,7 @@ func (e *interaction) undrop(d *datadriven.TestData) { e.drops = removeRule(e.dr
 func (e *interaction) unreachable(d *datadriven.TestData) {
 	e.args(d, false, "on", "peer")
 	on := e.addr(d, e.mustVal(d, "on"))
-	e.n.core(on).Unreachable(e.addr(d, e.mustVal(d, "peer")))
+	e.n.unreachable(on, e.addr(d, e.mustVal(d, "peer")))
 }
 
 func (e *interaction) inject(d *datadriven.TestData) {
@@ -716,6 +721,7 @@ func (e *interaction) inject(d *datadriven.TestData) {
 	namesToAddrs(msg.ProtoReflect())
 	e.logf("%s", formatPacket(packet{from: from, to: to, msg: msg}))
 	e.n.core(to).Step(from, msg)
+	e.n.take(e.n.core(to))
 	// What the peer answers the script at once.
 	e.n.collect()
 	e.n.queue = slices.DeleteFunc(e.n.queue, func(p packet) bool {

@@ -469,7 +469,7 @@ func replicas(t *testing.T, cfg Config) *network {
 
 func replicate(c *Core, from string, entries ...*messages.Entry) {
 	c.Step(from, &messages.Replicate{Entries: entries})
-	c.TakeOutbox()
+	c.TakeOutput()
 }
 
 // TestReplication checks how masters push changes to replicas.
@@ -514,9 +514,7 @@ func TestReplication(t *testing.T) {
 		n := replicas(t, testConfig())
 		o := n.do1(n1, lockOp("k", "v", time.Hour))
 		n.sleep(n.cfg.ReplicationInterval)
-		c := n.core(n2)
-		c.Step(outsider, &messages.Replicate{Entries: []*messages.Entry{{Key: "k", Token: o.Token}}})
-		c.TakeOutbox()
+		replicate(n.core(n2), outsider, &messages.Entry{Key: "k", Token: o.Token})
 		if v, ok := n.read(n2, "k"); !ok || v != "v" {
 			t.Fatalf("k = %q, %v; want the lease kept", v, ok)
 		}
@@ -724,7 +722,7 @@ func TestReplication(t *testing.T) {
 func TestReadMaster(t *testing.T) {
 	read := func(n *network, from string) *ReadResult {
 		var got *ReadResult
-		n.core(from).ReadMaster("k", func(r ReadResult) { got = &r })
+		n.onAnswer(from, n.core(from).ReadMaster("k"), func(a Answer) { got = &a.Read })
 		n.run()
 		return got
 	}
@@ -756,7 +754,7 @@ func TestReadMaster(t *testing.T) {
 		n.configure(n1, []string{n1}, []string{n2}, 1)
 		n.drop[n1] = true
 		var got *ReadResult
-		n.core(n2).ReadMaster("k", func(r ReadResult) { got = &r })
+		n.onAnswer(n2, n.core(n2).ReadMaster("k"), func(a Answer) { got = &a.Read })
 		n.sleep(n.cfg.RequestTimeout - time.Nanosecond)
 		if got != nil {
 			t.Fatal("failed before RequestTimeout")

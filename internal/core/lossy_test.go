@@ -34,7 +34,7 @@ func lossyReconfigure(t *testing.T, seed uint64, loss float64, keys int) (Reconf
 	n.holdIf = func(packet) bool { return rng.Float64() < loss } // held for ever: lost
 	var got *ReconfigResult
 	start := n.clock.now
-	n.core(n1).Reconfigure([]string{n3, n4, n5}, nil, func(r ReconfigResult) { got = &r })
+	n.onAnswer(n1, n.core(n1).Reconfigure([]string{n3, n4, n5}, nil), func(a Answer) { got = &a.Reconfig })
 	for got == nil && n.clock.now.Sub(start) < 2*time.Minute {
 		n.sleep(time.Millisecond)
 	}

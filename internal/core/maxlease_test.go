@@ -182,7 +182,7 @@ func TestPrepareCarriesTheLease(t *testing.T) {
 		c.cfg.MaxLease = time.Minute
 		c.Step(outsider, &messages.Prepare{Txn: 7, Epoch: c.Membership().Epoch, Ballot: c.hlc + 1,
 			Items: []*messages.PrepareItem{{Key: "k", Kind: kLock}}})
-		out := c.TakeOutbox()
+		out := c.TakeOutput().Messages
 		if len(out) != 1 {
 			t.Fatalf("answers %v", out)
 		}

@@ -17,7 +17,7 @@ func orderScenario(t *testing.T) []string {
 	keys := []string{"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"}
 	lockAll := func(n *network, from, tag string) {
 		for _, k := range keys {
-			n.core(from).Submit([]Op{lockOp(k, tag, time.Minute)}, func(o []Outcome) { answer("%s %s %+v", tag, k, o) })
+			n.onAnswer(from, n.core(from).Submit([]Op{lockOp(k, tag, time.Minute)}), func(a Answer) { answer("%s %s %+v", tag, k, a.Outcomes) })
 		}
 	}
 	sent := func(n *network) {
@@ -33,7 +33,7 @@ func orderScenario(t *testing.T) []string {
 	n.stop(n3)
 	lockAll(n, n1, "unreachable")
 	for i := range 3 {
-		n.core(n1).SetW([]string{n1, n2, n3, n4}, 3, func(r map[string]AdminResult) { answer("setw %d %v", i, r) })
+		n.onAnswer(n1, n.core(n1).SetW([]string{n1, n2, n3, n4}, 3), func(a Answer) { answer("setw %d %v", i, a.Admin) })
 	}
 	n.run()
 	n.sleep(3 * time.Second)
@@ -54,7 +54,7 @@ func orderScenario(t *testing.T) []string {
 	n.holdTo(n3)
 	lockAll(n, n1, "closed")
 	for i := range 3 {
-		n.core(n1).SetNodes([]string{n1, n2, n3}, []string{n1, n2, n3}, nil, func(r map[string]AdminResult) { answer("setnodes %d %v", i, r) })
+		n.onAnswer(n1, n.core(n1).SetNodes([]string{n1, n2, n3}, []string{n1, n2, n3}, nil), func(a Answer) { answer("setnodes %d %v", i, a.Admin) })
 	}
 	n.collect()
 	n.stop(n1)

@@ -38,7 +38,7 @@ func prepare(t *testing.T, c *Core, from string, txn uint64, items ...*messages.
 	t.Helper()
 	c.Step(from, &messages.Prepare{Txn: txn, Epoch: c.Membership().Epoch, Items: items, Ballot: c.hlc + 1})
 	var got *messages.Promise
-	for _, env := range c.TakeOutbox() {
+	for _, env := range c.TakeOutput().Messages {
 		if p, ok := env.Msg.(*messages.Promise); ok && env.To == from && p.GetTxn() == txn {
 			if got != nil {
 				t.Fatal("two promises for one prepare")
@@ -61,7 +61,7 @@ func commit(t *testing.T, c *Core, from string, txn uint64, items ...*messages.C
 	t.Helper()
 	c.Step(from, &messages.Commit{Txn: txn, Items: items})
 	var got *messages.Committed
-	for _, env := range c.TakeOutbox() {
+	for _, env := range c.TakeOutput().Messages {
 		if m, ok := env.Msg.(*messages.Committed); ok && env.To == from && m.GetTxn() == txn {
 			got = m
 		}
@@ -74,10 +74,10 @@ func commit(t *testing.T, c *Core, from string, txn uint64, items ...*messages.C
 func TestPromiseRefusesOtherEpochs(t *testing.T) {
 	n := newNetwork(t, n1)
 	n.core(n1).Step(outsider, &messages.SetNodes{Request: 1, Epoch: 5, Masters: []string{n1}})
-	n.core(n1).TakeOutbox()
+	n.takeOutbox(n1)
 	for _, epoch := range []uint64{4, 6} {
 		n.core(n1).Step(n2, &messages.Prepare{Txn: epoch, Epoch: epoch, Items: []*messages.PrepareItem{prepItem(kLock, "k", "")}})
-		for _, env := range n.core(n1).TakeOutbox() {
+		for _, env := range n.takeOutbox(n1) {
 			p := env.Msg.(*messages.Promise)
 			if it := p.GetItems()[0]; it.GetGranted() || it.GetReason() != messages.Reason_REASON_STALE_EPOCH || p.GetEpoch() != 5 {
 				t.Fatalf("epoch %d: granted=%v reason=%v epoch=%d", epoch, it.GetGranted(), it.GetReason(), p.GetEpoch())
@@ -174,12 +174,12 @@ func TestPromiseRules(t *testing.T) {
 
 		{name: "a peer that is not a master refuses", setup: func(n *network) {
 			n.core(n1).Step(outsider, &messages.SetNodes{Request: 1, Epoch: 1, Masters: []string{n2}, Replicas: []string{n1}})
-			n.core(n1).TakeOutbox()
+			n.takeOutbox(n1)
 		}, item: prepItem(kLock, "k", ""), reason: rNotMaster},
 		{name: "a replica holding the value still refuses as not master", setup: func(n *network) {
 			lockKV(n)
 			n.core(n1).Step(outsider, &messages.SetNodes{Request: 1, Epoch: 1, Masters: []string{n2}, Replicas: []string{n1}})
-			n.core(n1).TakeOutbox()
+			n.takeOutbox(n1)
 		}, item: prepItem(kRelease, "k", "v"), reason: rNotMaster},
 		{name: "an empty key is refused as invalid", item: prepItem(kLock, "", ""), reason: rInvalid},
 		{name: "a peer catching up after a restart refuses", setup: func(n *network) {

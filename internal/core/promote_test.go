@@ -55,7 +55,7 @@ func TestPromotedReplicaKeepsCopiedLeases(t *testing.T) {
 	}
 	// Promote n4 and n5, retire n1 and n2.
 	var got *ReconfigResult
-	n.core(n1).Reconfigure([]string{n3, n4, n5}, nil, func(r ReconfigResult) { got = &r })
+	n.onAnswer(n1, n.core(n1).Reconfigure([]string{n3, n4, n5}, nil), func(a Answer) { got = &a.Reconfig })
 	for i := 0; got == nil && i < 200; i++ {
 		n.run()
 		if got == nil {

@@ -65,15 +65,15 @@ func (c *Core) unconfigured() bool {
 	return c.member.Load().Epoch == 0 && !c.cfg.Standalone
 }
 
-// refuseNotReady answers every op of a Submit on a peer that is not
-// ready: NotReady, nothing sent, nothing written.
-func (c *Core) refuseNotReady(ops []Op, reply func([]Outcome)) {
+// refuseNotReady returns the outcomes of the ops of a Submit on a peer
+// that is not ready: NotReady, nothing sent, nothing written.
+func (c *Core) refuseNotReady(ops []Op) []Outcome {
 	w, why := c.member.Load().W, c.NotReadyReason()
 	outs := make([]Outcome, len(ops))
 	for i := range outs {
 		outs[i] = Outcome{NotReady: true, W: w, Reasons: map[string]messages.Reason{c.cfg.Self: why}}
 	}
-	reply(outs)
+	return outs
 }
 
 // firstSetNodes is SetNodes from a peer that holds no configuration:
@@ -96,7 +96,7 @@ func (c *Core) refuseNotReady(ops []Op, reply func([]Outcome)) {
 // Peers that all lost their memory at once (W or more masters) look
 // like a new cluster; nobody remembers otherwise. That is losing a
 // quorum, as the package documentation of the shell says.
-func (c *Core) firstSetNodes(cluster, masters, replicas []string, reply func(map[string]AdminResult)) {
+func (c *Core) firstSetNodes(handle RequestID, cluster, masters, replicas []string) {
 	c.queryConfigs(cluster, func(heard map[string]uint64) {
 		res := map[string]AdminResult{}
 		for _, a := range SortedSet(cluster) {
@@ -106,10 +106,10 @@ func (c *Core) firstSetNodes(cluster, masters, replicas []string, reply func(map
 			}
 		}
 		if len(res) > 0 || c.closed {
-			reply(res)
+			c.answerAdmin(handle, res)
 			return
 		}
-		c.setNodes(cluster, masters, replicas, reply)
+		c.setNodes(handle, cluster, masters, replicas)
 	})
 }
 

@@ -52,7 +52,7 @@ func TestReadiness(t *testing.T) {
 		n := newNetworkWith(t, memberConfig(), n1)
 		n.core(n1).Step(outsider, &messages.Prepare{Txn: 1, Epoch: 0, Items: []*messages.PrepareItem{
 			{Key: "k", Kind: messages.WriteKind_WRITE_KIND_LOCK, LeaseMs: 1000}}})
-		out := n.core(n1).TakeOutbox()
+		out := n.takeOutbox(n1)
 		if len(out) != 1 {
 			t.Fatalf("%d answers, want 1", len(out))
 		}
@@ -107,7 +107,7 @@ func TestReadiness(t *testing.T) {
 		n := newNetworkWith(t, memberConfig(), n1, n2, n3)
 		n.drop[n3] = true
 		var res map[string]AdminResult
-		n.core(n1).SetNodes([]string{n1, n2, n3}, []string{n1, n2, n3}, nil, func(r map[string]AdminResult) { res = r })
+		n.onAnswer(n1, n.core(n1).SetNodes([]string{n1, n2, n3}, []string{n1, n2, n3}, nil), func(a Answer) { res = a.Admin })
 		n.sleep(2 * n.cfg.RequestTimeout)
 		if r, ok := res[n3]; !ok || r.Reason != messages.Reason_REASON_UNREACHABLE {
 			t.Fatalf("answers %v, want n3 unreachable", res)
@@ -214,7 +214,7 @@ func TestOneMemberClusterConfiguresItself(t *testing.T) {
 		t.Fatal("a member is ready before any configuration")
 	}
 	var res *ReconfigResult
-	c.Reconfigure([]string{n1}, nil, func(r ReconfigResult) { res = &r })
+	n.onAnswer(n1, c.Reconfigure([]string{n1}, nil), func(a Answer) { res = &a.Reconfig })
 	n.run()
 	if res == nil || !res.OK {
 		t.Fatalf("Reconfigure: %+v", res)

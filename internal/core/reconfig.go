@@ -74,9 +74,9 @@ const (
 
 // reconf is the reconfiguration this peer coordinates.
 type reconf struct {
-	masters, replicas []string // the target
-	reply             func(ReconfigResult)
-	synced            uint64 // the joint epoch whose sync completed
+	masters, replicas []string  // the target
+	handle            RequestID // the Reconfigure call this answers
+	synced            uint64    // the joint epoch whose sync completed
 	attempts          int
 	discovering       map[string]bool // peers asked for their configuration (first Reconfigure)
 	unconfigured      map[string]bool // peers whose answer to discovery was epoch 0
@@ -321,28 +321,31 @@ func (c *Core) syncTimeout() int64 { return 10 * int64(c.cfg.RequestTimeout) }
 
 // Reconfigure changes the masters and replicas of every peer the old and
 // new configurations name, safely (see the comment above), with W the
-// majority of the new masters. reply gets the outcome.
-func (c *Core) Reconfigure(masters, replicas []string, reply func(ReconfigResult)) {
+// majority of the new masters. The outcome comes as an Answer of
+// KindReconfig with the returned handle.
+func (c *Core) Reconfigure(masters, replicas []string) RequestID {
+	id := c.newRequestID()
 	if c.closed {
-		reply(ReconfigResult{Stopped: true, Reason: messages.Reason_REASON_UNREACHABLE, Message: "peer stopped"})
-		return
+		c.answerReconfig(id, ReconfigResult{Stopped: true, Reason: messages.Reason_REASON_UNREACHABLE, Message: "peer stopped"})
+		return id
 	}
 	ms, rs := SortedSet(masters), SortedSet(replicas)
 	if msg := CheckNodes(ms, rs, 0); msg != "" {
-		reply(ReconfigResult{Reason: messages.Reason_REASON_INVALID_ARGUMENT, Message: msg, Epoch: c.member.Load().Epoch})
-		return
+		c.answerReconfig(id, ReconfigResult{Reason: messages.Reason_REASON_INVALID_ARGUMENT, Message: msg, Epoch: c.member.Load().Epoch})
+		return id
 	}
 	if c.rc != nil {
-		reply(ReconfigResult{Reason: messages.Reason_REASON_WRITE_LOCKED, Message: "a reconfiguration is in progress on this peer", Epoch: c.member.Load().Epoch})
-		return
+		c.answerReconfig(id, ReconfigResult{Reason: messages.Reason_REASON_WRITE_LOCKED, Message: "a reconfiguration is in progress on this peer", Epoch: c.member.Load().Epoch})
+		return id
 	}
-	c.rc = &reconf{masters: ms, replicas: rs, reply: reply}
+	c.rc = &reconf{masters: ms, replicas: rs, handle: id}
 	if c.member.Load().Epoch == 0 {
 		c.discover()
 	} else {
 		c.advance()
 	}
 	c.drain()
+	return id
 }
 
 // advance starts the next step of the reconfiguration, or finishes it.
@@ -382,7 +385,7 @@ func (c *Core) advance() {
 func (c *Core) finishReconf(ok bool, reason messages.Reason, msg string) {
 	rc := c.rc
 	c.rc = nil
-	rc.reply(ReconfigResult{OK: ok, Reason: reason, Message: msg, Epoch: c.member.Load().Epoch})
+	c.answerReconfig(rc.handle, ReconfigResult{OK: ok, Reason: reason, Message: msg, Epoch: c.member.Load().Epoch})
 }
 
 func (c *Core) startMove(from, next *Membership) {

@@ -13,7 +13,7 @@ import (
 func (n *network) reconfigure(from string, masters, replicas []string) ReconfigResult {
 	n.t.Helper()
 	var got *ReconfigResult
-	n.core(from).Reconfigure(masters, replicas, func(r ReconfigResult) { got = &r })
+	n.onAnswer(from, n.core(from).Reconfigure(masters, replicas), func(a Answer) { got = &a.Reconfig })
 	for i := 0; got == nil && i < 2000; i++ {
 		n.run()
 		if got == nil {
@@ -163,8 +163,8 @@ func TestReconfigure(t *testing.T) {
 		n := masters(t, 2, n1, n2, n3)
 		n.start(n4)
 		var a, b *ReconfigResult
-		n.core(n1).Reconfigure([]string{n1, n2, n4}, nil, func(r ReconfigResult) { a = &r })
-		n.core(n3).Reconfigure([]string{n2, n3, n4}, nil, func(r ReconfigResult) { b = &r })
+		n.onAnswer(n1, n.core(n1).Reconfigure([]string{n1, n2, n4}, nil), func(r Answer) { a = &r.Reconfig })
+		n.onAnswer(n3, n.core(n3).Reconfigure([]string{n2, n3, n4}, nil), func(r Answer) { b = &r.Reconfig })
 		for i := 0; (a == nil || b == nil) && i < 2000; i++ {
 			n.run()
 			n.sleep(10 * time.Millisecond)
@@ -242,7 +242,7 @@ func TestReconfigure(t *testing.T) {
 		// change stops in the joint configuration.
 		n.holdIf = func(p packet) bool { _, ok := p.msg.(*messages.Sync); return ok && p.from == n1 }
 		var r *ReconfigResult
-		n.core(n1).Reconfigure([]string{n2, n3, n4}, nil, func(x ReconfigResult) { r = &x })
+		n.onAnswer(n1, n.core(n1).Reconfigure([]string{n2, n3, n4}, nil), func(a Answer) { r = &a.Reconfig })
 		n.run()
 		if !n.core(n2).Membership().Joint() {
 			t.Fatal("n2 did not enter the joint configuration")

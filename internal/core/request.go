@@ -9,14 +9,15 @@ import (
 	"github.com/protoactor-locker/locker/messages"
 )
 
-// request is an admin change or a master read this peer waits answers for.
+// request is an admin change or a master read this peer waits answers
+// for, or a query of configurations (then).
 type request struct {
 	id       uint64
 	deadline int64
 	pending  map[string]bool
 	results  map[string]AdminResult
-	admin    func(map[string]AdminResult)
-	read     func(ReadResult)
+	kind     RequestKind // KindAdmin or KindRead; 0 for a query of configurations
+	handle   RequestID   // the call it answers (KindAdmin, KindRead)
 	master   string
 	replied  bool
 	// heard and then: a query of configurations (see queryConfigs):
@@ -44,13 +45,13 @@ func (r *request) answer(c *Core, addr string, msg any) {
 	case *messages.ReadReply:
 		r.replied = true
 		delete(c.reqs, r.id)
-		r.read(ReadResult{Master: addr, Found: m.GetFound(), Value: m.GetValue(), Token: m.GetToken()})
+		c.answerRead(r.handle, ReadResult{Master: addr, Found: m.GetFound(), Value: m.GetValue(), Token: m.GetToken()})
 		return
 	default:
-		if r.read != nil {
+		if r.kind == KindRead {
 			r.replied = true
 			delete(c.reqs, r.id)
-			r.read(ReadResult{Master: addr, Failure: messages.Reason_REASON_UNREACHABLE})
+			c.answerRead(r.handle, ReadResult{Master: addr, Failure: messages.Reason_REASON_UNREACHABLE})
 			return
 		}
 		r.results[addr] = AdminResult{Reason: messages.Reason_REASON_UNREACHABLE, Message: "no answer"}
@@ -58,11 +59,12 @@ func (r *request) answer(c *Core, addr string, msg any) {
 	if len(r.pending) == 0 {
 		r.replied = true
 		delete(c.reqs, r.id)
-		r.admin(r.results)
+		c.answerAdmin(r.handle, r.results)
 	}
 }
 
-func (r *request) stop() {
+// stop answers r as stopped (Close).
+func (r *request) stop(c *Core) {
 	if r.replied {
 		return
 	}
@@ -71,14 +73,14 @@ func (r *request) stop() {
 		r.then(r.heard) // the silent peers count as not answering
 		return
 	}
-	if r.read != nil {
-		r.read(ReadResult{Stopped: true, Failure: messages.Reason_REASON_UNREACHABLE})
+	if r.kind == KindRead {
+		c.answerRead(r.handle, ReadResult{Stopped: true, Failure: messages.Reason_REASON_UNREACHABLE})
 		return
 	}
 	for addr := range r.pending {
 		r.results[addr] = AdminResult{Reason: messages.Reason_REASON_UNREACHABLE, Message: "peer stopped"}
 	}
-	r.admin(r.results)
+	c.answerAdmin(r.handle, r.results)
 }
 
 func (c *Core) requestDeadline(r *request) {
@@ -88,44 +90,52 @@ func (c *Core) requestDeadline(r *request) {
 }
 
 // SetNodes asks every peer in cluster to make masters and replicas its
-// configuration, under an epoch one higher than this peer's; reply gets
-// each peer's answer. A peer with no configuration asks the others for
-// theirs first (see firstSetNodes).
-func (c *Core) SetNodes(cluster, masters, replicas []string, reply func(map[string]AdminResult)) {
+// configuration, under an epoch one higher than this peer's. Each
+// peer's answer comes in an Answer of KindAdmin with the returned
+// handle. A peer with no configuration asks the others for theirs first
+// (see firstSetNodes).
+func (c *Core) SetNodes(cluster, masters, replicas []string) RequestID {
+	id := c.newRequestID()
 	if c.member.Load().Epoch == 0 && !c.cfg.Standalone && !c.closed {
-		c.firstSetNodes(cluster, masters, replicas, reply)
-		return
+		c.firstSetNodes(id, cluster, masters, replicas)
+		return id
 	}
-	c.setNodes(cluster, masters, replicas, reply)
+	c.setNodes(id, cluster, masters, replicas)
+	return id
 }
 
-// setNodes sends SetNodes under this peer's epoch plus one.
-func (c *Core) setNodes(cluster, masters, replicas []string, reply func(map[string]AdminResult)) {
+// setNodes sends SetNodes under this peer's epoch plus one, for the
+// call handle.
+func (c *Core) setNodes(handle RequestID, cluster, masters, replicas []string) {
 	epoch := c.member.Load().Epoch + 1
-	c.admin(cluster, reply, func(id uint64) proto.Message {
+	c.admin(handle, cluster, func(id uint64) proto.Message {
 		return &messages.SetNodes{Request: id, Epoch: epoch, Masters: masters, Replicas: replicas}
 	})
 }
 
-// SetW asks every peer in cluster to make w its write quorum.
-func (c *Core) SetW(cluster []string, w int, reply func(map[string]AdminResult)) {
-	c.admin(cluster, reply, func(id uint64) proto.Message {
+// SetW asks every peer in cluster to make w its write quorum. Each
+// peer's answer comes in an Answer of KindAdmin with the returned
+// handle.
+func (c *Core) SetW(cluster []string, w int) RequestID {
+	handle := c.newRequestID()
+	c.admin(handle, cluster, func(id uint64) proto.Message {
 		return &messages.SetW{Request: id, W: int32(w)}
 	})
+	return handle
 }
 
-func (c *Core) admin(cluster []string, reply func(map[string]AdminResult), build func(id uint64) proto.Message) {
+func (c *Core) admin(handle RequestID, cluster []string, build func(id uint64) proto.Message) {
 	if c.closed {
 		res := map[string]AdminResult{}
 		for _, a := range cluster {
 			res[a] = AdminResult{Reason: messages.Reason_REASON_UNREACHABLE, Message: "peer stopped"}
 		}
-		reply(res)
+		c.answerAdmin(handle, res)
 		return
 	}
-	r := &request{id: c.id(), pending: map[string]bool{}, results: map[string]AdminResult{}, admin: reply}
+	r := &request{id: c.id(), pending: map[string]bool{}, results: map[string]AdminResult{}, kind: KindAdmin, handle: handle}
 	if !c.ask(r, cluster, build(r.id)) {
-		reply(r.results)
+		c.answerAdmin(handle, r.results)
 	}
 }
 
@@ -150,27 +160,30 @@ func (c *Core) ask(r *request, to []string, msg proto.Message) bool {
 }
 
 // ReadMaster reads key on a master: this peer if it is one, else the
-// masters in turn, one per call.
-func (c *Core) ReadMaster(key string, reply func(ReadResult)) {
+// masters in turn, one per call. The result comes in an Answer of
+// KindRead with the returned handle.
+func (c *Core) ReadMaster(key string) RequestID {
+	handle := c.newRequestID()
 	if c.closed {
-		reply(ReadResult{Stopped: true, Failure: messages.Reason_REASON_UNREACHABLE})
-		return
+		c.answerRead(handle, ReadResult{Stopped: true, Failure: messages.Reason_REASON_UNREACHABLE})
+		return handle
 	}
 	m := c.member.Load()
 	master := c.cfg.Self
 	if !m.IsMaster(master) && len(m.Masters) > 0 {
 		master = m.Masters[int(c.nextID%uint64(len(m.Masters)))]
 	}
-	r := &request{id: c.id(), pending: map[string]bool{master: true}, read: reply, master: master}
+	r := &request{id: c.id(), pending: map[string]bool{master: true}, kind: KindRead, handle: handle, master: master}
 	r.deadline = c.now() + int64(c.cfg.RequestTimeout)
 	c.reqs[r.id] = r
 	c.schedule(timer{at: r.deadline, kind: timerRequest, id: r.id})
 	c.send(master, &messages.Read{Request: r.id, Key: key})
 	c.drain()
+	return handle
 }
 
 func (c *Core) onAdminReply(from string, a *messages.AdminReply) {
-	if r := c.reqs[a.GetRequest()]; r != nil && r.admin != nil {
+	if r := c.reqs[a.GetRequest()]; r != nil && r.kind == KindAdmin {
 		r.answer(c, from, a)
 		return
 	}
@@ -178,7 +191,7 @@ func (c *Core) onAdminReply(from string, a *messages.AdminReply) {
 }
 
 func (c *Core) onReadReply(from string, a *messages.ReadReply) {
-	if r := c.reqs[a.GetRequest()]; r != nil && r.read != nil {
+	if r := c.reqs[a.GetRequest()]; r != nil && r.kind == KindRead {
 		r.answer(c, from, a)
 	}
 }

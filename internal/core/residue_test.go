@@ -48,7 +48,7 @@ func TestSyncKeepsJointLeaseOverOldEpochResidue(t *testing.T) {
 		return p.to == n1 || (snap && (p.to == n2 || p.to == n3))
 	}
 	var rc *ReconfigResult
-	n.core(n3).Reconfigure([]string{n2, n4, n5}, []string{n1, n3}, func(r ReconfigResult) { rc = &r })
+	n.onAnswer(n3, n.core(n3).Reconfigure([]string{n2, n4, n5}, []string{n1, n3}), func(a Answer) { rc = &a.Reconfig })
 	n.run()
 	if m := n.core(n2).Membership(); !m.Joint() {
 		t.Fatalf("n2 is at %+v, want the joint configuration", m)
@@ -135,7 +135,7 @@ func pushedResidue(t *testing.T, lease time.Duration, releaseResidue bool) {
 		return p.to == n1 || snap
 	}
 	var rc *ReconfigResult
-	n.core(n3).Reconfigure([]string{n2, n4, n5}, []string{n1, n3}, func(r ReconfigResult) { rc = &r })
+	n.onAnswer(n3, n.core(n3).Reconfigure([]string{n2, n4, n5}, []string{n1, n3}), func(a Answer) { rc = &a.Reconfig })
 	n.run()
 	if m := n.core(n4).Membership(); !m.Joint() {
 		t.Fatalf("n4 at %+v", m)
@@ -234,7 +234,7 @@ func pushedResidue(t *testing.T, lease time.Duration, releaseResidue bool) {
 func residueNetwork(t *testing.T) *network {
 	t.Helper()
 	n := newNetwork(t, n1, n2, n3, n4, n5)
-	n.core(n1).Close()
+	n.close(n1)
 	cfg := n.cfg
 	cfg.Self, cfg.Clock, cfg.Seed = n1, &aheadClock{base: n.clock, by: 50 * time.Millisecond}, n.seeds[n1]
 	n.seeds[n1] += 1 << 20

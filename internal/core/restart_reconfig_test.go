@@ -21,7 +21,7 @@ import (
 func TestRestartedMasterCatchesUpFromReconfigure(t *testing.T) {
 	n := lockedOnTwoThenRestarted(t)
 	var got *ReconfigResult
-	n.core(n2).Reconfigure([]string{n1, n2, n3}, []string{n4}, func(r ReconfigResult) { got = &r })
+	n.onAnswer(n2, n.core(n2).Reconfigure([]string{n1, n2, n3}, []string{n4}), func(a Answer) { got = &a.Reconfig })
 	for i := 0; got == nil && i < 50; i++ {
 		n.run()
 		n.advance(time.Millisecond)
@@ -239,7 +239,7 @@ func TestRestartedCoordinatorDiscoveryNeedsWUnconfigured(t *testing.T) {
 		return ok && p.to == n1 && p.from != n1
 	}
 	var got *ReconfigResult
-	n.core(n1).Reconfigure([]string{n1, n2, n3}, nil, func(r ReconfigResult) { got = &r })
+	n.onAnswer(n1, n.core(n1).Reconfigure([]string{n1, n2, n3}, nil), func(a Answer) { got = &a.Reconfig })
 	n.run()
 	n.advance(1100 * time.Millisecond) // discovery times out
 	if got == nil || got.OK || got.Reason != messages.Reason_REASON_UNREACHABLE || got.Epoch != 0 {
@@ -266,7 +266,7 @@ func TestFirstReconfigureWithUnconfiguredQuorum(t *testing.T) {
 	n := newNetwork(t, n1, n2, n3)
 	n.drop[n3] = true // silent: not needed
 	var got *ReconfigResult
-	n.core(n1).Reconfigure([]string{n1, n2, n3}, nil, func(r ReconfigResult) { got = &r })
+	n.onAnswer(n1, n.core(n1).Reconfigure([]string{n1, n2, n3}, nil), func(a Answer) { got = &a.Reconfig })
 	for i := 0; got == nil && i < 200; i++ {
 		n.run()
 		n.advance(10 * time.Millisecond)

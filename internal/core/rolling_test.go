@@ -131,7 +131,7 @@ func residueOnN1(t *testing.T, n *network) Lease {
 func rollingNetwork(t *testing.T, ahead time.Duration) *network {
 	t.Helper()
 	n := newNetwork(t, n1, n2, n3)
-	n.core(n1).Close()
+	n.close(n1)
 	cfg := n.cfg
 	cfg.Self, cfg.Clock, cfg.Seed = n1, &aheadClock{base: n.clock, by: ahead}, n.seeds[n1]
 	n.seeds[n1] += 1 << 20

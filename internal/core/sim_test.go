@@ -202,7 +202,7 @@ func runSchedule(t testing.TB, seed int64, steps, m, w int) {
 		case r < 77: // a false alarm
 			a, b := peers[rng.Intn(len(peers))], peers[rng.Intn(len(peers))]
 			trace = append(trace, fmt.Sprintf("%v %s told %s is unreachable", n.clock.now.Sub(t0), a, b))
-			n.core(a).Unreachable(b)
+			n.unreachable(a, b)
 		default: // time passes
 			d := time.Duration(rng.Intn(60)) * time.Millisecond
 			n.advance(d)

@@ -24,8 +24,13 @@ type entry struct {
 
 // waiter is one blocked WaitFor or WaitForRelease call.
 type waiter struct {
-	ch    chan struct{} // closed when the waited-for change happened
-	value []byte        // the value that arrived (WaitFor)
+	// ch is closed when the waited-for change happened. A channel, not
+	// an answer in the Core's output: the waiting caller is a goroutine
+	// of the user's that selects on it together with its context, and
+	// the Store has no owner loop to hand it on. Closing never blocks
+	// the peer and wakes every waiter of a key at once.
+	ch    chan struct{}
+	value []byte // the value that arrived (WaitFor); written before ch is closed
 }
 
 // waitLists are the waiters of one key.

@@ -19,7 +19,10 @@ type batch struct {
 	outs    []Outcome
 	stages  [][][2]int // stages not begun yet, each groups of ops [start, end)
 	running int        // transactions of the current stage not finished
-	reply   func([]Outcome)
+	handle  RequestID  // the Submit it answers
+	// then, when set, takes the outcomes instead of an Answer: the
+	// valid ops of a Submit that refused some (refuseInvalid).
+	then func([]Outcome)
 }
 
 func (b *batch) done(offset int, outs []Outcome) {
@@ -30,7 +33,7 @@ func (b *batch) done(offset int, outs []Outcome) {
 	}
 }
 
-// next begins the next stage, or replies when none is left. Once the
+// next begins the next stage, or answers when none is left. Once the
 // Core is closed, the stages not begun fail as stopped.
 func (b *batch) next() {
 	for len(b.stages) > 0 {
@@ -49,7 +52,11 @@ func (b *batch) next() {
 			}
 		}
 	}
-	b.reply(b.outs)
+	if b.then != nil {
+		b.then(b.outs)
+		return
+	}
+	b.c.answerWrite(b.handle, b.outs)
 }
 
 // txn is a write this peer coordinates: one Prepare to every master,
@@ -92,29 +99,40 @@ func (x *txn) phase(i int) Phase {
 	return PhasePrepare
 }
 
-// Submit starts the writes ops; reply gets one Outcome per op, in order,
-// once every op is decided. Ops on distinct keys are sent together, as
-// few messages as MaxMessageBytes allows; an op that repeats a key goes
-// in a later transaction, begun once the earlier ones are decided.
-func (c *Core) Submit(ops []Op, reply func([]Outcome)) {
+// Submit starts the writes ops. Once every op is decided, an Answer of
+// KindWrite with the returned handle holds one Outcome per op, in order.
+// Ops on distinct keys are sent together, as few messages as
+// MaxMessageBytes allows; an op that repeats a key goes in a later
+// transaction, begun once the earlier ones are decided.
+func (c *Core) Submit(ops []Op) RequestID {
+	id := c.newRequestID()
+	c.submit(&batch{c: c, ops: ops, handle: id})
+	return id
+}
+
+// submit starts the writes of b, whose ops, handle and then are set.
+func (c *Core) submit(b *batch) {
+	ops := b.ops
 	if c.closed {
 		outs := make([]Outcome, len(ops))
 		for i := range outs {
 			outs[i].Stopped = true
 		}
-		reply(outs)
+		b.outs = outs
+		b.next()
 		return
 	}
 	if len(ops) == 0 {
-		reply(nil)
+		b.next() // answered at once, with no outcomes
 		return
 	}
 	if !c.Ready() {
-		c.refuseNotReady(ops, reply)
+		b.outs = c.refuseNotReady(ops)
+		b.next()
 		return
 	}
 	if bad := invalidOps(ops, c.maxLease()); len(bad) > 0 {
-		c.refuseInvalid(ops, bad, reply)
+		c.refuseInvalid(b, bad)
 		return
 	}
 	var stages [][][2]int
@@ -137,7 +155,7 @@ func (c *Core) Submit(ops []Op, reply func([]Outcome)) {
 		size += n
 	}
 	stages = append(stages, append(stage, [2]int{start, len(ops)}))
-	b := &batch{c: c, ops: ops, outs: make([]Outcome, len(ops)), stages: stages, reply: reply}
+	b.outs, b.stages = make([]Outcome, len(ops)), stages
 	b.next()
 	c.drain()
 }
@@ -154,9 +172,10 @@ func invalidOps(ops []Op, maxLease time.Duration) []int {
 	return bad
 }
 
-// refuseInvalid answers the ops at bad as refused by this peer
+// refuseInvalid answers the ops of b at bad as refused by this peer
 // (REASON_INVALID_ARGUMENT, nothing sent) and submits the others.
-func (c *Core) refuseInvalid(ops []Op, bad []int, reply func([]Outcome)) {
+func (c *Core) refuseInvalid(b *batch, bad []int) {
+	ops := b.ops
 	w := c.member.Load().W
 	outs := make([]Outcome, len(ops))
 	var rest []Op
@@ -169,16 +188,17 @@ func (c *Core) refuseInvalid(ops []Op, bad []int, reply func([]Outcome)) {
 		rest = append(rest, op)
 		at = append(at, i)
 	}
+	b.outs = outs
 	if len(rest) == 0 {
-		reply(outs)
+		b.next()
 		return
 	}
-	c.Submit(rest, func(o []Outcome) {
+	c.submit(&batch{c: c, ops: rest, then: func(o []Outcome) {
 		for j, i := range at {
 			outs[i] = o[j]
 		}
-		reply(outs)
-	})
+		b.next()
+	}})
 }
 
 // retryStale starts again, under the configuration just adopted, the

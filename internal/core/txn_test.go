@@ -382,7 +382,7 @@ func TestDecision(t *testing.T) {
 		n.holdTo(n3)
 		c := n.submit(n1, lockOp("k", "v", leaseForTests))
 		n.run()
-		n.core(n1).Unreachable(n3) // a false alarm: n3 got the prepare
+		n.unreachable(n1, n3) // a false alarm: n3 got the prepare
 		n.run()
 		checkOutcome(t, c.one(), true, PhaseCommit, 2, 2)
 		n.unhold(n3)
@@ -468,7 +468,7 @@ func TestTimeouts(t *testing.T) {
 		n.holdTo(n2)
 		c := n.submit(n1, lockOp("k", "v", leaseForTests))
 		n.run()
-		n.core(n1).Unreachable(n2)
+		n.unreachable(n1, n2)
 		o := c.one()
 		checkOutcome(t, o, false, PhasePrepare, 1, 0)
 		checkReasons(t, o, map[string]messages.Reason{n2: rUnreachable})
@@ -488,7 +488,7 @@ func TestTimeouts(t *testing.T) {
 		n.holdIf = is[*messages.Commit](n2)
 		c := n.submit(n1, lockOp("k", "v", leaseForTests))
 		n.run()
-		n.core(n1).Unreachable(n2)
+		n.unreachable(n1, n2)
 		o := c.one()
 		checkOutcome(t, o, false, PhaseCommit, 2, 1)
 		checkReasons(t, o, map[string]messages.Reason{n2: rUnreachable})
@@ -498,8 +498,8 @@ func TestTimeouts(t *testing.T) {
 		n.holdTo(n3)
 		c := n.submit(n1, lockOp("k", "v", leaseForTests))
 		n.run()
-		n.core(n1).Unreachable(n2)
-		n.core(n1).Unreachable(n3)
+		n.unreachable(n1, n2)
+		n.unreachable(n1, n3)
 		o := c.one()
 		checkOutcome(t, o, true, PhaseCommit, 2, 2)
 		checkReasons(t, o, map[string]messages.Reason{n3: rUnreachable})
@@ -509,7 +509,7 @@ func TestTimeouts(t *testing.T) {
 		n.holdTo(n2)
 		c := n.submit(n1, lockOp("k", "v", leaseForTests))
 		n.run()
-		n.core(n1).Unreachable(n1)
+		n.unreachable(n1, n1)
 		if c.done() {
 			t.Fatal("a peer counted itself unreachable")
 		}
@@ -523,7 +523,7 @@ func TestClose(t *testing.T) {
 		n.holdTo(n2)
 		c := n.submit(n1, lockOp("k", "v", leaseForTests), lockOp("j", "v", leaseForTests))
 		n.run()
-		n.core(n1).Close()
+		n.close(n1)
 		if c.calls != 1 || len(c.outs) != 2 {
 			t.Fatalf("replied %d times with %d outcomes", c.calls, len(c.outs))
 		}
@@ -538,14 +538,14 @@ func TestClose(t *testing.T) {
 		n.holdIf = is[*messages.Commit](n2)
 		c := n.submit(n1, lockOp("k", "v", leaseForTests))
 		n.run()
-		n.core(n1).Close()
+		n.close(n1)
 		if o := c.one(); !o.Stopped || o.OK || o.Phase != PhaseCommit {
 			t.Fatalf("outcome %+v, want Stopped in PhaseCommit", o)
 		}
 	})
 	t.Run("Submit after Close is Stopped at once", func(t *testing.T) {
 		n := newNetwork(t, n1)
-		n.core(n1).Close()
+		n.close(n1)
 		c := n.submit(n1, lockOp("k", "v", leaseForTests), releaseOp("j", "v"))
 		if c.calls != 1 || len(c.outs) != 2 || !c.outs[0].Stopped || !c.outs[1].Stopped {
 			t.Fatalf("replied %d times: %+v", c.calls, c.outs)
@@ -556,11 +556,11 @@ func TestClose(t *testing.T) {
 		n.configure(n1, []string{n2}, []string{n1}, 1)
 		n.holdTo(n2)
 		var rr *ReadResult
-		n.core(n1).ReadMaster("k", func(r ReadResult) { rr = &r })
+		n.onAnswer(n1, n.core(n1).ReadMaster("k"), func(a Answer) { rr = &a.Read })
 		var ar map[string]AdminResult
-		n.core(n1).SetW([]string{n1, n2}, 1, func(r map[string]AdminResult) { ar = r })
+		n.onAnswer(n1, n.core(n1).SetW([]string{n1, n2}, 1), func(a Answer) { ar = a.Admin })
 		n.run()
-		n.core(n1).Close()
+		n.close(n1)
 		if rr == nil || !rr.Stopped {
 			t.Fatalf("read %+v, want Stopped", rr)
 		}
@@ -568,12 +568,12 @@ func TestClose(t *testing.T) {
 			t.Fatalf("admin %+v, want n1 applied and n2 unreachable", ar)
 		}
 		var after *ReadResult
-		n.core(n1).ReadMaster("k", func(r ReadResult) { after = &r })
+		n.onAnswer(n1, n.core(n1).ReadMaster("k"), func(a Answer) { after = &a.Read })
 		if after == nil || !after.Stopped {
 			t.Fatalf("read after Close %+v, want Stopped", after)
 		}
 		var adm map[string]AdminResult
-		n.core(n1).SetNodes([]string{n1}, []string{n1}, nil, func(r map[string]AdminResult) { adm = r })
+		n.onAnswer(n1, n.core(n1).SetNodes([]string{n1}, []string{n1}, nil), func(a Answer) { adm = a.Admin })
 		if adm[n1].Reason != rUnreachable {
 			t.Fatalf("admin after Close %+v, want unreachable", adm)
 		}
@@ -583,7 +583,7 @@ func TestClose(t *testing.T) {
 		n.do1(n1, lockOp("held", "v", leaseForTests))
 		_, wp := n.core(n1).Store().WaitPresent("absent")
 		wa := n.core(n1).Store().WaitAbsent("held")
-		n.core(n1).Close()
+		n.close(n1)
 		for _, w := range []*Waiter{wp, wa} {
 			select {
 			case <-w.Done():
@@ -604,7 +604,7 @@ func TestClose(t *testing.T) {
 		c.Tick()
 		c.PushNow()
 		c.Unreachable(n2)
-		if len(c.TakeOutbox()) != 0 || c.WriteLocks() != 0 {
+		if out := c.TakeOutput(); len(out.Messages) != 0 || len(out.Answers) != 0 || c.WriteLocks() != 0 {
 			t.Fatal("a closed Core acted")
 		}
 	})
@@ -711,7 +711,7 @@ func TestBatch(t *testing.T) {
 		n.holdTo(n2)
 		c := n.submit(n1, lockOp("k", "v", leaseForTests), releaseOp("k", "v"))
 		n.run()
-		n.core(n1).Close()
+		n.close(n1)
 		if c.calls != 1 || len(c.outs) != 2 || !c.outs[0].Stopped || !c.outs[1].Stopped {
 			t.Fatalf("replied %d times: %+v", c.calls, c.outs)
 		}

@@ -235,7 +235,7 @@ func TestStaleSyncAnsweredFromANewerEpoch(t *testing.T) {
 		return (req && p.from == n4) || (p.to == n4 && len(n.core(n4).syncs) > 0)
 	}
 	var rc *ReconfigResult
-	n.core(n2).Reconfigure([]string{n1, n2, n4}, []string{n5}, func(r ReconfigResult) { rc = &r })
+	n.onAnswer(n2, n.core(n2).Reconfigure([]string{n1, n2, n4}, []string{n5}), func(a Answer) { rc = &a.Reconfig })
 	for i := 0; rc == nil && i < 2000; i++ {
 		n.run()
 		n.sleep(10 * time.Millisecond)
@@ -339,7 +339,7 @@ func TestSkippedEpochDropsPromises(t *testing.T) {
 		c.Step(p.from, p.msg)
 	}
 	acks := 0
-	for _, env := range c.TakeOutbox() {
+	for _, env := range c.TakeOutput().Messages {
 		if ack, ok := env.Msg.(*messages.Committed); ok {
 			acks++
 			if it := ack.GetItems()[0]; it.GetOk() || it.GetReason() != messages.Reason_REASON_STALE_EPOCH {

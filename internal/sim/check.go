@@ -179,8 +179,8 @@ func (s *Sim) finishChange(round int) {
 		return slices.Contains(m.Masters, a)
 	})...)
 	s.note("%s finishes the change of masters (settling, round %d)", p.addr, round)
-	p.core.Reconfigure(m.Masters, replicas, func(r core.ReconfigResult) {
-		s.note("reconfiguration by %s answered %+v", p.addr, r)
+	p.await(p.core.Reconfigure(m.Masters, replicas), func(a core.Answer) {
+		s.note("reconfiguration by %s answered %+v", p.addr, a.Reconfig)
 	})
 	s.flush(p)
 }

@@ -128,7 +128,7 @@ func TestReplicaDivergenceChecker(t *testing.T) {
 		write := func(op core.Op) {
 			t.Helper()
 			var got *core.Outcome
-			master.core.Submit([]core.Op{op}, func(outs []core.Outcome) { got = &outs[0] })
+			master.await(master.core.Submit([]core.Op{op}), func(a core.Answer) { got = &a.Outcomes[0] })
 			s.flush(master)
 			s.runFor(2 * time.Second)
 			if got == nil || !got.OK {

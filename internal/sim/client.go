@@ -178,7 +178,7 @@ func (c *client) submit(key string, h *holding, op core.Op) {
 	rec := s.invoke(c.id, s.keys[key].long, op, s.now)
 	p := c.p
 	s.note("client %d on %s invokes %v %q %q->%q lease %dms", c.id, p.addr, op.Kind, key, op.Value, op.NewValue, op.LeaseMs)
-	p.core.Submit([]core.Op{op}, s.answerOnce(c.id, op, func(outs []core.Outcome) {
+	reply := s.answerOnce(c.id, op, func(outs []core.Outcome) {
 		c.busy = false
 		o := outs[0]
 		res := outcomeOf(o)
@@ -196,7 +196,8 @@ func (c *client) submit(key string, h *holding, op core.Op) {
 		s.hist.Finish(rec, res, o.Token, s.now)
 		s.note("client %d: %v %q answered %v token %d votes %d commits %d reasons %v", c.id, op.Kind, key, res, o.Token, o.Votes, o.Commits, o.Reasons)
 		c.answered(key, h, op, o, res, invokeLocal, rec)
-	}))
+	})
+	p.await(p.core.Submit([]core.Op{op}), func(a core.Answer) { reply(a.Outcomes) })
 	s.flush(p)
 }
 

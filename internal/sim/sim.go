@@ -173,6 +173,10 @@ type peer struct {
 	down        bool
 	pausedUntil int64 // real time; the peer processes nothing before it
 	incarnation uint64
+	// waiting is who waits for each request of the current Core, kept
+	// after its answer so that a second answer reaches it too (and
+	// answerOnce reports it).
+	waiting map[core.RequestID]func(core.Answer)
 }
 
 func (p *peer) available(now int64) bool { return !p.down && p.pausedUntil <= now }
@@ -344,7 +348,25 @@ func (s *Sim) start(p *peer) {
 	cfg.Seed = uint64(p.idx+1)<<40 | p.incarnation<<28
 	p.incarnation++
 	p.core = core.New(cfg)
+	p.waiting = map[core.RequestID]func(core.Answer){}
 	p.down = false
+}
+
+// await calls f with the answer to request id of p's Core, once flush
+// takes it.
+func (p *peer) await(id core.RequestID, f func(core.Answer)) { p.waiting[id] = f }
+
+// answer hands the answers p's Core gave to whoever waits for them, in
+// the order it gave them.
+func (s *Sim) answer(p *peer, answers []core.Answer) {
+	for _, a := range answers {
+		f := p.waiting[a.ID]
+		if f == nil {
+			s.violate("stray answer", "%s answered request %d (%v), which it was never asked", p.addr, a.ID, a.Kind)
+			continue
+		}
+		f(a)
+	}
 }
 
 func (s *Sim) push(e *event) {
@@ -388,16 +410,19 @@ func (s *Sim) fault(kind string) {
 	s.res.FaultKinds[kind]++
 }
 
-// flush sends what p's Core put in its outbox over the simulated network.
+// flush takes what p's Core produced: it hands on the answers and sends
+// the messages over the simulated network.
 func (s *Sim) flush(p *peer) {
+	out := p.core.TakeOutput()
+	s.answer(p, out.Answers)
 	if p.down {
 		return
 	}
-	// The Core's outbox is in a deterministic order (see
+	// The Core's output is in a deterministic order (see
 	// internal/core/order_test.go): sent as it is, a seed's run is the
 	// same from one execution to the next.
 	faulty := s.cfgDone && !s.quiet
-	for _, env := range p.core.TakeOutbox() {
+	for _, env := range out.Messages {
 		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(env.Msg)
 		if err != nil {
 			panic(fmt.Sprintf("sim: encoding %T: %v", env.Msg, err))
@@ -642,8 +667,8 @@ func (s *Sim) injectFault() {
 		masters, replicas = append(masters, ins...), append(replicas, outs...)
 		s.note("%s reconfigures: masters %v out, %v in", p.addr, outs, ins)
 		s.fault("membership change")
-		p.core.Reconfigure(masters, replicas, func(r core.ReconfigResult) {
-			s.note("reconfiguration by %s answered %+v", p.addr, r)
+		p.await(p.core.Reconfigure(masters, replicas), func(a core.Answer) {
+			s.note("reconfiguration by %s answered %+v", p.addr, a.Reconfig)
 		})
 		s.flush(p)
 	}
@@ -661,8 +686,8 @@ func (s *Sim) faultInterval() time.Duration {
 // memory after down nanoseconds.
 func (s *Sim) crash(p *peer, kind string, down int64) {
 	p.core.Close()
-	p.core.TakeOutbox()
 	p.down = true
+	s.flush(p) // the answers Close gave; its last messages are lost
 	if kind == "crash" {
 		s.note("%s crashes", p.addr)
 	} else {
@@ -750,7 +775,7 @@ func (s *Sim) bootstrap() error {
 	first := s.peers[0]
 	for attempt := 0; attempt < 5 && (got == nil || !got.OK); attempt++ {
 		got = nil
-		first.core.Reconfigure(masters, replicas, func(r core.ReconfigResult) { got = &r })
+		first.await(first.core.Reconfigure(masters, replicas), func(a core.Answer) { got = &a.Reconfig })
 		s.flush(first)
 		for got == nil && s.runOne() {
 		}
@@ -763,7 +788,7 @@ func (s *Sim) bootstrap() error {
 	}
 	if s.cfg.UnsafeW > 0 {
 		var done bool
-		first.core.SetW(masters, s.cfg.UnsafeW, func(map[string]core.AdminResult) { done = true })
+		first.await(first.core.SetW(masters, s.cfg.UnsafeW), func(core.Answer) { done = true })
 		s.flush(first)
 		for !done && s.runOne() {
 		}
@@ -823,8 +848,8 @@ func (s *Sim) quiesce() {
 		for _, a := range m.Masters {
 			if p := s.addr[a]; p.available(s.now) {
 				s.note("%s finishes the change of masters", a)
-				p.core.Reconfigure(m.Masters, replicas, func(r core.ReconfigResult) {
-					s.note("reconfiguration by %s answered %+v", a, r)
+				p.await(p.core.Reconfigure(m.Masters, replicas), func(r core.Answer) {
+					s.note("reconfiguration by %s answered %+v", a, r.Reconfig)
 				})
 				s.flush(p)
 				s.runFor(3 * quietTime)

@@ -18,8 +18,9 @@ func (wallClock) Now() time.Time { return time.Now() }
 // Locker's own code costs per write, without protoactor, gRPC or
 // serialisation.
 type coreNet struct {
-	cores map[string]*core.Core
-	addrs []string
+	cores   map[string]*core.Core
+	addrs   []string
+	answers []core.Answer // every core's answers since the last pump
 }
 
 func newCoreNet(b *testing.B) *coreNet {
@@ -34,30 +35,32 @@ func newCoreNet(b *testing.B) *coreNet {
 		})
 	}
 	c0 := n.cores[n.addrs[0]]
-	var failed error
-	check := func(res map[string]core.AdminResult) {
-		for a, r := range res {
+	check := func(id core.RequestID) {
+		n.pump()
+		if len(n.answers) != 1 || n.answers[0].ID != id {
+			b.Fatalf("answers %+v, want one to request %d", n.answers, id)
+		}
+		for a, r := range n.answers[0].Admin {
 			if r.Reason != messages.Reason_REASON_UNSPECIFIED {
-				failed = fmt.Errorf("%s: %v %s", a, r.Reason, r.Message)
+				b.Fatalf("%s: %v %s", a, r.Reason, r.Message)
 			}
 		}
 	}
-	c0.SetNodes(n.addrs, n.addrs, nil, check)
-	n.pump()
-	c0.SetW(n.addrs, peers/2+1, check)
-	n.pump()
-	if failed != nil {
-		b.Fatal(failed)
-	}
+	check(c0.SetNodes(n.addrs, n.addrs, nil))
+	check(c0.SetW(n.addrs, peers/2+1))
 	return n
 }
 
-// pump delivers every message in flight until none is left.
+// pump delivers every message in flight until none is left, and keeps
+// the answers the cores gave on the way in n.answers.
 func (n *coreNet) pump() {
+	n.answers = n.answers[:0]
 	for more := true; more; {
 		more = false
 		for _, from := range n.addrs {
-			for _, env := range n.cores[from].TakeOutbox() {
+			out := n.cores[from].TakeOutput()
+			n.answers = append(n.answers, out.Answers...)
+			for _, env := range out.Messages {
 				more = true
 				n.cores[env.To].Step(from, env.Msg)
 			}
@@ -74,14 +77,11 @@ func BenchmarkCorePair(b *testing.B) {
 	value := []byte("holder")
 	lock := []core.Op{{Kind: messages.WriteKind_WRITE_KIND_LOCK, Key: "bench/core", Value: value, LeaseMs: 10_000}}
 	release := []core.Op{{Kind: messages.WriteKind_WRITE_KIND_RELEASE, Key: "bench/core", Value: value}}
-	var out []core.Outcome
-	reply := func(o []core.Outcome) { out = o }
 	run := func(ops []core.Op) {
-		out = nil
-		c0.Submit(ops, reply)
+		id := c0.Submit(ops)
 		n.pump()
-		if len(out) != 1 || !out[0].OK {
-			b.Fatalf("%v: %+v", ops[0].Kind, out)
+		if len(n.answers) != 1 || n.answers[0].ID != id || len(n.answers[0].Outcomes) != 1 || !n.answers[0].Outcomes[0].OK {
+			b.Fatalf("%v: %+v", ops[0].Kind, n.answers)
 		}
 	}
 	b.ReportAllocs()

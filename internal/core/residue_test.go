@@ -8,15 +8,6 @@ import (
 	"github.com/protoactor-locker/locker/messages"
 )
 
-// aheadClock is the network's clock run fast by a fixed offset, as a peer
-// whose wall clock is ahead (its tokens are larger).
-type aheadClock struct {
-	base *fakeClock
-	by   time.Duration
-}
-
-func (a *aheadClock) Now() time.Time { return a.base.now.Add(a.by) }
-
 // TestSyncKeepsJointLeaseOverOldEpochResidue replays the sequence of
 // simulation seed 2656. Old masters {n1,n2,n3} (W=2), n1's clock ahead.
 // n1 coordinates a Lock of "b" under epoch e and has its own promise and

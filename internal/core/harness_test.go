@@ -43,6 +43,15 @@ type fakeClock struct{ now time.Time }
 
 func (f *fakeClock) Now() time.Time { return f.now }
 
+// aheadClock is the network's clock run fast by a fixed offset, as a peer
+// whose wall clock is ahead (its tokens are larger).
+type aheadClock struct {
+	base *fakeClock
+	by   time.Duration
+}
+
+func (a *aheadClock) Now() time.Time { return a.base.now.Add(a.by) }
+
 // testConfig is the Config of every test Core unless a test changes it:
 // the shell's defaults (a promise outlives the request that asked for
 // it), with room for large messages. Standalone, so that a lone Core

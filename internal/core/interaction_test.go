@@ -124,9 +124,11 @@ import (
 // A filter picks messages by the keys it is given, all of which must
 // match: from, to, not-from, not-to (peers), type, not-type (message
 // names, e.g. type=(Prepare,Commit)), snapshot=true|false (a Replicate
-// that is, or is not, a snapshot part) and epoch=N (the message's epoch;
-// a ConfigCommit's or ConfigPrepare's is the epoch of next). Add a key
-// in filterKeys.
+// that is, or is not, a snapshot part), request=true|false (a message
+// with a request field, set or not: a Reconfigure's ConfigCommit has
+// one set, gossip and an answer to ConfigQuery do not) and epoch=N
+// (the message's epoch; a ConfigCommit's or ConfigPrepare's is the
+// epoch of next). Add a key in filterKeys.
 //
 // Messages print as `from->to Type field=value ...`, fields in the
 // order of locker.proto, defaults left out, enums without their prefix,
@@ -828,6 +830,17 @@ var filterKeys = map[string]func(e *interaction, d *datadriven.TestData, vals []
 		return func(p packet) bool {
 			r, ok := p.msg.(*messages.Replicate)
 			return ok && (r.GetSnapshot() != 0) == want
+		}
+	},
+	"request": func(e *interaction, d *datadriven.TestData, vals []string) func(packet) bool {
+		want, err := strconv.ParseBool(singleVal(e, d, vals))
+		if err != nil {
+			d.Fatalf(e.t, "request=%v", err)
+		}
+		return func(p packet) bool {
+			r := p.msg.ProtoReflect()
+			fd := r.Descriptor().Fields().ByName("request")
+			return fd != nil && (r.Get(fd).Uint() != 0) == want
 		}
 	},
 	"epoch": func(e *interaction, d *datadriven.TestData, vals []string) func(packet) bool {

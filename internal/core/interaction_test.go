@@ -105,6 +105,10 @@ import (
 //	drop filter / undrop [filter]
 //	    loses the messages the filter picks from now on / stops that
 //	    (the rule given exactly so; without a filter: every rule).
+//	mute filter / unmute [filter]
+//	    stops printing the messages the filter picks, whatever becomes
+//	    of them (the background traffic of a long wait) / prints them
+//	    again (the rule given exactly so; without a filter: every rule).
 //	unreachable on=n1 peer=n4
 //	    tells n1 that a message to n4 did not arrive.
 //	inject from=outsider to=n1 type=T
@@ -174,6 +178,8 @@ var interactionCommands = map[string]func(*interaction, *datadriven.TestData){
 	"discard":      (*interaction).discard,
 	"drop":         (*interaction).drop,
 	"undrop":       (*interaction).undrop,
+	"mute":         (*interaction).mute,
+	"unmute":       (*interaction).unmute,
 	"unreachable":  (*interaction).unreachable,
 	"inject":       (*interaction).inject,
 	"pending":      (*interaction).pending,
@@ -191,6 +197,8 @@ type interaction struct {
 	open         []*openCall // writes and reconfigurations not answered yet
 	writes       int         // writes submitted, for their default names
 	reconfigs    int
+
+	mutes []filter // the messages not printed
 }
 
 // openCall is a write or a Reconfigure waiting for its answer.
@@ -202,6 +210,9 @@ type openCall struct {
 func newInteraction(t *testing.T) *interaction {
 	e := &interaction{t: t, n: newNetwork(t), shown: t0}
 	e.n.trace = func(p packet, fate string) {
+		if anyPicks(e.mutes, p) {
+			return
+		}
 		switch {
 		case p.to == outsider:
 			fate = "" // the script is the outsider: it hears it
@@ -695,6 +706,16 @@ func (e *interaction) drop(d *datadriven.TestData) {
 }
 
 func (e *interaction) undrop(d *datadriven.TestData) { e.drops = removeRule(e.drops, e.filter(d)) }
+
+func (e *interaction) mute(d *datadriven.TestData) {
+	f := e.filter(d)
+	if f.key == "" {
+		d.Fatalf(e.t, "mute needs a filter")
+	}
+	e.mutes = append(e.mutes, f)
+}
+
+func (e *interaction) unmute(d *datadriven.TestData) { e.mutes = removeRule(e.mutes, e.filter(d)) }
 
 func (e *interaction) unreachable(d *datadriven.TestData) {
 	e.args(d, false, "on", "peer")

@@ -105,6 +105,10 @@ import (
 //	drop filter / undrop [filter]
 //	    loses the messages the filter picks from now on / stops that
 //	    (the rule given exactly so; without a filter: every rule).
+//	mute filter / unmute [filter]
+//	    stops printing the messages the filter picks, whatever becomes
+//	    of them (the background traffic of a long wait) / prints them
+//	    again (the rule given exactly so; without a filter: every rule).
 //	unreachable on=n1 peer=n4
 //	    tells n1 that a message to n4 did not arrive.
 //	inject from=outsider to=n1 type=T
@@ -124,9 +128,11 @@ import (
 // A filter picks messages by the keys it is given, all of which must
 // match: from, to, not-from, not-to (peers), type, not-type (message
 // names, e.g. type=(Prepare,Commit)), snapshot=true|false (a Replicate
-// that is, or is not, a snapshot part) and epoch=N (the message's epoch;
-// a ConfigCommit's or ConfigPrepare's is the epoch of next). Add a key
-// in filterKeys.
+// that is, or is not, a snapshot part), request=true|false (a message
+// with a request field, set or not: a Reconfigure's ConfigCommit has
+// one set, gossip and an answer to ConfigQuery do not) and epoch=N
+// (the message's epoch; a ConfigCommit's or ConfigPrepare's is the
+// epoch of next). Add a key in filterKeys.
 //
 // Messages print as `from->to Type field=value ...`, fields in the
 // order of locker.proto, defaults left out, enums without their prefix,
@@ -172,6 +178,8 @@ var interactionCommands = map[string]func(*interaction, *datadriven.TestData){
 	"discard":      (*interaction).discard,
 	"drop":         (*interaction).drop,
 	"undrop":       (*interaction).undrop,
+	"mute":         (*interaction).mute,
+	"unmute":       (*interaction).unmute,
 	"unreachable":  (*interaction).unreachable,
 	"inject":       (*interaction).inject,
 	"pending":      (*interaction).pending,
@@ -189,6 +197,8 @@ type interaction struct {
 	open         []*openCall // writes and reconfigurations not answered yet
 	writes       int         // writes submitted, for their default names
 	reconfigs    int
+
+	mutes []filter // the messages not printed
 }
 
 // openCall is a write or a Reconfigure waiting for its answer.
@@ -200,6 +210,9 @@ type openCall struct {
 func newInteraction(t *testing.T) *interaction {
 	e := &interaction{t: t, n: newNetwork(t), shown: t0}
 	e.n.trace = func(p packet, fate string) {
+		if anyPicks(e.mutes, p) {
+			return
+		}
 		switch {
 		case p.to == outsider:
 			fate = "" // the script is the outsider: it hears it
@@ -699,6 +712,16 @@ func (e *interaction) drop(d *datadriven.TestData) {
 
 func (e *interaction) undrop(d *datadriven.TestData) { e.drops = removeRule(e.drops, e.filter(d)) }
 
+func (e *interaction) mute(d *datadriven.TestData) {
+	f := e.filter(d)
+	if f.key == "" {
+		d.Fatalf(e.t, "mute needs a filter")
+	}
+	e.mutes = append(e.mutes, f)
+}
+
+func (e *interaction) unmute(d *datadriven.TestData) { e.mutes = removeRule(e.mutes, e.filter(d)) }
+
 func (e *interaction) unreachable(d *datadriven.TestData) {
 	e.args(d, false, "on", "peer")
 	on := e.addr(d, e.mustVal(d, "on"))
@@ -834,6 +857,17 @@ var filterKeys = map[string]func(e *interaction, d *datadriven.TestData, vals []
 		return func(p packet) bool {
 			r, ok := p.msg.(*messages.Replicate)
 			return ok && (r.GetSnapshot() != 0) == want
+		}
+	},
+	"request": func(e *interaction, d *datadriven.TestData, vals []string) func(packet) bool {
+		want, err := strconv.ParseBool(singleVal(e, d, vals))
+		if err != nil {
+			d.Fatalf(e.t, "request=%v", err)
+		}
+		return func(p packet) bool {
+			r := p.msg.ProtoReflect()
+			fd := r.Descriptor().Fields().ByName("request")
+			return fd != nil && (r.Get(fd).Uint() != 0) == want
 		}
 	},
 	"epoch": func(e *interaction, d *datadriven.TestData, vals []string) func(packet) bool {

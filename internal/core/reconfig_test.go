@@ -269,3 +269,25 @@ func TestReconfigure(t *testing.T) {
 		}
 	})
 }
+
+// TestCatchUpWaitCoversDrift checks that catchUpWait covers MaxLease, the
+// write-lock timeout and the request timeout as another clock may
+// measure them, with rates off by 1 % each way (a factor 1.01/0.99), and
+// that a MaxLease above MaxLeaseLimit counts as the limit, not as the
+// default.
+func TestCatchUpWaitCoversDrift(t *testing.T) {
+	for _, lease := range []time.Duration{time.Second, time.Minute, time.Hour, MaxLeaseLimit, 2 * MaxLeaseLimit} {
+		cfg := testConfig()
+		cfg.MaxLease = lease
+		cfg.Clock = &fakeClock{now: t0}
+		c := New(cfg)
+		want := min(lease, MaxLeaseLimit)
+		if got := c.maxLease(); got != want {
+			t.Errorf("MaxLease %v: maxLease() = %v, want %v", lease, got, want)
+		}
+		d := float64(want + cfg.WriteLockTimeout + cfg.RequestTimeout)
+		if got := float64(c.catchUpWait()); got < d*1.01/0.99 {
+			t.Errorf("MaxLease %v: catchUpWait %v, less than %v", lease, time.Duration(got), time.Duration(d*1.01/0.99))
+		}
+	}
+}

@@ -868,9 +868,10 @@ func (c *Core) snapshotPart(from string, r *messages.Replicate) bool {
 // most MaxMessageBytes each; tombstones go as deletions. A snapshot
 // (ended nil) leaves expired entries out. A push (ended: the token each
 // changed key had when its change was logged) sends a lease that ended
-// before the push as an entry with no lease left: the replica holds the
-// older state the change replaced, which it must not keep (it expires
-// only the states it was sent).
+// before the push as an entry with no lease left: the replica may hold
+// the older state the change replaced, and it expires only the states it
+// was sent; the sender stops vouching for the older state there, which
+// goes once no master vouches for it (see onReplicate).
 func (c *Core) entryMessages(keys []string, now int64, epoch uint64, ended map[string]uint64) []*messages.Replicate {
 	var out []*messages.Replicate
 	cur := &messages.Replicate{Epoch: epoch}

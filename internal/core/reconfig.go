@@ -652,7 +652,14 @@ func (c *Core) onConfigQuery(from string) {
 func (c *Core) adopt(next *Membership, first bool) {
 	cur := c.member.Load()
 	c.member.Store(next)
-	if self := c.cfg.Self; c.fresh && next.IsMaster(self) {
+	// A peer still catching up under an older configuration plans again
+	// under next, as if fresh: the configuration it first heard may be
+	// stale (gossip from a peer cut off through changes), and its voters,
+	// the sources of that catch-up, need not hold what next's quorums
+	// committed, which this peer may have acknowledged before it lost
+	// its memory.
+	replan := c.catchingUp && next.Epoch > cur.Epoch
+	if self := c.cfg.Self; (c.fresh || replan) && next.IsMaster(self) {
 		switch added := next.Joint() && contains(next.Masters, self) && !contains(next.OldMasters, self); {
 		case first:
 			c.fresh = false
@@ -660,7 +667,11 @@ func (c *Core) adopt(next *Membership, first bool) {
 			// Still fresh: next may be stale (gossip from a master that
 			// missed the change's last commit). A Sync of the current
 			// epoch completed here ends freshness (syncCheck); any other
-			// configuration adopted before that starts a catch-up.
+			// configuration adopted before that starts a catch-up. (A
+			// peer catching up becomes fresh again: voting under next
+			// is safe without a copy, but not under the configuration
+			// after it.)
+			c.fresh = true
 		default:
 			c.fresh = false
 			defer c.startCatchUp(next)
@@ -1064,6 +1075,11 @@ func catchUpNeed(m *Membership, self string) (int, []string) {
 
 // startCatchUp makes this peer copy leases before it votes under m.
 func (c *Core) startCatchUp(m *Membership) {
+	for key, job := range c.syncs {
+		if job.coord == "" {
+			delete(c.syncs, key) // planned under an older configuration: only a plan for m ends the catch-up
+		}
+	}
 	need, others := catchUpNeed(m, c.cfg.Self)
 	if !m.IsMaster(c.cfg.Self) || need <= 0 || c.now() >= c.catchUpWait() {
 		c.catchingUp = false // nothing to copy, or everything it lost has ended

@@ -793,7 +793,7 @@ func (c *Core) onSnapshotRequest(from string, r *messages.SnapshotRequest) {
 		n += len(m.Entries)
 	}
 	c.send(from, &messages.SnapshotDone{Request: r.GetRequest(), Entries: int64(n), Incarnation: c.incarnation, Sequence: c.replicaSeq(),
-		Nonce: nonce, Parts: uint32(len(msgs)), Clock: c.hlc})
+		Nonce: nonce, Parts: uint32(len(msgs)), Clock: c.hlc, Epoch: cur.Epoch})
 }
 
 // snapshotNonce draws the nonce of a snapshot this peer takes: a
@@ -825,6 +825,19 @@ func (c *Core) onSnapshotDone(from string, d *messages.SnapshotDone) {
 		job.heard[src] = now
 		switch d.GetReason() {
 		case messages.Reason_REASON_UNSPECIFIED:
+			if m := c.member.Load(); m.Epoch > 0 && m.IsMaster(c.cfg.Self) && d.GetEpoch() > m.Epoch {
+				// Taken under a newer configuration than this master's,
+				// as a part from one is (see onReplicate); an empty
+				// snapshot has no part to say so. Its configuration
+				// first, then the snapshot again at the next retry. A
+				// catch-up needs this: planned on a stale configuration,
+				// it would end on its voters' snapshots, one of which
+				// acknowledged the move away from it, and the master
+				// would vote under the newer one without having copied
+				// from its quorums (adopt plans again under it).
+				c.send(src, &messages.ConfigQuery{})
+				return
+			}
 		case messages.Reason_REASON_STALE_EPOCH, messages.Reason_REASON_CATCHING_UP:
 			// Not ready yet: it missed the move (tell it the configuration)
 			// or is catching up itself. Asked again at the next retry.

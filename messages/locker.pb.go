@@ -1435,7 +1435,12 @@ type SnapshotDone struct {
 	// The sender's clock (hybrid logical) when it took the snapshot: at
 	// least every ballot it granted and every token it saw. A peer that
 	// copies from it grants no ballot below it (its floor).
-	Clock         uint64 `protobuf:"varint,8,opt,name=clock,proto3" json:"clock,omitempty"`
+	Clock uint64 `protobuf:"varint,8,opt,name=clock,proto3" json:"clock,omitempty"`
+	// The epoch of the sender's configuration when it took the snapshot,
+	// as its parts carry it: an empty snapshot has no part to say it. A
+	// master does not count a snapshot from a configuration newer than its
+	// own (it learns that configuration first); 0 from older peers.
+	Epoch         uint64 `protobuf:"varint,9,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1522,6 +1527,13 @@ func (x *SnapshotDone) GetParts() uint32 {
 func (x *SnapshotDone) GetClock() uint64 {
 	if x != nil {
 		return x.Clock
+	}
+	return 0
+}
+
+func (x *SnapshotDone) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
 	}
 	return 0
 }
@@ -1931,7 +1943,7 @@ const file_locker_proto_rawDesc = "" +
 	"\x0fSnapshotRequest\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12 \n" +
-	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\"\xed\x01\n" +
+	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\"\x83\x02\n" +
 	"\fSnapshotDone\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12)\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x11.locker.v1.ReasonR\x06reason\x12\x18\n" +
@@ -1940,7 +1952,8 @@ const file_locker_proto_rawDesc = "" +
 	"\bsequence\x18\x05 \x01(\x04R\bsequence\x12\x14\n" +
 	"\x05nonce\x18\x06 \x01(\x04R\x05nonce\x12\x14\n" +
 	"\x05parts\x18\a \x01(\rR\x05parts\x12\x14\n" +
-	"\x05clock\x18\b \x01(\x04R\x05clock\"p\n" +
+	"\x05clock\x18\b \x01(\x04R\x05clock\x12\x14\n" +
+	"\x05epoch\x18\t \x01(\x04R\x05epoch\"p\n" +
 	"\bSetNodes\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +

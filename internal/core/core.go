@@ -1014,14 +1014,37 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 			continue
 		}
 		if en.GetLeaseMs() <= 0 {
-			// A state that ended at the sender before it pushed it: it
-			// replaced the older states, which must not live on here,
-			// and ended; the same state (an equal token) may live longer
-			// here, extended through another master, and expires here.
+			// A state that ended at the sender before it pushed it: the
+			// sender no longer holds an older state of the key, so it
+			// stops vouching for the one here, which is dropped once no
+			// master of the configuration vouches for it (each master
+			// that replaced it pushes its new state, live or ended; a
+			// push lost is a gap, settled by a snapshot). The same state
+			// (an equal token) may live longer here, extended through
+			// another master, and expires here.
+			//
+			// It leaves no tombstone, and keeps the older state while
+			// another master vouches for it: the ended state need not
+			// have replaced it anywhere else. It may be the residue of
+			// the holder's own Update on the sender alone (a ballot
+			// above the Lock's token, which the Extends of a quorum
+			// keep), or a lease the others extended, whose pushes come
+			// after this one. A tombstone with its token would outrank
+			// that lease in every later merge: the others' pushes of it,
+			// and the Sync that copies it when this peer is made a
+			// master, which then promises a second Lock of a held key.
+			//
+			// Pushes alone send such entries (a snapshot leaves ended
+			// states out): in a snapshot part, which a voter merges as
+			// its copy, one is ignored.
 			c.observe(en.GetToken())
-			if cur != nil && !cur.deleted && cur.token < en.GetToken() {
-				c.store.tombstone(key, en.GetToken())
-				c.dropLock(key)
+			if r.GetSnapshot() == 0 && cur != nil && !cur.deleted && cur.token < en.GetToken() {
+				cur.vouch &^= vouch
+				cur.seen &^= vouch
+				if cur.vouch&c.voterBits() == 0 {
+					c.store.drop(key)
+					c.dropLock(key)
+				}
 			}
 			continue
 		}

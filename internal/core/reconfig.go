@@ -655,7 +655,14 @@ func (c *Core) onConfigQuery(from string) {
 func (c *Core) adopt(next *Membership, first bool) {
 	cur := c.member.Load()
 	c.member.Store(next)
-	if self := c.cfg.Self; c.fresh && next.IsMaster(self) {
+	// A peer still catching up under an older configuration plans again
+	// under next, as if fresh: the configuration it first heard may be
+	// stale (gossip from a peer cut off through changes), and its voters,
+	// the sources of that catch-up, need not hold what next's quorums
+	// committed, which this peer may have acknowledged before it lost
+	// its memory.
+	replan := c.catchingUp && next.Epoch > cur.Epoch
+	if self := c.cfg.Self; (c.fresh || replan) && next.IsMaster(self) {
 		switch added := next.Joint() && contains(next.Masters, self) && !contains(next.OldMasters, self); {
 		case first:
 			c.fresh = false
@@ -663,7 +670,11 @@ func (c *Core) adopt(next *Membership, first bool) {
 			// Still fresh: next may be stale (gossip from a master that
 			// missed the change's last commit). A Sync of the current
 			// epoch completed here ends freshness (syncCheck); any other
-			// configuration adopted before that starts a catch-up.
+			// configuration adopted before that starts a catch-up. (A
+			// peer catching up becomes fresh again: voting under next
+			// is safe without a copy, but not under the configuration
+			// after it.)
+			c.fresh = true
 		default:
 			c.fresh = false
 			defer c.startCatchUp(next)
@@ -785,7 +796,7 @@ func (c *Core) onSnapshotRequest(from string, r *messages.SnapshotRequest) {
 		n += len(m.Entries)
 	}
 	c.send(from, &messages.SnapshotDone{Request: r.GetRequest(), Entries: int64(n), Incarnation: c.incarnation, Sequence: c.replicaSeq(),
-		Nonce: nonce, Parts: uint32(len(msgs)), Clock: c.hlc})
+		Nonce: nonce, Parts: uint32(len(msgs)), Clock: c.hlc, Epoch: cur.Epoch})
 }
 
 // snapshotNonce draws the nonce of a snapshot this peer takes: a
@@ -817,6 +828,19 @@ func (c *Core) onSnapshotDone(from string, d *messages.SnapshotDone) {
 		job.heard[src] = now
 		switch d.GetReason() {
 		case messages.Reason_REASON_UNSPECIFIED:
+			if m := c.member.Load(); m.Epoch > 0 && m.IsMaster(c.cfg.Self) && d.GetEpoch() > m.Epoch {
+				// Taken under a newer configuration than this master's,
+				// as a part from one is (see onReplicate); an empty
+				// snapshot has no part to say so. Its configuration
+				// first, then the snapshot again at the next retry. A
+				// catch-up needs this: planned on a stale configuration,
+				// it would end on its voters' snapshots, one of which
+				// acknowledged the move away from it, and the master
+				// would vote under the newer one without having copied
+				// from its quorums (adopt plans again under it).
+				c.send(src, &messages.ConfigQuery{})
+				return
+			}
 		case messages.Reason_REASON_STALE_EPOCH, messages.Reason_REASON_CATCHING_UP:
 			// Not ready yet: it missed the move (tell it the configuration)
 			// or is catching up itself. Asked again at the next retry.
@@ -871,9 +895,10 @@ func (c *Core) snapshotPart(from string, r *messages.Replicate) bool {
 // most MaxMessageBytes each; tombstones go as deletions. A snapshot
 // (ended nil) leaves expired entries out. A push (ended: the token each
 // changed key had when its change was logged) sends a lease that ended
-// before the push as an entry with no lease left: the replica holds the
-// older state the change replaced, which it must not keep (it expires
-// only the states it was sent).
+// before the push as an entry with no lease left: the replica may hold
+// the older state the change replaced, and it expires only the states it
+// was sent; the sender stops vouching for the older state there, which
+// goes once no master vouches for it (see onReplicate).
 func (c *Core) entryMessages(keys []string, now int64, epoch uint64, ended map[string]uint64) []*messages.Replicate {
 	var out []*messages.Replicate
 	cur := &messages.Replicate{Epoch: epoch}
@@ -1066,6 +1091,11 @@ func catchUpNeed(m *Membership, self string) (int, []string) {
 
 // startCatchUp makes this peer copy leases before it votes under m.
 func (c *Core) startCatchUp(m *Membership) {
+	for key, job := range c.syncs {
+		if job.coord == "" {
+			delete(c.syncs, key) // planned under an older configuration: only a plan for m ends the catch-up
+		}
+	}
 	need, others := catchUpNeed(m, c.cfg.Self)
 	if !m.IsMaster(c.cfg.Self) || need <= 0 || c.now() >= c.catchUpWait() {
 		c.catchingUp = false // nothing to copy, or everything it lost has ended

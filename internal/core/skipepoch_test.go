@@ -23,7 +23,7 @@ func TestJointToFinalKeepsPromises(t *testing.T) {
 	}
 	n.holdIf = finalPrepare
 	var rc *ReconfigResult
-	n.core(n1).Reconfigure([]string{n1, n2, n4}, nil, func(r ReconfigResult) { rc = &r })
+	n.onAnswer(n1, n.core(n1).Reconfigure([]string{n1, n2, n4}, nil), func(a Answer) { rc = &a.Reconfig })
 	for i := 0; len(n.held) == 0 && i < 500; i++ {
 		n.run()
 		n.sleep(10 * time.Millisecond)

@@ -57,6 +57,7 @@ func TestCatchUpPlannedOnAStaleConfiguration(t *testing.T) {
 	n.stop(n1)
 	n.start(n1)
 	n.core(n1).Step(n2, &messages.ConfigCommit{Next: toProto(n.core(n2).Membership()), Incarnation: n.core(n2).incarnation})
+	n.take(n.core(n1))
 	delete(n.drop, n2) // n2 is back: it learns epoch 3 from the others' answers
 	if m := n.core(n1).Membership(); m.Epoch != 1 || !n.core(n1).CatchingUp() {
 		t.Fatalf("n1 at %+v, catching up %v; want epoch 1, catching up", m, n.core(n1).CatchingUp())
@@ -122,6 +123,7 @@ func TestCatchUpEndedByAnEmptySnapshotFromANewerEpoch(t *testing.T) {
 	n.stop(n1)
 	n.start(n1)
 	n.core(n1).Step(n2, &messages.ConfigCommit{Next: toProto(n.core(n2).Membership()), Incarnation: n.core(n2).incarnation})
+	n.take(n.core(n1))
 	delete(n.drop, n2)
 	n.sleep(3 * time.Second)
 	c := n.core(n1)

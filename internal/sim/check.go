@@ -234,8 +234,10 @@ keys:
 			case held && l.Left < convergeMargin:
 			case live == 0 && held:
 				s.violate("replica divergence", "replica %s holds %q = %q (token %d) that no master holds", r, key, l.Value, l.Token)
-			case live > 0 && holders >= m.W && newest.Token > released &&
-				(!ok || (held && l.Token < newest.Token) || (!held && l.Token < newest.Token)):
+			case live > 0 && holders >= m.W && newest.Token > released && (!held || l.Token < newest.Token):
+				// W masters hold the newest lease and none released it: a
+				// replica that does not hold it, even behind a tombstone
+				// with a larger token, has lost it.
 				s.violate("replica divergence", "replica %s holds %q as %+v; %d masters hold %q (token %d), the newest",
 					r, key, l, holders, newest.Value, newest.Token)
 			}

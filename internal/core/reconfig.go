@@ -662,6 +662,20 @@ func (c *Core) adopt(next *Membership, first bool) {
 	// committed, which this peer may have acknowledged before it lost
 	// its memory.
 	replan := c.catchingUp && next.Epoch > cur.Epoch
+	if replan && !next.IsMaster(c.cfg.Self) {
+		// Not a voter under next: the plan made under the older one must
+		// not end the catch-up (its sources, past it, would be counted:
+		// this peer is no master to refuse them), or a later configuration
+		// that makes it a master again would find it neither fresh nor
+		// catching up, and it would vote with nothing copied. It is fresh
+		// again: that configuration decides.
+		for key, job := range c.syncs {
+			if job.coord == "" {
+				delete(c.syncs, key)
+			}
+		}
+		c.catchingUp, c.fresh = false, true
+	}
 	if self := c.cfg.Self; (c.fresh || replan) && next.IsMaster(self) {
 		switch added := next.Joint() && contains(next.Masters, self) && !contains(next.OldMasters, self); {
 		case first:

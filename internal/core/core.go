@@ -1038,10 +1038,14 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 			// states out): in a snapshot part, which a voter merges as
 			// its copy, one is ignored.
 			c.observe(en.GetToken())
-			if r.GetSnapshot() == 0 && cur != nil && !cur.deleted && cur.token < en.GetToken() {
+			//
+			// As in settle (follow.go), only a replica drops, and only
+			// once it knows what every voter holds: a voter whose pushes
+			// or snapshot are still on their way may hold the state.
+			if r.GetSnapshot() == 0 && vouch != 0 && cur != nil && !cur.deleted && cur.token < en.GetToken() {
 				cur.vouch &^= vouch
 				cur.seen &^= vouch
-				if cur.vouch&c.voterBits() == 0 {
+				if !m.IsMaster(c.cfg.Self) && cur.vouch&c.voterBits() == 0 && c.votersKnown() {
 					c.store.drop(key)
 					c.dropLock(key)
 				}

@@ -85,3 +85,6 @@ func (q *Quorum) Impossible() bool {
 
 // Decided reports whether the outcome is known.
 func (q *Quorum) Decided() bool { return q.Reached() || q.Impossible() }
+
+// Majority is the smallest majority of n masters.
+func Majority(n int) int { return n/2 + 1 }

@@ -9,6 +9,9 @@ import (
 	"github.com/protoactor-locker/locker/messages"
 )
 
+// Admin changes (SetNodes, SetW) and master reads (ReadMaster): the
+// peer that asks, and every peer's answer.
+
 // request is an admin change or a master read this peer waits answers
 // for, or a query of configurations (then).
 type request struct {
@@ -194,4 +197,52 @@ func (c *Core) onReadReply(from string, a *messages.ReadReply) {
 	if r := c.reqs[a.GetRequest()]; r != nil && r.kind == KindRead {
 		r.answer(c, from, a)
 	}
+}
+
+func (c *Core) onSetNodes(from string, s *messages.SetNodes) {
+	cur := c.member.Load()
+	masters, replicas := SortedSet(s.GetMasters()), SortedSet(s.GetReplicas())
+	reply := &messages.AdminReply{Request: s.GetRequest()}
+	if msg := CheckNodes(masters, replicas, cur.W); msg != "" {
+		reply.Reason, reply.Message = messages.Reason_REASON_INVALID_ARGUMENT, msg
+	} else {
+		epoch := cur.Epoch
+		if s.GetEpoch() > epoch {
+			epoch = s.GetEpoch()
+		}
+		// Through adopt even at the same epoch: a fresh peer made a master
+		// catches up first, and a change of masters drops older promises.
+		// From epoch 0 to 1 it counts as a new cluster's first
+		// configuration: SetNodes is unsafe, and run again from a
+		// restarted peer it starts the peers it reaches over (see adopt).
+		first := cur.Epoch == 0 && epoch == 1
+		c.adopt(&Membership{Epoch: epoch, Masters: masters, Replicas: replicas, W: c.firstW(cur.W, masters, first)}, first)
+	}
+	reply.Configuration = c.configuration()
+	c.send(from, reply)
+}
+
+func (c *Core) onSetW(from string, s *messages.SetW) {
+	cur := c.member.Load()
+	reply := &messages.AdminReply{Request: s.GetRequest()}
+	if msg := CheckW(int(s.GetW()), len(cur.Masters)); msg != "" {
+		reply.Reason, reply.Message = messages.Reason_REASON_INVALID_ARGUMENT, msg
+	} else {
+		c.member.Store(&Membership{Epoch: cur.Epoch, Masters: cur.Masters, Replicas: cur.Replicas, W: int(s.GetW())})
+	}
+	reply.Configuration = c.configuration()
+	c.send(from, reply)
+}
+
+func (c *Core) configuration() *messages.Configuration {
+	m := c.member.Load()
+	return &messages.Configuration{Epoch: m.Epoch, Masters: m.Masters, Replicas: m.Replicas, W: int32(m.W)}
+}
+
+func (c *Core) onRead(from string, r *messages.Read) {
+	reply := &messages.ReadReply{Request: r.GetRequest()}
+	if e := c.store.get(r.GetKey(), c.now()); e != nil {
+		reply.Found, reply.Value, reply.Token = true, e.value, e.token
+	}
+	c.send(from, reply)
 }

@@ -4,7 +4,7 @@
 //
 // What the model is: one key, three masters with W = 2, two clients that
 // each call Lock once. A Lock is the two-phase quorum write of
-// internal/core (txn.go, core.go): Prepare to every master; a master
+// internal/core (txn.go, master.go): Prepare to every master; a master
 // promises (a write lock that expires) only if it holds no live write
 // lock of another transaction and the key is absent; the client commits if
 // W promised (token: the largest proposal, and above any refuser's token),

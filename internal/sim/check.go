@@ -234,14 +234,10 @@ keys:
 			case held && l.Left < convergeMargin:
 			case live == 0 && held:
 				s.violate("replica divergence", "replica %s holds %q = %q (token %d) that no master holds", r, key, l.Value, l.Token)
-			case live > 0 && holders >= m.W && newest.Token > released &&
-				(!ok || (held && l.Token < newest.Token) || (!held && l.Token != newest.Token)):
+			case live > 0 && holders >= m.W && newest.Token > released && (!held || l.Token < newest.Token):
 				// W masters hold the newest lease and none released it: a
 				// replica that does not hold it has lost it, also behind a
-				// tombstone with a larger token. (A tombstone of the same
-				// token is the Release of that lease which reached a master
-				// that pushed it but not a quorum: a known limit, see
-				// docs/guarantees.md.)
+				// tombstone with a token as large or larger.
 				s.violate("replica divergence", "replica %s holds %q as %+v; %d masters hold %q (token %d), the newest",
 					r, key, l, holders, newest.Value, newest.Token)
 			}

@@ -22,11 +22,16 @@ import (
 // older, longer lease (on a master that missed the Release) comes back
 // through catch-up and snapshots onto a quorum of masters: the key stays
 // locked by nobody until that lease ends, and replicas that kept the
-// tombstone disagree (replica divergence). Not two holders. Found by the
-// long hunt at 4396, 7177, 9711, 10240, 10425, 11476 and more; in this
-// set at 676.
+// tombstone disagree (replica divergence). Not two holders. The long
+// hunt found it at 4396, 7177, 9711, 10240, 10425, 11476, 17440, 18752;
+// none is in this set.
+//
+// Seed 676 is in this set and not yet diagnosed: a Release of a lease
+// answered "unknown" (3 commits) reached a replica as a tombstone of the
+// lease's own token, while at the end W masters hold that lease again
+// (the fix for the ghost lease does not clear it).
 var knownBugSeeds = map[uint64]string{
-	676: "ghost lease of a released key after a short relock expired (see knownBugSeeds)",
+	676: "replica divergence behind a tombstone of the masters' own token, not yet diagnosed (see knownBugSeeds)",
 }
 
 var (

@@ -171,6 +171,22 @@ func awaitConfig(t *testing.T, ms []*member, masters, replicas []*member) config
 	return want
 }
 
+// awaitReady waits until every member in ms is ready (IsReady): a
+// master still catching up after start-up needs every other voter of a
+// change of masters, so a member leaving before then leaves the change
+// waiting out the leases (docs/guarantees.md, "Not guaranteed").
+func awaitReady(t *testing.T, ms []*member) {
+	t.Helper()
+	testcluster.Eventually(t, settle, func() bool {
+		for _, m := range ms {
+			if !m.locker.IsReady() {
+				return false
+			}
+		}
+		return true
+	}, "every member ready; now %v", lazy(func() string { return describe(ms) }))
+}
+
 // awaitAgreement waits until every member in ms holds the same
 // configuration with n masters, W their majority, masters and replicas
 // together exactly ms, and returns it.
@@ -200,7 +216,7 @@ func describe(ms []*member) string {
 	s := ""
 	for _, m := range ms {
 		c := nodes(m.locker)
-		s += "\n  " + m.name + " " + m.addr + ": masters " + join(c.masters) + " replicas " + join(c.replicas)
+		s += fmt.Sprintf("\n  %s %s: epoch %d masters %s replicas %s w %d joint %v ready %v", m.name, m.addr, c.epoch, join(c.masters), join(c.replicas), c.w, c.joint, m.locker.IsReady())
 	}
 	return s
 }

@@ -51,6 +51,7 @@ func TestAutomanagedOnLoopback(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "a", string(v))
 
+	awaitReady(t, ms) // every master caught up: the change after B leaves can complete
 	ms[1].leave()
 	awaitConfig(t, []*member{ms[0], ms[2]}, []*member{ms[0], ms[2]}, nil)
 	requireStillHeld(t, ctx, ms[2].locker, "k", []byte("c")) // the lock taken before the change
@@ -133,6 +134,7 @@ func TestEtcdProvider(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "a", string(v))
 
+	awaitReady(t, ms) // every master caught up: the change after B leaves can complete
 	ms[1].leave()
 	awaitConfig(t, []*member{ms[0], ms[2]}, []*member{ms[0], ms[2]}, nil)
 

@@ -111,26 +111,40 @@ func TestLinearizabilityChecker(t *testing.T) {
 	requireKinds(t, s, "linearizability")
 }
 
+// quietCluster starts 3 masters and 1 replica with no clients and no
+// faults, configured, for the checkers' own scenarios.
+func quietCluster(t *testing.T) (s *Sim, master, replica *peer) {
+	t.Helper()
+	cfg := DefaultConfig(1)
+	cfg.Masters, cfg.Replicas, cfg.Clients, cfg.Faults, cfg.KeepGoing = 3, 1, 0, false, true
+	s = New(cfg)
+	if err := s.bootstrap(); err != nil {
+		t.Fatal(err)
+	}
+	s.cfgDone = true
+	return s, s.peers[0], s.peers[3]
+}
+
+// write runs op through master until it answers; it must succeed.
+func write(t *testing.T, s *Sim, master *peer, op core.Op) core.Outcome {
+	t.Helper()
+	var got *core.Outcome
+	master.await(master.core.Submit([]core.Op{op}), func(a core.Answer) { got = &a.Outcomes[0] })
+	s.flush(master)
+	s.runFor(2 * time.Second)
+	if got == nil || !got.OK {
+		t.Fatalf("%v of %q: %+v", op.Kind, op.Key, got)
+	}
+	return *got
+}
+
 // TestReplicaDivergenceCheckerSeesATombstone gives the replica a
 // tombstone of the key with a larger token than the lease W masters
 // hold: the replica holds nothing, which checkConverged must report even
 // though the replica's token is the larger.
 func TestReplicaDivergenceCheckerSeesATombstone(t *testing.T) {
-	cfg := DefaultConfig(1)
-	cfg.Masters, cfg.Replicas, cfg.Clients, cfg.Faults, cfg.KeepGoing = 3, 1, 0, false, true
-	s := New(cfg)
-	if err := s.bootstrap(); err != nil {
-		t.Fatal(err)
-	}
-	s.cfgDone = true
-	master, replica := s.peers[0], s.peers[3]
-	var got *core.Outcome
-	master.await(master.core.Submit([]core.Op{{Kind: opLock, Key: "a", Value: []byte("v"), LeaseMs: time.Hour.Milliseconds()}}), func(a core.Answer) { got = &a.Outcomes[0] })
-	s.flush(master)
-	s.runFor(2 * time.Second)
-	if got == nil || !got.OK {
-		t.Fatalf("Lock: %+v", got)
-	}
+	s, master, replica := quietCluster(t)
+	got := write(t, s, master, core.Op{Kind: opLock, Key: "a", Value: []byte("v"), LeaseMs: time.Hour.Milliseconds()})
 	replica.core.Step("10.0.0.99:1", &messages.Replicate{Entries: []*messages.Entry{{Key: "a", Token: got.Token + 1, Deleted: true}}})
 	replica.core.TakeOutput()
 	if l, ok := replica.core.Store().Lookup("a"); !ok || !l.Released {
@@ -150,25 +164,8 @@ func TestReplicaDivergenceCheckerSeesATombstone(t *testing.T) {
 // clean.
 func TestReplicaDivergenceChecker(t *testing.T) {
 	for _, cut := range []bool{false, true} {
-		cfg := DefaultConfig(1)
-		cfg.Masters, cfg.Replicas, cfg.Clients, cfg.Faults, cfg.KeepGoing = 3, 1, 0, false, true
-		s := New(cfg)
-		if err := s.bootstrap(); err != nil {
-			t.Fatal(err)
-		}
-		s.cfgDone = true
-		master, replica := s.peers[0], s.peers[3]
-		write := func(op core.Op) {
-			t.Helper()
-			var got *core.Outcome
-			master.await(master.core.Submit([]core.Op{op}), func(a core.Answer) { got = &a.Outcomes[0] })
-			s.flush(master)
-			s.runFor(2 * time.Second)
-			if got == nil || !got.OK {
-				t.Fatalf("%v of %q: %+v", op.Kind, op.Key, got)
-			}
-		}
-		write(core.Op{Kind: opLock, Key: "a", Value: []byte("v"), LeaseMs: time.Hour.Milliseconds()})
+		s, master, replica := quietCluster(t)
+		write(t, s, master, core.Op{Kind: opLock, Key: "a", Value: []byte("v"), LeaseMs: time.Hour.Milliseconds()})
 		if l, ok := replica.core.Store().Lookup("a"); !ok || l.Released {
 			t.Fatalf("the replica never got the lease: %+v %v", l, ok)
 		}
@@ -176,7 +173,7 @@ func TestReplicaDivergenceChecker(t *testing.T) {
 			s.groups = map[string]int{replica.addr: 1}
 			s.partitioned = true
 		}
-		write(core.Op{Kind: opRelease, Key: "a", Value: []byte("v")})
+		write(t, s, master, core.Op{Kind: opRelease, Key: "a", Value: []byte("v")})
 		s.checkConverged()
 		if !s.res.Judged {
 			t.Fatalf("cut %v: the run was not judged", cut)

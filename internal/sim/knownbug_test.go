@@ -65,11 +65,7 @@ func TestResidueFromAFastClockNotCopiedOverALease(t *testing.T) {
 		cfg.Steps = 50000
 		requireClean(t, New(cfg).Run())
 	}
-	for _, seed := range []uint64{10, 650, 922, 1302, 1414, 1791, 1805, 1915} {
-		cfg := DefaultConfig(seed)
-		cfg.Steps = 50000
-		requireClean(t, New(cfg).Run())
-	}
+	replayDefault(t, 10, 650, 922, 1302, 1414, 1791, 1805, 1915)
 }
 
 // TestCopyNeverShortensTheLeaseItReplaces replays seeds 4118 and 5869,
@@ -81,11 +77,7 @@ func TestResidueFromAFastClockNotCopiedOverALease(t *testing.T) {
 // internal/core: a copy that replaces a live lease keeps the later of
 // the two deadlines.
 func TestCopyNeverShortensTheLeaseItReplaces(t *testing.T) {
-	for _, seed := range []uint64{4118, 5869} {
-		cfg := DefaultConfig(seed)
-		cfg.Steps = 50000
-		requireClean(t, New(cfg).Run())
-	}
+	replayDefault(t, 4118, 5869)
 }
 
 // TestOnlyVotersKeepTheLaterDeadline replays seeds 2458 (a peer
@@ -100,11 +92,7 @@ func TestCopyNeverShortensTheLeaseItReplaces(t *testing.T) {
 // latest configuration, over its hour-long one as a voter would. Fixed:
 // a voter keeps the later deadline only of the copies it asks for.
 func TestOnlyVotersKeepTheLaterDeadline(t *testing.T) {
-	for _, seed := range []uint64{2458, 38, 185, 425, 11145} {
-		cfg := DefaultConfig(seed)
-		cfg.Steps = 50000
-		requireClean(t, New(cfg).Run())
-	}
+	replayDefault(t, 2458, 38, 185, 425, 11145)
 }
 
 // TestEndedStateStillPushed replays seeds 13187 and 14734, which found a
@@ -116,7 +104,14 @@ func TestOnlyVotersKeepTheLaterDeadline(t *testing.T) {
 // ended before it as an entry with no lease left, which replaces older
 // states on the replica.
 func TestEndedStateStillPushed(t *testing.T) {
-	for _, seed := range []uint64{13187, 14734} {
+	replayDefault(t, 13187, 14734)
+}
+
+// replayDefault replays seeds with the suite's schedule (DefaultConfig)
+// for as many steps as TestSimulation takes, each required clean.
+func replayDefault(t *testing.T, seeds ...uint64) {
+	t.Helper()
+	for _, seed := range seeds {
 		cfg := DefaultConfig(seed)
 		cfg.Steps = 50000
 		requireClean(t, New(cfg).Run())

@@ -117,9 +117,7 @@ func TestEndedResidueThenPromotion(t *testing.T) {
 		v, ok := n.read(a, "k")
 		t.Logf("master %s: k = %q %v", a, v, ok)
 	}
-	if o := n.do1(n4, lockOp("k", "c2", time.Hour)); o.OK {
-		t.Fatalf("c2 locked k while c1's hour-long lease lives (two holders): %+v", o)
-	}
+	n.requireRefused(n4, lockOp("k", "c2", time.Hour), "c2 locked k while c1's hour-long lease lives (two holders)")
 }
 
 // TestEndedEntryOvertakesTheSameLeaseExtended: no residue is needed. The
@@ -181,7 +179,5 @@ func TestEndedEntryOvertakesTheSameLeaseExtended(t *testing.T) {
 	if r := n.reconfigure(n2, []string{n2, n4, n5}, []string{n1, n3}); !r.OK {
 		t.Fatalf("promoting n4 and n5: %+v", r)
 	}
-	if o := n.do1(n4, lockOp("k", "c3", time.Hour)); o.OK {
-		t.Fatalf("c3 locked k while c2's hour-long lease lives (two holders): %+v", o)
-	}
+	n.requireRefused(n4, lockOp("k", "c3", time.Hour), "c3 locked k while c2's hour-long lease lives (two holders)")
 }

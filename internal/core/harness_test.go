@@ -640,3 +640,25 @@ func countSent[T proto.Message](n *network, from, to string) int {
 	}
 	return k
 }
+
+// requireRefused fails the test if op, submitted from from, succeeds:
+// why says what its success would mean (two holders, most often).
+func (n *network) requireRefused(from string, op Op, why string) {
+	n.t.Helper()
+	if o := n.do1(from, op); o.OK {
+		n.t.Fatalf("%s: %+v", why, o)
+	}
+}
+
+// logKey logs what each peer of addrs holds of key, for the story of a
+// failing test.
+func (n *network) logKey(key string, addrs ...string) {
+	n.t.Helper()
+	for _, a := range addrs {
+		if e := n.core(a).store.raw(key); e != nil {
+			n.t.Logf("%s: %s = %q token %d, %v left, released %v (epoch %d)", a, key, e.value, e.token, time.Duration(e.deadline-n.core(a).now()), e.deleted, n.core(a).Membership().Epoch)
+		} else {
+			n.t.Logf("%s: no %s (epoch %d)", a, key, n.core(a).Membership().Epoch)
+		}
+	}
+}

@@ -71,9 +71,7 @@ func TestCatchUpPlannedOnAStaleConfiguration(t *testing.T) {
 	v, ok := n.read(n1, "k")
 	t.Logf("n1: k = %q %v", v, ok)
 	n.holdTo(n4)
-	if o := n.do1(n1, lockOp("k", "c2", time.Hour)); o.OK {
-		t.Fatalf("c2 locked k while c1's hour-long lease lives on n4 (two holders): %+v", o)
-	}
+	n.requireRefused(n1, lockOp("k", "c2", time.Hour), "c2 locked k while c1's hour-long lease lives on n4 (two holders)")
 }
 
 // TestCatchUpEndedByAnEmptySnapshotFromANewerEpoch: the rule of 5fc4b8f
@@ -137,7 +135,5 @@ func TestCatchUpEndedByAnEmptySnapshotFromANewerEpoch(t *testing.T) {
 	}
 	wantRead(t, n, n1, "k", "c1", "after catching up under epoch 3")
 	n.holdTo(n4)
-	if o := n.do1(n1, lockOp("k", "c2", time.Hour)); o.OK {
-		t.Fatalf("c2 locked k while c1's hour-long lease lives on n4 (two holders): %+v", o)
-	}
+	n.requireRefused(n1, lockOp("k", "c2", time.Hour), "c2 locked k while c1's hour-long lease lives on n4 (two holders)")
 }

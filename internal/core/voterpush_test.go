@@ -84,10 +84,7 @@ func TestPushToAVoterWhoseMastersCameBack(t *testing.T) {
 	upd := n.submit(n2, updateOp("k", "v", "v2"))
 	n.run()
 	n.sleep(200 * time.Millisecond) // n3 pushes the Update to its replicas
-	for _, a := range []string{n1, n2, n3} {
-		e := n.core(a).store.raw("k")
-		t.Logf("%s: k = %q token %d, %v left (epoch %d)", a, e.value, e.token, time.Duration(e.deadline-n.core(a).now()), n.core(a).Membership().Epoch)
-	}
+	n.logKey("k", n1, n2, n3)
 	// n1's commit of the Update arrives.
 	n.holdIf = lostConfig
 	var lost []packet
@@ -103,10 +100,7 @@ func TestPushToAVoterWhoseMastersCameBack(t *testing.T) {
 	if !upd.one().OK {
 		t.Fatalf("c1's Update: %+v", upd.one())
 	}
-	for _, a := range []string{n1, n2, n3} {
-		e := n.core(a).store.raw("k")
-		t.Logf("%s: k = %q token %d, %v left (epoch %d)", a, e.value, e.token, time.Duration(e.deadline-n.core(a).now()), n.core(a).Membership().Epoch)
-	}
+	n.logKey("k", n1, n2, n3)
 
 	// n3 learns the configuration, n2 is slow; after 5 s, c2 locks k.
 	n.holdIf = nil
@@ -118,9 +112,7 @@ func TestPushToAVoterWhoseMastersCameBack(t *testing.T) {
 		t.Logf("%s: k = %q %v (epoch %d)", a, v, ok, n.core(a).Membership().Epoch)
 	}
 	n.holdTo(n2)
-	if o := n.do1(n1, lockOp("k", "c2", time.Hour)); o.OK {
-		t.Fatalf("c2 locked k while c1's hour-long lease lives (two holders): %+v", o)
-	}
+	n.requireRefused(n1, lockOp("k", "c2", time.Hour), "c2 locked k while c1's hour-long lease lives (two holders)")
 }
 
 // TestDelayedPushToAVoterWhoseMastersCameBack is the same door without
@@ -183,10 +175,7 @@ func TestDelayedPushToAVoterWhoseMastersCameBack(t *testing.T) {
 		}
 	}
 	n.held = keep // what n3 sent and was sent while paused is lost
-	for _, a := range []string{n1, n2, n3} {
-		e := n.core(a).store.raw("k")
-		t.Logf("%s: k = %q token %d, %v left (epoch %d)", a, e.value, e.token, time.Duration(e.deadline-n.core(a).now()), n.core(a).Membership().Epoch)
-	}
+	n.logKey("k", n1, n2, n3)
 
 	// The slow messages arrive: n2 and n4 refuse the Update's commit,
 	// n1 gets n3's push.
@@ -195,15 +184,10 @@ func TestDelayedPushToAVoterWhoseMastersCameBack(t *testing.T) {
 	n.run()
 	n.settle(upd)
 	t.Logf("c1's Update: %+v", upd.one())
-	for _, a := range []string{n1, n2, n3} {
-		e := n.core(a).store.raw("k")
-		t.Logf("%s: k = %q token %d, %v left (epoch %d)", a, e.value, e.token, time.Duration(e.deadline-n.core(a).now()), n.core(a).Membership().Epoch)
-	}
+	n.logKey("k", n1, n2, n3)
 	n.sleep(11 * time.Second)
 	n.holdTo(n2)
-	if o := n.do1(n1, lockOp("k", "c2", time.Hour)); o.OK {
-		t.Fatalf("c2 locked k while c1's hour-long lease lives (two holders): %+v", o)
-	}
+	n.requireRefused(n1, lockOp("k", "c2", time.Hour), "c2 locked k while c1's hour-long lease lives (two holders)")
 }
 
 // TestStaleSyncAnsweredFromANewerEpoch is seed 11145's divergence by the

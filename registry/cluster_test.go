@@ -22,6 +22,8 @@ import (
 
 	"github.com/protoactor-locker/locker/internal/registrytest"
 	"github.com/protoactor-locker/locker/internal/testcluster"
+	"github.com/protoactor-locker/locker/lockeractor"
+	"github.com/protoactor-locker/locker/lockeractor/lockertest"
 	"github.com/protoactor-locker/locker/registry"
 )
 
@@ -169,4 +171,42 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestClusterRegisterOutlastsSilentMasters: the other masters do not
+// answer the first try (cut off, as a member restarted on its address is
+// until the others' endpoints reconnect, docs/protoactor.md); Register
+// tries again within its context and succeeds once they answer. The
+// partition heals only after the first try's messages were dropped, so
+// that try fails whatever the timing.
+func TestClusterRegisterOutlastsSilentMasters(t *testing.T) {
+	f := lockertest.NewFaults(1)
+	c := registrytest.NewWith(t, 3, []lockeractor.Option{lockertest.WithFaults(f), lockeractor.WithRequestTimeout(200 * time.Millisecond)})
+	f.Partition(c.Addrs(0), c.Addrs(1, 2))
+	pid := c.System(0).Root.Spawn(echoProps())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Registry(0).Register(ctx, "patient", pid, 5*time.Second) }()
+	testcluster.Eventually(t, 10*time.Second, func() bool { return f.Stats().Partitioned > 0 }, "the first try is cut off")
+	f.Heal()
+	require.NoError(t, <-done)
+	res, err := c.Peer(1).MasterDirtyRead(ctx, "registry/patient")
+	require.NoError(t, err, "a quorum holds the name")
+	require.NotEmpty(t, res)
+}
+
+// TestClusterRegisterGivesUpOnSilentMasters: masters that never answer
+// make Register fail with ErrNoQuorum after its retries, without
+// hanging on a context without a deadline.
+func TestClusterRegisterGivesUpOnSilentMasters(t *testing.T) {
+	f := lockertest.NewFaults(1)
+	c := registrytest.NewWith(t, 3, []lockeractor.Option{lockertest.WithFaults(f), lockeractor.WithRequestTimeout(100 * time.Millisecond)})
+	f.Partition(c.Addrs(0), c.Addrs(1, 2))
+	pid := c.System(0).Root.Spawn(echoProps())
+	err := c.Registry(0).Register(context.Background(), "alone", pid, 5*time.Second)
+	require.ErrorIs(t, err, lockeractor.ErrNoQuorum)
+	var qe *lockeractor.QuorumError
+	require.True(t, errors.As(err, &qe))
+	require.Equal(t, lockeractor.ReasonUnreachable, qe.Peers[c.Nodes[1].Addr], "%v", qe)
 }

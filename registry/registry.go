@@ -249,7 +249,10 @@ func (r *Registry) threshold(lease time.Duration) time.Duration {
 // its name (a NameLost event is published). Register returns once a
 // quorum holds the name. If another PID holds it, the error is an
 // *AlreadyRegisteredError; registering the same name for the same PID
-// again extends the lease and succeeds.
+// again extends the lease and succeeds. Transient failures (another
+// write of the name in progress, masters that do not answer) are tried
+// again, within ctx, for up to about 3 s of pauses; after that the last
+// error is returned (errors.Is ErrNoQuorum or ErrUnreachable).
 func (r *Registry) Register(ctx context.Context, name string, pid *actor.PID, lease time.Duration) error {
 	if r == nil {
 		return ErrNoRegistry
@@ -348,7 +351,8 @@ func (r *Registry) acquire(ctx context.Context, name string, pid *actor.PID, lea
 	key := r.cfg.KeyPrefix + name
 	value := encodePID(pid)
 	backoff := time.Millisecond
-	for attempt := 0; ; attempt++ {
+	var waited time.Duration // pauses between tries so far
+	for {
 		r.mu.Lock()
 		cur := r.owned[name]
 		r.mu.Unlock()
@@ -379,7 +383,11 @@ func (r *Registry) acquire(ctx context.Context, name string, pid *actor.PID, lea
 		case hasReason(qe, lockeractor.ReasonAlreadyLocked):
 			holder, found, rerr := r.readHolder(ctx, key)
 			if rerr != nil {
-				return nil, fmt.Errorf("registry: registering %q: reading the holder: %w", name, rerr)
+				err = fmt.Errorf("reading the holder: %w", rerr)
+				if !errors.Is(rerr, lockeractor.ErrUnreachable) {
+					return nil, fmt.Errorf("registry: registering %q: %w", name, err)
+				}
+				break // a master silent for now: try again
 			}
 			if found && string(holder) == string(value) {
 				// Held for this very PID (a concurrent Register, or a
@@ -399,23 +407,32 @@ func (r *Registry) acquire(ctx context.Context, name string, pid *actor.PID, lea
 			_, _ = r.l.Release(rctx, key, value)
 			cancel()
 			return nil, fmt.Errorf("registry: registering %q: %w", name, err)
-		case !hasReason(qe, lockeractor.ReasonWriteLocked):
+		case !hasReason(qe, lockeractor.ReasonWriteLocked) && !hasReason(qe, lockeractor.ReasonUnreachable):
 			return nil, fmt.Errorf("registry: registering %q: %w", name, err)
 		}
-		// Another write of the name is in progress: wait a little.
-		if attempt >= 20 {
+		// Another write of the name is in progress, or masters were
+		// silent (a member restarted on its address is not heard at
+		// once, see docs/protoactor.md): wait a little and try again.
+		if waited += backoff; waited > retryWindow {
 			return nil, fmt.Errorf("registry: registering %q: %w", name, err)
 		}
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
-			return nil, fmt.Errorf("registry: registering %q: %w", name, ctx.Err())
+			return nil, fmt.Errorf("registry: registering %q: %w", name, errors.Join(ctx.Err(), err))
 		}
-		if backoff < 50*time.Millisecond {
-			backoff *= 2
-		}
+		backoff = min(2*backoff, maxRetryBackoff)
 	}
 }
+
+// retryWindow bounds the pauses of a registration that retries
+// transient failures (a write of the name in progress, masters that do
+// not answer), within its context; maxRetryBackoff is the longest pause
+// between two tries.
+const (
+	retryWindow     = 3 * time.Second
+	maxRetryBackoff = 100 * time.Millisecond
+)
 
 func hasReason(qe *lockeractor.QuorumError, reason lockeractor.Reason) bool {
 	for _, r := range qe.Peers {

@@ -2,6 +2,7 @@ package core
 
 import (
 	"slices"
+	"sort"
 
 	"github.com/protoactor-locker/locker/messages"
 )
@@ -235,9 +236,16 @@ func (c *Core) settleWait() int64 {
 // recent is a set whose members are forgotten once their time is up:
 // what a peer must remember about requests that may be repeated on the
 // way for a while (decided transactions, finished syncs), and no longer.
+//
+// It keeps two generations of members instead of forgetting each one
+// on time: a member is found only until its time is up, and a whole
+// generation is dropped once every member in it is due. Forgetting one
+// by one churned a large map (a write deletes one member and adds one)
+// and made its lookups the hottest path of a write; two generations
+// hold at most about twice the members that are not due.
 type recent[K comparable, V any] struct {
-	items map[K]recentItem[V]
-	order []K // oldest first
+	cur, prev       map[K]recentItem[V]
+	curDue, prevDue int64 // the latest time any member of cur, prev is due
 }
 
 type recentItem[V any] struct {
@@ -246,41 +254,103 @@ type recentItem[V any] struct {
 }
 
 // add remembers k with v until until, unless k is remembered already,
-// and forgets what is due by now.
+// and forgets the generation that is due by now.
 func (r *recent[K, V]) add(k K, v V, until, now int64) {
-	r.prune(now)
-	if _, ok := r.items[k]; ok {
-		return
+	if _, ok := r.get(k, now); !ok {
+		r.put(k, v, until, now)
 	}
-	if r.items == nil {
-		r.items = map[K]recentItem[V]{}
+}
+
+// put remembers k, known not to be remembered, with v until until, and
+// forgets the generation that is due by now.
+func (r *recent[K, V]) put(k K, v V, until, now int64) {
+	if r.prev != nil && r.prevDue <= now {
+		r.prev = nil
 	}
-	r.items[k] = recentItem[V]{until: until, value: v}
-	r.order = append(r.order, k)
+	if r.cur == nil || (r.prev == nil && len(r.cur) > 0) {
+		// The older generation is gone: the current one becomes it, and
+		// a new one starts.
+		r.prev, r.prevDue = r.cur, r.curDue
+		r.cur, r.curDue = map[K]recentItem[V]{}, 0
+	}
+	r.cur[k] = recentItem[V]{until: until, value: v}
+	r.curDue = max(r.curDue, until)
 }
 
 // get returns what k was remembered with, if it is not due by now.
 func (r *recent[K, V]) get(k K, now int64) (V, bool) {
-	it, ok := r.items[k]
-	if !ok || it.until <= now {
-		var zero V
-		return zero, false
+	if it, ok := r.cur[k]; ok && it.until > now {
+		return it.value, true
 	}
-	return it.value, true
+	if it, ok := r.prev[k]; ok && it.until > now {
+		return it.value, true
+	}
+	var zero V
+	return zero, false
 }
 
-// prune forgets what is due by now, oldest first (members are added
-// with lifetimes that grow with now, so the oldest is due first).
-func (r *recent[K, V]) prune(now int64) {
-	n := 0
-	for n < len(r.order) && r.items[r.order[n]].until <= now {
-		delete(r.items, r.order[n])
-		n++
+// decidedSet is what a master remembers of one coordinator's decided
+// transactions. A coordinator numbers its transactions in increasing
+// order and mostly decides them in that order, so most are kept in a
+// list in that order (increasing numbers, and times due, since each is
+// remembered for the same while): adding one appends it, forgetting
+// takes them from the front, and a Prepare of a new write (above every
+// decided one) needs no lookup at all. The few decided out of order go
+// to a set. A map of every decided transaction was the hottest part of
+// a write (an insert and a delete each, in a map of a request timeout's
+// worth of writes).
+type decidedSet struct {
+	// inOrder is a ring: n transactions from head on, wrapping around.
+	inOrder []decidedTxn
+	head, n int
+	late    recent[uint64, struct{}]
+	top     uint64 // the largest transaction ever added
+}
+
+type decidedTxn struct {
+	txn   uint64
+	until int64
+}
+
+// at is the i-th transaction of the list, oldest first.
+func (d *decidedSet) at(i int) *decidedTxn { return &d.inOrder[(d.head+i)%len(d.inOrder)] }
+
+// add remembers txn until until, and forgets from the list what is due
+// by now.
+func (d *decidedSet) add(txn uint64, until, now int64) {
+	for d.n > 0 && d.at(0).until <= now {
+		d.head = (d.head + 1) % len(d.inOrder)
+		d.n--
 	}
-	if n > 0 {
-		clear(r.order[:n])
-		r.order = r.order[n:]
+	if txn <= d.top {
+		if !d.has(txn, now) {
+			d.late.put(txn, struct{}{}, until, now)
+		}
+		return
 	}
+	if d.n == len(d.inOrder) { // full: double it, oldest first
+		grown := make([]decidedTxn, max(64, 2*d.n))
+		for i := range d.n {
+			grown[i] = *d.at(i)
+		}
+		d.inOrder, d.head = grown, 0
+	}
+	*d.at(d.n) = decidedTxn{txn: txn, until: until}
+	d.n++
+	d.top = txn
+}
+
+// has reports whether txn is remembered and not due by now.
+func (d *decidedSet) has(txn uint64, now int64) bool {
+	if txn > d.top {
+		return false
+	}
+	i := sort.Search(d.n, func(i int) bool { return d.at(i).txn >= txn })
+	if i < d.n && d.at(i).txn == txn {
+		return d.at(i).until > now
+	}
+	_, ok := d.late.get(txn, now)
+	return ok
 }
 
 // markDecided remembers that the coordinator from decided its
@@ -292,26 +362,22 @@ func (r *recent[K, V]) prune(now int64) {
 // decided), and a late promise to a transaction it no longer knows is
 // aborted at once (abortPromise).
 func (c *Core) markDecided(from string, txn uint64, now int64) {
-	r := c.decided[from]
-	if r == nil {
+	d := c.decided[from]
+	if d == nil {
 		if c.decided == nil {
-			c.decided = map[string]*recent[uint64, struct{}]{}
+			c.decided = map[string]*decidedSet{}
 		}
-		r = &recent[uint64, struct{}]{}
-		c.decided[from] = r
+		d = &decidedSet{}
+		c.decided[from] = d
 	}
-	r.add(txn, struct{}{}, now+int64(c.cfg.RequestTimeout), now)
+	d.add(txn, now+int64(c.cfg.RequestTimeout), now)
 }
 
 // wasDecided reports whether the coordinator from's transaction txn was
 // decided here within a request timeout (see markDecided).
 func (c *Core) wasDecided(from string, txn uint64, now int64) bool {
-	r := c.decided[from]
-	if r == nil {
-		return false
-	}
-	_, ok := r.get(txn, now)
-	return ok
+	d := c.decided[from]
+	return d != nil && d.has(txn, now)
 }
 
 // heardIncarnation records the incarnation of the peer from, taken from

@@ -256,7 +256,7 @@ type Core struct {
 	// Ballots (ballot.go).
 	ballots map[string]ballotRec                 // Lock and Update ballots granted, by key, while their writes may leave state
 	floor   uint64                               // no ballot at or below it is granted, whatever the key
-	decided map[string]*recent[uint64, struct{}] // transactions whose Commit or abort came, by coordinator
+	decided map[string]*decidedSet               // transactions whose Commit or abort came, by coordinator
 	synced  recent[string, *messages.AdminReply] // Syncs carried out, by coordinator/request: their answer
 	peerInc map[string]uint64                    // each peer's incarnation, as last heard from its current life
 	pending map[string]pendingRepair             // repairs put off until the write holding the key's bound is aborted

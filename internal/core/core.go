@@ -365,18 +365,24 @@ func (c *Core) send(to string, msg proto.Message) {
 		c.local = append(c.local, msg)
 		return
 	}
+	if c.out == nil {
+		// Most steps send to each other master: one allocation, not a
+		// growth per message (TakeOutput hands the slice over).
+		c.out = make([]Envelope, 0, 4)
+	}
 	c.out = append(c.out, Envelope{To: to, Msg: msg})
 }
 
 // drain delivers the messages this peer sent itself.
+// The queue's array is kept for the next time (a write sends itself a
+// message or two at every step).
 func (c *Core) drain() {
-	for len(c.local) > 0 {
-		msg := c.local[0]
-		c.local[0] = nil
-		c.local = c.local[1:]
+	for i := 0; i < len(c.local); i++ { // c.step may append to c.local
+		msg := c.local[i]
+		c.local[i] = nil
 		c.step(c.cfg.Self, msg)
 	}
-	c.local = nil
+	c.local = c.local[:0]
 }
 
 func (c *Core) schedule(t timer) { c.timers.push(t) }

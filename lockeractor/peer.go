@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/protoactor-locker/locker/internal/core"
+	"github.com/protoactor-locker/locker/messages"
 )
 
 // Messages from the Locker handle to its peer actor (local only, never
@@ -72,6 +73,14 @@ type peer struct {
 	closed bool
 
 	fx *peerFaults // lockertest.WithFaults (faults.go); nil without
+
+	// told is the readiness last told to l.ready (told.set: once at all),
+	// so that flush takes its lock only when it changes.
+	told struct {
+		set   bool
+		ready bool
+		why   messages.Reason
+	}
 }
 
 func newPeer(l *Locker) *peer {
@@ -164,7 +173,14 @@ func (p *peer) flush(ctx actor.Context) {
 	if at, ok := p.core.NextWake(); ok {
 		p.arm(ctx, at)
 	}
-	p.l.ready.set(p.core.Ready(), p.core.NotReadyReason())
+	ready, why := p.core.Ready(), messages.Reason_REASON_UNSPECIFIED
+	if !ready {
+		why = p.core.NotReadyReason()
+	}
+	if !p.told.set || ready != p.told.ready || why != p.told.why {
+		p.told.set, p.told.ready, p.told.why = true, ready, why
+		p.l.ready.set(ready, why)
+	}
 }
 
 // answer hands each answer to the caller waiting for it, in the order

@@ -12,8 +12,9 @@ import (
 // saw it (core.Core.Ready is for the actor only), with a channel that is
 // closed while it is ready so that Ready can wait without polling.
 type readiness struct {
-	// mu guards ready and became: the peer actor writes them after every
-	// message it handles; Ready and IsReady read them from any goroutine.
+	// mu guards ready and became: the peer actor writes them when they
+	// change (after a message it handles); Ready and IsReady read them
+	// from any goroutine.
 	mu     sync.Mutex
 	ready  bool
 	why    messages.Reason // why not ready (core.Core.NotReadyReason)

@@ -59,6 +59,19 @@ import (
 // lease dropped while some master still holds it (a push of it in
 // flight) comes back with that push.
 //
+// A tombstone carries vouch bits too: the masters that pushed or
+// snapshotted it with its token. A tombstone of a lease's own token is
+// the holder's Release of that lease, which may have reached a minority
+// of masters (an unknown outcome) and be lost there since (a restart, the
+// short tombstone a repair leaves on a master that had no entry) while
+// the others hold the lease, and push it or snapshot it: hidden by the
+// tombstone, which wins a tie of tokens, it never landed. So a tombstone
+// also remembers which masters sent the lease of its token (hid), and
+// when no master vouches for it any more while every voter is known and
+// one of those may hold that lease, it goes and they are asked for a
+// snapshot again. A tombstone with a larger token than the lease it
+// hides is never dropped this way: the larger token wins.
+//
 // Only a replica drops leases this way, and only what it learnt as a
 // replica counts: a peer that stops being a replica forgets its follows,
 // vouch bits and the snapshots it asked for (their late answers are
@@ -290,8 +303,10 @@ func (c *Core) followDone(from string, d *messages.SnapshotDone) bool {
 }
 
 // settle ends a completed snapshot from f's master: the master stops
-// vouching for the leases it did not confirm, and the leases no master
-// of the configuration vouches for any more are dropped.
+// vouching for the leases and tombstones it did not confirm, the leases
+// no master of the configuration vouches for any more are dropped, and
+// so are the tombstones no master vouches for any more that hide the
+// lease of their own token from a master that sent it.
 //
 // Only on a replica: a voter never drops a lease by this rule (its
 // leases came from commits and Syncs, which carry no vouch bits).
@@ -303,11 +318,25 @@ func (c *Core) settle(f *follow) {
 	voters := c.voterBits()
 	known := c.votersKnown()
 	now := c.now()
-	var drop []string
-	// Without mu: the peer is the store's only writer, and vouch and seen
-	// are its own.
+	var drop, forget []string
+	var ask uint32 // the masters to ask again for what a forgotten tombstone hid
+	// Without mu: the peer is the store's only writer, and vouch, seen
+	// and hid are its own.
 	for k, e := range c.store.entries {
 		if e.deleted {
+			// A tombstone no master vouches for any more, while one sent
+			// the lease of its very token (the residue of the holder's
+			// Release on a minority, lost since by the masters that had
+			// it), goes; the masters that sent the lease are asked again,
+			// and their snapshots land on the absent key.
+			if e.seen&b == 0 {
+				e.vouch &^= b
+			}
+			e.seen &^= b
+			if known && e.vouch&voters == 0 && e.hid&voters != 0 && e.deadline > now {
+				forget = append(forget, k)
+				ask |= e.hid & voters
+			}
 			continue
 		}
 		if e.seen&b == 0 {
@@ -323,17 +352,24 @@ func (c *Core) settle(f *follow) {
 	for _, k := range drop {
 		c.store.drop(k)
 	}
+	for _, k := range forget {
+		c.store.forget(k)
+	}
 	if len(drop) > 0 {
 		// A dropped lease may have hidden what the masters hold: a state
 		// with a smaller token (a master's Update that never committed,
 		// pushed here, then lost in that master's restart) was skipped as
 		// older when the snapshot arrived. Ask again: the key is absent
 		// now, so the next snapshot lands.
-		for _, addr := range slices.Sorted(maps.Keys(c.follows)) {
-			if c.follows[addr] == f {
-				f.behind = true
-				c.followWake(addr, f, now)
-			}
+		ask |= b
+	}
+	if ask == 0 {
+		return
+	}
+	for _, addr := range slices.Sorted(maps.Keys(c.follows)) {
+		if g := c.follows[addr]; g.bit()&ask != 0 {
+			g.behind = true
+			c.followWake(addr, g, now)
 		}
 	}
 }
@@ -348,7 +384,7 @@ func (c *Core) stopFollowing() {
 	}
 	c.follows, c.slots = nil, nil
 	for _, e := range c.store.entries {
-		e.vouch, e.seen = 0, 0
+		e.vouch, e.seen, e.hid = 0, 0, 0
 	}
 }
 
@@ -412,6 +448,7 @@ func (c *Core) slotFor(addr string) int {
 		for _, e := range c.store.entries {
 			e.vouch &^= gone
 			e.seen &^= gone
+			e.hid &^= gone
 		}
 		used &^= gone
 	}

@@ -233,9 +233,22 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 		deadline := leaseEnd(now, en.GetLeaseMs())
 		if en.GetDeleted() {
 			c.observe(en.GetToken())
-			if cur != nil && !cur.deleted && cur.token <= en.GetToken() {
+			switch {
+			case cur != nil && !cur.deleted && cur.token <= en.GetToken():
+				// The tombstone of the lease's own token may be the residue
+				// of its holder's Release on its sender alone: the masters
+				// that vouched for the lease may hold it still (see settle).
+				var hid uint32
+				if cur.token == en.GetToken() {
+					hid = cur.vouch
+				}
 				c.store.tombstone(key, en.GetToken())
 				c.dropLock(key)
+				cur.vouch, cur.seen, cur.hid = 0, 0, hid
+			case cur != nil && cur.deleted && cur.token < en.GetToken() && en.GetLeaseMs() > 0:
+				// A newer tombstone: the masters vouched for the older one,
+				// and what it hid is older than this one.
+				cur.vouch, cur.seen, cur.hid = 0, 0, 0
 			}
 			// Keep the tombstone (made here if the key was absent) for the
 			// lease the sender had left, so that a stale copy of the
@@ -243,6 +256,13 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 			// key back.
 			if en.GetLeaseMs() > 0 && c.store.keepTombstone(key, en.GetToken(), deadline) {
 				c.scheduleKey(timerLease, key, deadline)
+			}
+			if vouch != 0 {
+				if e := c.store.raw(key); e != nil && e.deleted && e.token == en.GetToken() {
+					e.vouch |= vouch
+					e.seen |= seen
+					e.hid &^= vouch
+				}
 			}
 			continue
 		}
@@ -291,6 +311,14 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 			// state and the later deadline (see below), so that a lease
 			// never ends earlier on a master for having been merged.
 			c.putLease(key, cur.value, deadline, cur.token)
+			continue
+		case cur != nil && cur.deleted && cur.token == en.GetToken():
+			// The tombstone of this very lease hides it. It may be the
+			// residue of the holder's Release on masters that have lost
+			// it since (a restart, the short tombstone of a repair) while
+			// the others hold the lease: the sender is noted, and asked
+			// again once no master vouches for the tombstone (settle).
+			cur.hid |= vouch
 			continue
 		case cur != nil && (cur.token > en.GetToken() || (cur.deleted && cur.token >= en.GetToken())):
 			continue // newer state here already

@@ -15,11 +15,14 @@ type entry struct {
 	token    uint64
 	deleted  bool
 	// On a replica: the masters (by slot, see follow.go) that pushed or
-	// snapshotted this lease with this token and have not shown since
-	// that they dropped it (vouch), and those that confirmed it during
-	// the snapshot being taken from them (seen). Only the peer reads and
-	// writes them, without mu: readers never touch them.
-	vouch, seen uint32
+	// snapshotted this lease, or this tombstone, with this token and have
+	// not shown since that they dropped it (vouch), and those that
+	// confirmed it during the snapshot being taken from them (seen). Of
+	// a tombstone, hid: the masters that sent the live lease of its very
+	// token (which it replaced, or skipped since), who may hold it still.
+	// Only the peer reads and writes them, without mu: readers never
+	// touch them.
+	vouch, seen, hid uint32
 }
 
 // waiter is one blocked WaitFor or WaitForRelease call.
@@ -327,6 +330,20 @@ func (s *Store) keepTombstone(key string, token uint64, deadline int64) bool {
 		return false
 	}
 	e.deadline = deadline
+	return true
+}
+
+// forget removes the tombstone of key, leaving the key absent: a
+// replica learnt that no master holds it (see settle). It reports
+// whether there was one.
+func (s *Store) forget(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[key]
+	if e == nil || !e.deleted {
+		return false
+	}
+	delete(s.entries, key)
 	return true
 }
 

@@ -14,6 +14,18 @@ type entry struct {
 	deadline int64 // monotonic nanoseconds (Clock base), exclusive
 	token    uint64
 	deleted  bool
+	// shadow is the latest deadline of the states this one replaced,
+	// when later than its own (0 otherwise), and shadowToken the largest
+	// token among them: when this lease runs out before it, the entry
+	// becomes a tombstone with shadowToken until shadow instead of going,
+	// so that a stale copy of a replaced state (a released lease, pushed
+	// or snapshotted by a master that missed its Release) cannot come
+	// back once the newer state ended (sim seed 4396). The tombstone
+	// takes the replaced states' token, not this lease's: it must not
+	// end this same lease where it lives on, extended through another
+	// master, when it is copied there.
+	shadow      int64
+	shadowToken uint64
 	// On a replica: the masters (by slot, see follow.go) that pushed or
 	// snapshotted this lease with this token and have not shown since
 	// that they dropped it (vouch), and those that confirmed it during
@@ -243,16 +255,30 @@ func (s *Store) put(key string, value []byte, deadline int64, token uint64) {
 	e := s.entries[key]
 	fresh := e == nil || e.deleted || e.deadline <= now || !sameValue(e.value, value)
 	var vouch, seen uint32
+	var shadow int64
+	var shadowToken uint64
 	if e == nil {
 		e = &entry{}
 		s.entries[key] = e
 		s.live++
-	} else if e.deleted {
-		s.live++
-	} else if e.token == token {
-		vouch, seen = e.vouch, e.seen // the same lease, renewed: who vouched for it still does
+	} else {
+		shadow, shadowToken = e.shadow, e.shadowToken
+		if e.deleted {
+			s.live++
+		}
+		if e.deleted || e.token != token {
+			// A new state replaces this one: remember its deadline (a
+			// tombstone's is how long a stale copy of the released lease
+			// may live).
+			shadow, shadowToken = max(shadow, e.deadline), max(shadowToken, e.token)
+		} else {
+			vouch, seen = e.vouch, e.seen // the same lease, renewed: who vouched for it still does
+		}
 	}
-	*e = entry{value: value, deadline: deadline, token: token, vouch: vouch, seen: seen}
+	if shadow <= deadline {
+		shadow, shadowToken = 0, 0
+	}
+	*e = entry{value: value, deadline: deadline, token: token, vouch: vouch, seen: seen, shadow: shadow, shadowToken: shadowToken}
 	if l := s.waits[key]; l != nil && len(l.present) > 0 {
 		for _, w := range l.present {
 			w.value = value
@@ -300,6 +326,9 @@ func (s *Store) tombstone(key string, token uint64) {
 		if token > e.token {
 			e.token = token
 		}
+		// Kept as long as the states this one replaced could live.
+		e.deadline = max(e.deadline, e.shadow)
+		e.shadow, e.shadowToken = 0, 0
 	}
 	s.wakeReleased(key)
 	s.mu.Unlock()
@@ -309,8 +338,9 @@ func (s *Store) tombstone(key string, token uint64) {
 }
 
 // keepTombstone makes the tombstone of key last until deadline at least,
-// and makes one if key is absent. It leaves a live entry alone and
-// reports whether the tombstone's deadline was set (to schedule expiry).
+// and makes one if key is absent. A live entry stays, remembering the
+// tombstone's deadline as a replaced state's (shadow). It reports
+// whether the tombstone's deadline was set (to schedule expiry).
 func (s *Store) keepTombstone(key string, token uint64, deadline int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -320,6 +350,10 @@ func (s *Store) keepTombstone(key string, token uint64, deadline int64) bool {
 		s.entries[key] = &entry{deadline: deadline, token: token, deleted: true}
 		return true
 	case !e.deleted:
+		if deadline > max(e.deadline, e.shadow) {
+			e.shadow = deadline
+			e.shadowToken = max(e.shadowToken, token)
+		}
 		return false
 	}
 	e.token = max(e.token, token)
@@ -331,7 +365,10 @@ func (s *Store) keepTombstone(key string, token uint64, deadline int64) bool {
 }
 
 // expire removes key if its deadline is due at now, and wakes the key's
-// WaitForRelease callers. It reports whether a live entry expired.
+// WaitForRelease callers. A live entry that replaced a state with a
+// later deadline (shadow) becomes a tombstone until then instead, with
+// the replaced states' token; the caller schedules its expiry. It
+// reports whether a live entry expired.
 func (s *Store) expire(key string, now int64) bool {
 	s.mu.Lock()
 	e := s.entries[key]
@@ -339,15 +376,21 @@ func (s *Store) expire(key string, now int64) bool {
 		s.mu.Unlock()
 		return false
 	}
-	delete(s.entries, key)
 	if e.deleted {
+		delete(s.entries, key)
 		s.mu.Unlock()
 		return false
+	}
+	value, token := e.value, e.token
+	if e.shadow > now {
+		*e = entry{deadline: e.shadow, token: e.shadowToken, deleted: true}
+	} else {
+		delete(s.entries, key)
 	}
 	s.live--
 	s.wakeReleased(key)
 	s.mu.Unlock()
-	s.notify(Change{Kind: Expired, Key: key, Value: e.value, Token: e.token})
+	s.notify(Change{Kind: Expired, Key: key, Value: value, Token: token})
 	return true
 }
 

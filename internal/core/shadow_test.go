@@ -60,19 +60,21 @@ func TestShadowDeadline(t *testing.T) {
 		}
 		n.checkInvariants()
 	})
-	t.Run("a copy replacing a longer lease keeps its deadline", func(t *testing.T) {
+	t.Run("a copy without a tombstone under it replacing a longer lease leaves none", func(t *testing.T) {
+		// A replica mirrors pushes: the lease a push replaced may live on
+		// at a quorum (TestShadowOfAMirroredLeaseDoesNotHideIt), and a
+		// later copy of it must land.
 		n := newNetwork(t, n2)
 		c := n.core(n2)
 		replicate(c, n1, &messages.Entry{Key: "k", Value: []byte("old"), LeaseMs: (time.Hour).Milliseconds(), Token: 10})
-		replicate(c, n1, &messages.Entry{Key: "k", Value: []byte("new"), LeaseMs: 100, Token: 20})
+		replicate(c, n3, &messages.Entry{Key: "k", Value: []byte("new"), LeaseMs: 100, Token: 20})
 		n.sleep(time.Second)
-		replicate(c, n3, &messages.Entry{Key: "k", Value: []byte("old"), LeaseMs: (50 * time.Minute).Milliseconds(), Token: 10})
-		if v, ok := n.read(n2, "k"); ok {
-			t.Fatalf("k = %q: the replaced lease came back", v)
+		if l, ok := c.Store().Lookup("k"); ok {
+			t.Fatalf("k after expiry: %+v; want nothing", l)
 		}
-		replicate(c, n1, &messages.Entry{Key: "k", Value: []byte("newer"), LeaseMs: 1000, Token: 30})
-		if v, ok := n.read(n2, "k"); !ok || v != "newer" {
-			t.Fatalf("k = %q, %v; want the newer state", v, ok)
+		replicate(c, n1, &messages.Entry{Key: "k", Value: []byte("old"), LeaseMs: (50 * time.Minute).Milliseconds(), Token: 10})
+		if v, ok := n.read(n2, "k"); !ok || v != "old" {
+			t.Fatalf("k = %q, %v; want the lease pushed again", v, ok)
 		}
 		n.checkInvariants()
 	})
@@ -92,4 +94,77 @@ func TestShadowDeadline(t *testing.T) {
 		}
 		n.checkInvariants()
 	})
+}
+
+// TestShadowOfAMirroredLeaseDoesNotHideIt: a replica mirrors what its
+// masters push, so the state a push replaces there may be a lease a
+// quorum still holds: here the residue of the holder's own Update,
+// committed on one master alone whose copy of the lease is shorter,
+// replaces on the replicas the hour-long lease the other two masters
+// hold. When the residue's lease runs out, the replicas must not keep a
+// tombstone with the replaced lease's token until its hour: it would
+// hide that lease from every later push of it (replica divergence), and
+// from the Sync that makes the replicas masters, which would then grant
+// a second Lock of a held key. (Review of 8cc6210.)
+//
+// Masters n1 n2 n3 (W=2), replicas n4 n5. c1 locks k for 5 s and
+// extends it to an hour through n2 (n3's commit is lost: n3 keeps the
+// 5 s). c1's Update of k through n3 commits on n3 alone (n1's commit is
+// lost, n2 hears nothing); n3 pushes it, live for the 2.5 s it has left.
+func TestShadowOfAMirroredLeaseDoesNotHideIt(t *testing.T) {
+	n := newNetwork(t, n1, n2, n3, n4, n5)
+	n.configure(n2, []string{n1, n2, n3}, []string{n4, n5}, 2)
+	lock := n.do1(n2, lockOp("k", "v", 5*time.Second))
+	if !lock.OK {
+		t.Fatalf("c1's Lock: %+v", lock)
+	}
+	n.sleep(200 * time.Millisecond) // pushed to the replicas
+	n.dropIf = func(p packet) bool {
+		_, cm := p.msg.(*messages.Commit)
+		return cm && p.to == n3
+	}
+	if o := n.do1(n2, extendOp("k", "v", time.Hour)); !o.OK {
+		t.Fatalf("c1's Extend: %+v", o)
+	}
+	n.dropIf = nil
+	// n1 and n2 push the hour; n3's promise of the Extend, never
+	// decided there, holds k until the write-lock timeout.
+	n.sleep(n.cfg.WriteLockTimeout + 100*time.Millisecond)
+	n.dropIf = func(p packet) bool {
+		_, cm := p.msg.(*messages.Commit)
+		return p.from == n3 && (p.to == n2 || (cm && p.to == n1))
+	}
+	upd := n.submit(n3, updateOp("k", "v", "v2"))
+	n.settle(upd)
+	n.dropIf = nil
+	if o := upd.one(); o.OK {
+		t.Fatalf("c1's Update succeeded: %+v", o)
+	}
+	t.Logf("c1's Update: %+v", upd.one())
+	n.logKey("k", n1, n2, n3, n4, n5)
+	n.sleep(200 * time.Millisecond) // n3 pushes the Update, live
+	for _, r := range []string{n4, n5} {
+		if v, _ := n.read(r, "k"); v != "v2" {
+			t.Fatalf("replica %s: k = %q, want the Update's residue pushed by n3", r, v)
+		}
+	}
+	n.sleep(5 * time.Second) // the residue ran out everywhere
+	n.logKey("k", n1, n2, n3, n4, n5)
+
+	// c1 goes on extending its lease, through the quorum.
+	if o := n.do1(n2, extendOp("k", "v", time.Hour)); !o.OK {
+		t.Fatalf("c1's second Extend: %+v", o)
+	}
+	n.sleep(time.Second) // pushed
+	n.logKey("k", n1, n2, n3, n4, n5)
+	for _, r := range []string{n4, n5} {
+		if v, ok := n.read(r, "k"); !ok || v != "v" {
+			t.Errorf("replica %s: k = %q %v after c1's Extend was pushed; n1 and n2 hold c1's lease (token %d) for an hour (replica divergence)", r, v, ok, lock.Token)
+		}
+	}
+	if r := n.reconfigure(n1, []string{n1, n4, n5}, []string{n2, n3}); !r.OK {
+		t.Fatalf("promoting n4 and n5: %+v", r)
+	}
+	n.logKey("k", n1, n4, n5)
+	n.requireRefused(n4, lockOp("k", "c2", time.Hour), "c2 locked k while c1's hour-long lease lives (two holders)")
 }

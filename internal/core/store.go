@@ -14,16 +14,22 @@ type entry struct {
 	deadline int64 // monotonic nanoseconds (Clock base), exclusive
 	token    uint64
 	deleted  bool
-	// shadow is the latest deadline of the states this one replaced,
-	// when later than its own (0 otherwise), and shadowToken the largest
-	// token among them: when this lease runs out before it, the entry
-	// becomes a tombstone with shadowToken until shadow instead of going,
-	// so that a stale copy of a replaced state (a released lease, pushed
-	// or snapshotted by a master that missed its Release) cannot come
-	// back once the newer state ended (sim seed 4396). The tombstone
-	// takes the replaced states' token, not this lease's: it must not
-	// end this same lease where it lives on, extended through another
-	// master, when it is copied there.
+	// shadow is the deadline of the tombstone this live state was
+	// written over (the latest, when it replaced several), and
+	// shadowToken its token (the largest): the tombstone stays under the
+	// state. When this lease runs out before it, the entry becomes that
+	// tombstone again instead of going, so that a stale copy of the
+	// released lease (pushed or snapshotted by a master that missed its
+	// Release) cannot come back once the newer state ended (sim seed
+	// 4396).
+	//
+	// Only a tombstone makes a shadow, never a live state replaced: a
+	// replica mirrors its masters' pushes, and the state a push replaces
+	// there may be a lease a quorum holds (the residue of its holder's
+	// Update on one master replaced it); a tombstone with its token would
+	// hide it from every later copy (TestShadowOfAMirroredLeaseDoesNotHideIt).
+	// The tombstone's token, not this lease's: this same lease may live
+	// on, extended through another master, where the tombstone is copied.
 	shadow      int64
 	shadowToken uint64
 	// On a replica: the masters (by slot, see follow.go) that pushed or
@@ -262,20 +268,17 @@ func (s *Store) put(key string, value []byte, deadline int64, token uint64) {
 		s.entries[key] = e
 		s.live++
 	} else {
-		shadow, shadowToken = e.shadow, e.shadowToken
+		shadow, shadowToken = e.shadow, e.shadowToken // what a live state was written over stays under the new one
 		if e.deleted {
 			s.live++
-		}
-		if e.deleted || e.token != token {
-			// A new state replaces this one: remember its deadline (a
-			// tombstone's is how long a stale copy of the released lease
-			// may live).
+			// Written over a tombstone: it stays under the new state for
+			// as long as a stale copy of the released lease may live.
 			shadow, shadowToken = max(shadow, e.deadline), max(shadowToken, e.token)
-		} else {
+		} else if e.token == token {
 			vouch, seen = e.vouch, e.seen // the same lease, renewed: who vouched for it still does
 		}
 	}
-	if shadow <= deadline {
+	if shadow <= now {
 		shadow, shadowToken = 0, 0
 	}
 	*e = entry{value: value, deadline: deadline, token: token, vouch: vouch, seen: seen, shadow: shadow, shadowToken: shadowToken}
@@ -326,8 +329,11 @@ func (s *Store) tombstone(key string, token uint64) {
 		if token > e.token {
 			e.token = token
 		}
-		// Kept as long as the states this one replaced could live.
-		e.deadline = max(e.deadline, e.shadow)
+		// Kept as long as the tombstone it was written over, if later.
+		if e.shadow > e.deadline {
+			e.deadline = e.shadow
+			e.token = max(e.token, e.shadowToken)
+		}
 		e.shadow, e.shadowToken = 0, 0
 	}
 	s.wakeReleased(key)
@@ -338,8 +344,8 @@ func (s *Store) tombstone(key string, token uint64) {
 }
 
 // keepTombstone makes the tombstone of key last until deadline at least,
-// and makes one if key is absent. A live entry stays, remembering the
-// tombstone's deadline as a replaced state's (shadow). It reports
+// and makes one if key is absent. A live entry stays, with the tombstone
+// under it (shadow) if it outlasts the entry. It reports
 // whether the tombstone's deadline was set (to schedule expiry).
 func (s *Store) keepTombstone(key string, token uint64, deadline int64) bool {
 	s.mu.Lock()
@@ -350,8 +356,8 @@ func (s *Store) keepTombstone(key string, token uint64, deadline int64) bool {
 		s.entries[key] = &entry{deadline: deadline, token: token, deleted: true}
 		return true
 	case !e.deleted:
-		if deadline > max(e.deadline, e.shadow) {
-			e.shadow = deadline
+		if deadline > e.deadline {
+			e.shadow = max(e.shadow, deadline)
 			e.shadowToken = max(e.shadowToken, token)
 		}
 		return false
@@ -365,10 +371,9 @@ func (s *Store) keepTombstone(key string, token uint64, deadline int64) bool {
 }
 
 // expire removes key if its deadline is due at now, and wakes the key's
-// WaitForRelease callers. A live entry that replaced a state with a
-// later deadline (shadow) becomes a tombstone until then instead, with
-// the replaced states' token; the caller schedules its expiry. It
-// reports whether a live entry expired.
+// WaitForRelease callers. A live entry written over a tombstone that
+// outlasts it (shadow) becomes that tombstone again instead; the caller
+// schedules its expiry. It reports whether a live entry expired.
 func (s *Store) expire(key string, now int64) bool {
 	s.mu.Lock()
 	e := s.entries[key]

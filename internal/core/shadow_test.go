@@ -60,6 +60,27 @@ func TestShadowDeadline(t *testing.T) {
 		}
 		n.checkInvariants()
 	})
+	t.Run("a copy carries the tombstone under it", func(t *testing.T) {
+		n := newNetwork(t, n2)
+		c := n.core(n2)
+		replicate(c, n1, &messages.Entry{Key: "k", Value: []byte("old"), LeaseMs: (time.Hour).Milliseconds(), Token: 10})
+		// n1 released "old" and took "new" over its tombstone.
+		replicate(c, n1, &messages.Entry{Key: "k", Value: []byte("new"), LeaseMs: 100, Token: 20,
+			ShadowMs: (time.Hour).Milliseconds(), ShadowToken: 10})
+		n.sleep(time.Second)
+		if l, ok := c.Store().Lookup("k"); !ok || !l.Released || l.Token != 10 || l.Left <= 50*time.Minute {
+			t.Fatalf("k after expiry: %+v, %v; want the tombstone under \"new\" (token 10) for the hour's rest", l, ok)
+		}
+		replicate(c, n3, &messages.Entry{Key: "k", Value: []byte("old"), LeaseMs: (50 * time.Minute).Milliseconds(), Token: 10})
+		if v, ok := n.read(n2, "k"); ok {
+			t.Fatalf("k = %q: the released lease came back", v)
+		}
+		replicate(c, n1, &messages.Entry{Key: "k", Value: []byte("newer"), LeaseMs: 1000, Token: 30})
+		if v, ok := n.read(n2, "k"); !ok || v != "newer" {
+			t.Fatalf("k = %q, %v; want the newer state", v, ok)
+		}
+		n.checkInvariants()
+	})
 	t.Run("a copy without a tombstone under it replacing a longer lease leaves none", func(t *testing.T) {
 		// A replica mirrors pushes: the lease a push replaced may live on
 		// at a quorum (TestShadowOfAMirroredLeaseDoesNotHideIt), and a
@@ -167,4 +188,54 @@ func TestShadowOfAMirroredLeaseDoesNotHideIt(t *testing.T) {
 	}
 	n.logKey("k", n1, n4, n5)
 	n.requireRefused(n4, lockOp("k", "c2", time.Hour), "c2 locked k while c1's hour-long lease lives (two holders)")
+}
+
+// TestShadowTravelsWithTheLease: the later deadline of the released
+// lease a short relock replaced must go with the relock when it is
+// copied. A master restarted with empty memory copies, while the relock
+// lives, the relock from one master and the released lease from the
+// master that missed the Release; merged as a voter's copy, the relock
+// took the released lease's hour (a merge keeps the later deadline), and
+// the key stayed locked by nobody for that hour once the relock ran out
+// (the ghost lease). (Review of 8cc6210.)
+//
+// Masters n1 n2 n3 (W=2). c1 locks k for an hour and releases it (the
+// commit to n3 is lost); c2 locks k for 3 s (n3's repair is lost). n2
+// restarts and catches up from n1 and n3 while c2's lease lives; once it
+// ran out, n1 restarts and catches up from n2 and n3.
+func TestShadowTravelsWithTheLease(t *testing.T) {
+	n := newNetwork(t, n1, n2, n3)
+	n.configure(n1, []string{n1, n2, n3}, nil, 2)
+	if o := n.do1(n1, lockOp("k", "c1", time.Hour)); !o.OK {
+		t.Fatalf("c1's Lock: %+v", o)
+	}
+	n.dropIf = func(p packet) bool {
+		_, cm := p.msg.(*messages.Commit)
+		return cm && p.to == n3
+	}
+	if o := n.do1(n1, releaseOp("k", "c1")); !o.OK {
+		t.Fatalf("c1's Release: %+v", o)
+	}
+	if o := n.do1(n1, lockOp("k", "c2", 3*time.Second)); !o.OK {
+		t.Fatalf("c2's Lock: %+v", o)
+	}
+	n.dropIf = nil
+	restartAndCatchUp(t, n, n2, n1)
+	n.logKey("k", n1, n2, n3)
+	n.sleep(3 * time.Second) // c2's lease ran out
+	n.logKey("k", n1, n2, n3)
+	if v, ok := n.read(n2, "k"); ok {
+		t.Errorf("n2 holds k = %q after c2's lease ran out", v)
+	}
+	// n1 restarts in turn and copies from n2 (the tombstone under c2's
+	// lease, copied with it) and n3 (c1's stale lease).
+	restartAndCatchUp(t, n, n1, n2)
+	n.logKey("k", n1, n2, n3)
+	if v, ok := n.read(n1, "k"); ok {
+		t.Errorf("n1 holds k = %q after c2's lease ran out (c1 released k)", v)
+	}
+	if o := n.do1(n1, lockOp("k", "c3", time.Second)); !o.OK {
+		t.Errorf("c3's Lock after c2's lease ran out (c1 released k): %+v", o)
+	}
+	n.checkInvariants()
 }

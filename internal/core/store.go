@@ -21,7 +21,8 @@ type entry struct {
 	// tombstone again instead of going, so that a stale copy of the
 	// released lease (pushed or snapshotted by a master that missed its
 	// Release) cannot come back once the newer state ended (sim seed
-	// 4396).
+	// 4396); nor does a copy of it land under the live state, or lend it
+	// its deadline. Copies carry it (Entry.shadow_ms).
 	//
 	// Only a tombstone makes a shadow, never a live state replaced: a
 	// replica mirrors its masters' pushes, and the state a push replaces
@@ -238,6 +239,15 @@ func (s *Store) Lookup(key string) (Lease, bool) {
 		return Lease{}, false
 	}
 	return Lease{Value: e.value, Token: e.token, Left: time.Duration(e.deadline - now), Released: e.deleted}, true
+}
+
+// under returns the tombstone e keeps under it (see entry.shadow), if it
+// lasts past now: its deadline and token, or zeros.
+func (e *entry) under(now int64) (int64, uint64) {
+	if e == nil || e.deleted || e.shadow <= now {
+		return 0, 0
+	}
+	return e.shadow, e.shadowToken
 }
 
 // get returns the live entry of key at now (nil when absent, released

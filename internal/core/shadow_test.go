@@ -1,6 +1,7 @@
 package core
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -96,6 +97,27 @@ func TestShadowDeadline(t *testing.T) {
 		replicate(c, n1, &messages.Entry{Key: "k", Value: []byte("old"), LeaseMs: (50 * time.Minute).Milliseconds(), Token: 10})
 		if v, ok := n.read(n2, "k"); !ok || v != "old" {
 			t.Fatalf("k = %q, %v; want the lease pushed again", v, ok)
+		}
+		n.checkInvariants()
+	})
+	t.Run("relocks do not make the tombstone outlive the released lease", func(t *testing.T) {
+		n := newNetwork(t, n1)
+		c := n.core(n1)
+		n.do1(n1, lockOp("k", "old", time.Minute))
+		n.do1(n1, releaseOp("k", "old"))
+		end := n.clock.now.Add(time.Minute)
+		for i := range 20 {
+			if o := n.do1(n1, lockOp("k", fmt.Sprint("short", i), 100*time.Millisecond)); !o.OK {
+				t.Fatalf("relock %d: %+v", i, o)
+			}
+			n.sleep(time.Second)
+		}
+		if l, ok := c.Store().Lookup("k"); !ok || !l.Released || n.clock.now.Add(l.Left).After(end.Add(time.Millisecond)) {
+			t.Fatalf("k after 20 relocks: %+v, %v; want the tombstone until the released minute's end", l, ok)
+		}
+		n.sleep(end.Sub(n.clock.now) + time.Millisecond)
+		if l, ok := c.Store().Lookup("k"); ok {
+			t.Fatalf("k kept past the released lease's end: %+v", l)
 		}
 		n.checkInvariants()
 	})

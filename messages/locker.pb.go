@@ -866,7 +866,16 @@ type Entry struct {
 	LeaseMs int64  `protobuf:"varint,3,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
 	Token   uint64 `protobuf:"varint,4,opt,name=token,proto3" json:"token,omitempty"`
 	// The key was released.
-	Deleted       bool `protobuf:"varint,5,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	Deleted bool `protobuf:"varint,5,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	// On a key not released: the tombstone the sender keeps under this
+	// state, which it was written over (a released lease, or states
+	// released before it): how long the sender keeps it, in milliseconds
+	// (0: none), and its token. A stale copy of a released state (a token
+	// no larger) must not come back before then, also once this state
+	// ended: the receiver keeps the tombstone too, as if it had been sent
+	// as a deleted entry before this one.
+	ShadowMs      int64  `protobuf:"varint,6,opt,name=shadow_ms,json=shadowMs,proto3" json:"shadow_ms,omitempty"`
+	ShadowToken   uint64 `protobuf:"varint,7,opt,name=shadow_token,json=shadowToken,proto3" json:"shadow_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -934,6 +943,20 @@ func (x *Entry) GetDeleted() bool {
 		return x.Deleted
 	}
 	return false
+}
+
+func (x *Entry) GetShadowMs() int64 {
+	if x != nil {
+		return x.ShadowMs
+	}
+	return 0
+}
+
+func (x *Entry) GetShadowToken() uint64 {
+	if x != nil {
+		return x.ShadowToken
+	}
+	return 0
 }
 
 // Configuration is the membership a peer works with. During a change of
@@ -1903,13 +1926,15 @@ const file_locker_proto_rawDesc = "" +
 	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\x12\x1a\n" +
 	"\bsequence\x18\x05 \x01(\x04R\bsequence\x12\x14\n" +
 	"\x05nonce\x18\x06 \x01(\x04R\x05nonce\x12\x12\n" +
-	"\x04part\x18\a \x01(\rR\x04part\"z\n" +
+	"\x04part\x18\a \x01(\rR\x04part\"\xba\x01\n" +
 	"\x05Entry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x19\n" +
 	"\blease_ms\x18\x03 \x01(\x03R\aleaseMs\x12\x14\n" +
 	"\x05token\x18\x04 \x01(\x04R\x05token\x12\x18\n" +
-	"\adeleted\x18\x05 \x01(\bR\adeleted\"\x9f\x01\n" +
+	"\adeleted\x18\x05 \x01(\bR\adeleted\x12\x1b\n" +
+	"\tshadow_ms\x18\x06 \x01(\x03R\bshadowMs\x12!\n" +
+	"\fshadow_token\x18\a \x01(\x04R\vshadowToken\"\x9f\x01\n" +
 	"\rConfiguration\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x18\n" +
 	"\amasters\x18\x02 \x03(\tR\amasters\x12\x1a\n" +

@@ -84,6 +84,12 @@ func (c *Core) entryMessages(keys []string, now int64, epoch uint64, ended map[s
 			}
 		case e != nil && (e.deadline-now)/int64(time.Millisecond) > 0:
 			en = &messages.Entry{Key: k, Value: e.value, LeaseMs: (e.deadline - now) / int64(time.Millisecond), Token: e.token}
+			if shadow, token := e.under(now); shadow > 0 {
+				// The tombstone under it goes along (rounded up, as a
+				// tombstone's lease): the receiver keeps it as long.
+				en.ShadowMs = (shadow - now + int64(time.Millisecond) - 1) / int64(time.Millisecond)
+				en.ShadowToken = token
+			}
 		default: // expired, or about to
 			tok := ended[k]
 			if e != nil {
@@ -125,6 +131,45 @@ func EntrySize(key string, values ...[]byte) int {
 // Fits reports whether an Op fits one message under limit.
 func Fits(op Op, limit int) bool {
 	return EntrySize(op.Key, op.Value, op.NewValue) <= limit-overhead
+}
+
+// copyTombstone applies a tombstone of key with token, which its sender
+// keeps leaseMs more: a live state with a token no larger is released
+// here, and the tombstone (made here if the key was absent) is kept as
+// long, so that a stale copy of the released lease, pushed by another
+// master, cannot bring the key back. vouch and seen are the sender's
+// bits when the tombstone came as itself (see follow.go), 0 when it came
+// under a live state (its shadow).
+func (c *Core) copyTombstone(key string, token uint64, leaseMs, now int64, vouch, seen uint32) {
+	c.observe(token)
+	cur := c.store.raw(key)
+	switch {
+	case cur != nil && !cur.deleted && cur.token <= token:
+		// The tombstone of the lease's own token may be the residue of
+		// its holder's Release on its sender alone: the masters that
+		// vouched for the lease may hold it still (see settle).
+		var hid uint32
+		if cur.token == token {
+			hid = cur.vouch
+		}
+		c.store.tombstone(key, token)
+		c.dropLock(key)
+		cur.vouch, cur.seen, cur.hid = 0, 0, hid
+	case cur != nil && cur.deleted && cur.token < token && leaseMs > 0:
+		// A newer tombstone: the masters vouched for the older one, and
+		// what it hid is older than this one.
+		cur.vouch, cur.seen, cur.hid = 0, 0, 0
+	}
+	if deadline := leaseEnd(now, leaseMs); leaseMs > 0 && c.store.keepTombstone(key, token, deadline) {
+		c.scheduleKey(timerLease, key, deadline)
+	}
+	if vouch != 0 {
+		if e := c.store.raw(key); e != nil && e.deleted && e.token == token {
+			e.vouch |= vouch
+			e.seen |= seen
+			e.hid &^= vouch
+		}
+	}
 }
 
 // onReplicate applies the entries of a push, or of a snapshot part, from
@@ -229,43 +274,20 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 		// late Release or Extend of the replaced lease would otherwise
 		// end or overwrite the new one. (A commit of the very write that
 		// produced the new state still lands: see applied.)
-		cur := c.store.raw(key)
 		deadline := leaseEnd(now, en.GetLeaseMs())
 		if en.GetDeleted() {
-			c.observe(en.GetToken())
-			switch {
-			case cur != nil && !cur.deleted && cur.token <= en.GetToken():
-				// The tombstone of the lease's own token may be the residue
-				// of its holder's Release on its sender alone: the masters
-				// that vouched for the lease may hold it still (see settle).
-				var hid uint32
-				if cur.token == en.GetToken() {
-					hid = cur.vouch
-				}
-				c.store.tombstone(key, en.GetToken())
-				c.dropLock(key)
-				cur.vouch, cur.seen, cur.hid = 0, 0, hid
-			case cur != nil && cur.deleted && cur.token < en.GetToken() && en.GetLeaseMs() > 0:
-				// A newer tombstone: the masters vouched for the older one,
-				// and what it hid is older than this one.
-				cur.vouch, cur.seen, cur.hid = 0, 0, 0
-			}
-			// Keep the tombstone (made here if the key was absent) for the
-			// lease the sender had left, so that a stale copy of the
-			// released lease, pushed by another master, cannot bring the
-			// key back.
-			if en.GetLeaseMs() > 0 && c.store.keepTombstone(key, en.GetToken(), deadline) {
-				c.scheduleKey(timerLease, key, deadline)
-			}
-			if vouch != 0 {
-				if e := c.store.raw(key); e != nil && e.deleted && e.token == en.GetToken() {
-					e.vouch |= vouch
-					e.seen |= seen
-					e.hid &^= vouch
-				}
-			}
+			c.copyTombstone(key, en.GetToken(), en.GetLeaseMs(), now, vouch, seen)
 			continue
 		}
+		if en.GetLeaseMs() > 0 && en.GetShadowMs() > 0 && en.GetShadowToken() > 0 {
+			// The tombstone the sender keeps under this state (see
+			// entry.shadow) lands first, as if sent on its own: it
+			// releases here a state it released there (the sender
+			// missed no Release this peer saw: a larger token wins
+			// each merge), and the state is then written over it.
+			c.copyTombstone(key, en.GetShadowToken(), en.GetShadowMs(), now, 0, 0)
+		}
+		cur := c.store.raw(key)
 		if en.GetLeaseMs() <= 0 {
 			// A state that ended at the sender before it pushed it: the
 			// sender no longer holds an older state of the key, so it
@@ -305,7 +327,13 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 			}
 			continue
 		}
+		_, under := cur.under(now)
 		switch {
+		case cur != nil && !cur.deleted && cur.token != en.GetToken() && en.GetToken() <= under:
+			// A copy of a state released here, under the live one (a
+			// stale copy of a released lease): the tombstone would have
+			// stopped it; it neither lands nor lends its deadline.
+			continue
 		case cur != nil && !cur.deleted && cur.token > en.GetToken() && master && cur.deadline > now && deadline > cur.deadline:
 			// Newer state here, but the copy's lease runs longer: keep the
 			// state and the later deadline (see below), so that a lease

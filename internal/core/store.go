@@ -14,6 +14,25 @@ type entry struct {
 	deadline int64 // monotonic nanoseconds (Clock base), exclusive
 	token    uint64
 	deleted  bool
+	// shadow is the deadline of the tombstone this live state was
+	// written over (the latest, when it replaced several), and
+	// shadowToken its token (the largest): the tombstone stays under the
+	// state. When this lease runs out before it, the entry becomes that
+	// tombstone again instead of going, so that a stale copy of the
+	// released lease (pushed or snapshotted by a master that missed its
+	// Release) cannot come back once the newer state ended (sim seed
+	// 4396); nor does a copy of it land under the live state, or lend it
+	// its deadline. Copies carry it (Entry.shadow_ms).
+	//
+	// Only a tombstone makes a shadow, never a live state replaced: a
+	// replica mirrors its masters' pushes, and the state a push replaces
+	// there may be a lease a quorum holds (the residue of its holder's
+	// Update on one master replaced it); a tombstone with its token would
+	// hide it from every later copy (TestShadowOfAMirroredLeaseDoesNotHideIt).
+	// The tombstone's token, not this lease's: this same lease may live
+	// on, extended through another master, where the tombstone is copied.
+	shadow      int64
+	shadowToken uint64
 	// On a replica: the masters (by slot, see follow.go) that pushed or
 	// snapshotted this lease, or this tombstone, with this token and have
 	// not shown since that they dropped it (vouch), and those that
@@ -225,6 +244,15 @@ func (s *Store) Lookup(key string) (Lease, bool) {
 	return Lease{Value: e.value, Token: e.token, Left: time.Duration(e.deadline - now), Released: e.deleted}, true
 }
 
+// under returns the tombstone e keeps under it (see entry.shadow), if it
+// lasts past now: its deadline and token, or zeros.
+func (e *entry) under(now int64) (int64, uint64) {
+	if e == nil || e.deleted || e.shadow <= now {
+		return 0, 0
+	}
+	return e.shadow, e.shadowToken
+}
+
 // get returns the live entry of key at now (nil when absent, released
 // or expired). Only the peer calls it.
 func (s *Store) get(key string, now int64) *entry {
@@ -246,16 +274,27 @@ func (s *Store) put(key string, value []byte, deadline int64, token uint64) {
 	e := s.entries[key]
 	fresh := e == nil || e.deleted || e.deadline <= now || !sameValue(e.value, value)
 	var vouch, seen uint32
+	var shadow int64
+	var shadowToken uint64
 	if e == nil {
 		e = &entry{}
 		s.entries[key] = e
 		s.live++
-	} else if e.deleted {
-		s.live++
-	} else if e.token == token {
-		vouch, seen = e.vouch, e.seen // the same lease, renewed: who vouched for it still does
+	} else {
+		shadow, shadowToken = e.shadow, e.shadowToken // what a live state was written over stays under the new one
+		if e.deleted {
+			s.live++
+			// Written over a tombstone: it stays under the new state for
+			// as long as a stale copy of the released lease may live.
+			shadow, shadowToken = max(shadow, e.deadline), max(shadowToken, e.token)
+		} else if e.token == token {
+			vouch, seen = e.vouch, e.seen // the same lease, renewed: who vouched for it still does
+		}
 	}
-	*e = entry{value: value, deadline: deadline, token: token, vouch: vouch, seen: seen}
+	if shadow <= now {
+		shadow, shadowToken = 0, 0
+	}
+	*e = entry{value: value, deadline: deadline, token: token, vouch: vouch, seen: seen, shadow: shadow, shadowToken: shadowToken}
 	if l := s.waits[key]; l != nil && len(l.present) > 0 {
 		for _, w := range l.present {
 			w.value = value
@@ -303,6 +342,12 @@ func (s *Store) tombstone(key string, token uint64) {
 		if token > e.token {
 			e.token = token
 		}
+		// Kept as long as the tombstone it was written over, if later.
+		if e.shadow > e.deadline {
+			e.deadline = e.shadow
+			e.token = max(e.token, e.shadowToken)
+		}
+		e.shadow, e.shadowToken = 0, 0
 	}
 	s.wakeReleased(key)
 	s.mu.Unlock()
@@ -312,8 +357,9 @@ func (s *Store) tombstone(key string, token uint64) {
 }
 
 // keepTombstone makes the tombstone of key last until deadline at least,
-// and makes one if key is absent. It leaves a live entry alone and
-// reports whether the tombstone's deadline was set (to schedule expiry).
+// and makes one if key is absent. A live entry stays, with the tombstone
+// under it (shadow) if it outlasts the entry. It reports
+// whether the tombstone's deadline was set (to schedule expiry).
 func (s *Store) keepTombstone(key string, token uint64, deadline int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -323,6 +369,10 @@ func (s *Store) keepTombstone(key string, token uint64, deadline int64) bool {
 		s.entries[key] = &entry{deadline: deadline, token: token, deleted: true}
 		return true
 	case !e.deleted:
+		if deadline > e.deadline {
+			e.shadow = max(e.shadow, deadline)
+			e.shadowToken = max(e.shadowToken, token)
+		}
 		return false
 	}
 	e.token = max(e.token, token)
@@ -348,7 +398,9 @@ func (s *Store) forget(key string) bool {
 }
 
 // expire removes key if its deadline is due at now, and wakes the key's
-// WaitForRelease callers. It reports whether a live entry expired.
+// WaitForRelease callers. A live entry written over a tombstone that
+// outlasts it (shadow) becomes that tombstone again instead; the caller
+// schedules its expiry. It reports whether a live entry expired.
 func (s *Store) expire(key string, now int64) bool {
 	s.mu.Lock()
 	e := s.entries[key]
@@ -356,15 +408,21 @@ func (s *Store) expire(key string, now int64) bool {
 		s.mu.Unlock()
 		return false
 	}
-	delete(s.entries, key)
 	if e.deleted {
+		delete(s.entries, key)
 		s.mu.Unlock()
 		return false
+	}
+	value, token := e.value, e.token
+	if e.shadow > now {
+		*e = entry{deadline: e.shadow, token: e.shadowToken, deleted: true}
+	} else {
+		delete(s.entries, key)
 	}
 	s.live--
 	s.wakeReleased(key)
 	s.mu.Unlock()
-	s.notify(Change{Kind: Expired, Key: key, Value: e.value, Token: e.token})
+	s.notify(Change{Kind: Expired, Key: key, Value: value, Token: token})
 	return true
 }
 

@@ -17,14 +17,14 @@ import (
 // fixed protocol bug in internal/core, each with a note naming it; the
 // fixed set skips them (saying why) and -sim.seed replays them.
 //
-// The ghost lease: a short lease that replaced a released key's
-// tombstone expires, the store forgets the key, and a stale copy of the
-// older, longer lease (on a master that missed the Release) comes back
-// through catch-up and snapshots onto a quorum of masters: the key stays
-// locked by nobody until that lease ends, and replicas that kept the
-// tombstone disagree (replica divergence). Not two holders. The long
-// hunt found it at 4396, 7177, 9711, 10240, 10425, 11476, 17440, 18752;
-// none is in this set.
+// The ghost lease, fixed: a short lease that replaced a released key's
+// tombstone expired, the store forgot the key, and a stale copy of the
+// older, longer lease (on a master that missed the Release) came back
+// through catch-up and snapshots onto a quorum of masters. An entry now
+// keeps the tombstone it was written over until that tombstone's end,
+// and copies carry it (internal/core TestShadowDeadline,
+// TestShadowTravelsWithTheLease, TestShadowOfAMirroredLeaseDoesNotHideIt);
+// TestGhostLeaseStaysReleased replays the seeds that found it.
 //
 // (Seed 676, left out until the equal-token tombstone was fixed, runs
 // again: see TestReleaseResidueTombstoneLeavesReplicas.)

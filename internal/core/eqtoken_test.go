@@ -22,13 +22,7 @@ import (
 // nothing, must come back to c1's lease; it kept the tombstone, which
 // outranked the same token's lease in every merge, for the hour.
 func TestReleaseResidueLostByItsMasterLeavesReplicas(t *testing.T) {
-	n := newNetwork(t, n1, n2, n3, n4)
-	n.configure(n1, []string{n1, n2, n3}, []string{n4}, 2)
-	lock := n.do1(n1, lockOp("k", "c1", time.Hour))
-	if !lock.OK {
-		t.Fatalf("c1's Lock: %+v", lock)
-	}
-	n.sleep(200 * time.Millisecond) // pushed to n4
+	n, lock := hourLockWithReplica(t)
 	wantRead(t, n, n4, "k", "c1", "after the Lock's pushes")
 
 	n.dropIf = func(p packet) bool {
@@ -68,13 +62,7 @@ func TestReleaseResidueLostByItsMasterLeavesReplicas(t *testing.T) {
 // master too); n4 takes a snapshot of n1's new life and must keep the
 // tombstone the quorum holds.
 func TestReleaseOnAQuorumKeepsItsTombstoneOnReplicas(t *testing.T) {
-	n := newNetwork(t, n1, n2, n3, n4)
-	n.configure(n1, []string{n1, n2, n3}, []string{n4}, 2)
-	lock := n.do1(n1, lockOp("k", "c1", time.Hour))
-	if !lock.OK {
-		t.Fatalf("c1's Lock: %+v", lock)
-	}
-	n.sleep(200 * time.Millisecond) // pushed to n4
+	n, lock := hourLockWithReplica(t)
 
 	n.dropIf = func(p packet) bool {
 		_, cm := p.msg.(*messages.Commit)
@@ -99,4 +87,18 @@ func TestReleaseOnAQuorumKeepsItsTombstoneOnReplicas(t *testing.T) {
 		}
 	}
 	n.checkInvariants()
+}
+
+// hourLockWithReplica starts masters n1 n2 n3 (W=2) and replica n4, and
+// has c1 lock k for an hour through n1, pushed to n4 since.
+func hourLockWithReplica(t *testing.T) (*network, Outcome) {
+	t.Helper()
+	n := newNetwork(t, n1, n2, n3, n4)
+	n.configure(n1, []string{n1, n2, n3}, []string{n4}, 2)
+	lock := n.do1(n1, lockOp("k", "c1", time.Hour))
+	if !lock.OK {
+		t.Fatalf("c1's Lock: %+v", lock)
+	}
+	n.sleep(200 * time.Millisecond) // pushed to n4
+	return n, lock
 }

@@ -236,6 +236,13 @@ func (c *Core) repair(key string, it *messages.CommitItem, live, mine bool, now 
 		}
 		return messages.Reason_REASON_BALLOT_TOO_LOW
 	}
+	if it.GetKind() == messages.WriteKind_WRITE_KIND_EXTEND && c.releasedSince(key, it.GetToken()) {
+		// A repair needs no promise, so nothing orders it with the
+		// writes after it: the holder's Release (or a later write's)
+		// landed here first, and a late repair of its Extend must not
+		// bring the released lease back (TestLateExtendRepairAfterRelease).
+		return messages.Reason_REASON_NOT_FOUND
+	}
 	if live || mine {
 		c.dropLock(key)
 	}

@@ -250,8 +250,8 @@ func (r *Registry) threshold(lease time.Duration) time.Duration {
 // quorum holds the name. If another PID holds it, the error is an
 // *AlreadyRegisteredError; registering the same name for the same PID
 // again extends the lease and succeeds. Transient failures (another
-// write of the name in progress, masters that do not answer) are tried
-// again, within ctx, for up to about 3 s of pauses; after that the last
+// write of the name in progress, masters that do not answer or are
+// changing configuration) are tried again, within ctx, for up to about 3 s of pauses; after that the last
 // error is returned (errors.Is ErrNoQuorum or ErrUnreachable).
 func (r *Registry) Register(ctx context.Context, name string, pid *actor.PID, lease time.Duration) error {
 	if r == nil {
@@ -407,12 +407,13 @@ func (r *Registry) acquire(ctx context.Context, name string, pid *actor.PID, lea
 			_, _ = r.l.Release(rctx, key, value)
 			cancel()
 			return nil, fmt.Errorf("registry: registering %q: %w", name, err)
-		case !hasReason(qe, lockeractor.ReasonWriteLocked) && !hasReason(qe, lockeractor.ReasonUnreachable):
+		case !passing(qe):
 			return nil, fmt.Errorf("registry: registering %q: %w", name, err)
 		}
-		// Another write of the name is in progress, or masters were
-		// silent (a member restarted on its address is not heard at
-		// once, see docs/protoactor.md): wait a little and try again.
+		// Another write of the name is in progress, masters were silent
+		// (a member restarted on its address is not heard at once, see
+		// docs/protoactor.md) or are changing configuration: wait a
+		// little and try again.
 		if waited += backoff; waited > retryWindow {
 			return nil, fmt.Errorf("registry: registering %q: %w", name, err)
 		}
@@ -433,6 +434,25 @@ const (
 	retryWindow     = 3 * time.Second
 	maxRetryBackoff = 100 * time.Millisecond
 )
+
+// passing reports whether every peer that refused the write qe reports
+// did so for a reason that passes by itself: a write of the key in
+// progress, silence, or a configuration being changed or caught up with.
+func passing(qe *lockeractor.QuorumError) bool {
+	if len(qe.Peers) == 0 {
+		return false
+	}
+	for _, reason := range qe.Peers {
+		switch reason {
+		case lockeractor.ReasonWriteLocked, lockeractor.ReasonUnreachable, lockeractor.ReasonStaleEpoch,
+			lockeractor.ReasonNotMaster, lockeractor.ReasonCatchingUp, lockeractor.ReasonPromiseExpired,
+			lockeractor.ReasonBallotTooLow:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 func hasReason(qe *lockeractor.QuorumError, reason lockeractor.Reason) bool {
 	for _, r := range qe.Peers {

@@ -244,11 +244,11 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 				}
 				c.store.tombstone(key, en.GetToken())
 				c.dropLock(key)
-				cur.vouch, cur.seen, cur.hid = 0, 0, hid
+				cur.vouch, cur.seen, cur.hid, cur.vend = 0, 0, hid, 0
 			case cur != nil && cur.deleted && cur.token < en.GetToken() && en.GetLeaseMs() > 0:
 				// A newer tombstone: the masters vouched for the older one,
 				// and what it hid is older than this one.
-				cur.vouch, cur.seen, cur.hid = 0, 0, 0
+				cur.vouch, cur.seen, cur.hid, cur.vend = 0, 0, 0, 0
 			}
 			// Keep the tombstone (made here if the key was absent) for the
 			// lease the sender had left, so that a stale copy of the
@@ -262,6 +262,12 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 					e.vouch |= vouch
 					e.seen |= seen
 					e.hid &^= vouch
+					// The sender's tombstone ends with the lease it sent,
+					// which may be shorter than this one's (the short
+					// tombstone of a repair): past it the sender no longer
+					// vouches, and tells nobody (see vouchEnded).
+					e.vend = max(e.vend, deadline+(deadline-now)/49+int64(time.Millisecond))
+					c.scheduleVouchEnd(key, e)
 				}
 			}
 			continue
@@ -319,6 +325,7 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 			// the others hold the lease: the sender is noted, and asked
 			// again once no master vouches for the tombstone (settle).
 			cur.hid |= vouch
+			c.scheduleVouchEnd(key, cur)
 			continue
 		case cur != nil && (cur.token > en.GetToken() || (cur.deleted && cur.token >= en.GetToken())):
 			continue // newer state here already

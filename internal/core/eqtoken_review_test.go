@@ -1,0 +1,130 @@
+package core
+
+import (
+	"testing"
+	"time"
+
+	"github.com/protoactor-locker/locker/messages"
+)
+
+// TestReleaseRepairTombstoneRunsOutQuietly: the residue of a holder's
+// Release that is a repair's short tombstone on one master, which runs
+// out there with nothing else happening (no restart, no gap: a
+// tombstone's end is not pushed). The replica keeps the tombstone,
+// vouched by that master, for the lease's hour while W masters hold the
+// lease. (Review of 4e3ebe9.)
+//
+// Masters n1 n2 n3 (W=2), replica n4. c1 locks k for an hour; the
+// commit to n1 is lost, so n2 and n3 hold it. c1's Release, coordinated
+// by n1: n1 refuses (NOT_FOUND), n2 and n3 promise, their commits are
+// lost, and n1 repairs itself: a tombstone for the write-lock timeout.
+// n1 pushes it to n4, whose lease of c1 becomes a tombstone for the
+// hour. n1's tombstone runs out 2 s later.
+func TestReleaseRepairTombstoneRunsOutQuietly(t *testing.T) {
+	n := newNetwork(t, n1, n2, n3, n4)
+	n.configure(n1, []string{n1, n2, n3}, []string{n4}, 2)
+	n.dropIf = func(p packet) bool {
+		_, cm := p.msg.(*messages.Commit)
+		return cm && p.to == n1
+	}
+	lock := n.do1(n2, lockOp("k", "c1", time.Hour))
+	n.dropIf = nil
+	if !lock.OK {
+		t.Fatalf("c1's Lock: %+v", lock)
+	}
+	n.sleep(200 * time.Millisecond) // pushed to n4
+	wantRead(t, n, n4, "k", "c1", "after the Lock's pushes")
+	if _, ok := n.read(n1, "k"); ok {
+		t.Fatal("n1 holds k: the test needs it to have missed the Lock")
+	}
+
+	n.dropIf = func(p packet) bool {
+		_, cm := p.msg.(*messages.Commit)
+		return cm && p.from == n1 && p.to != n1
+	}
+	rel := n.do1(n1, releaseOp("k", "c1"))
+	n.dropIf = nil
+	if rel.OK {
+		t.Fatalf("c1's Release succeeded with no commit counted: %+v", rel)
+	}
+	n.sleep(200 * time.Millisecond) // n1 pushes its repair's tombstone
+	if e := n.core(n1).store.raw("k"); e == nil || !e.deleted || e.token != lock.Token {
+		t.Fatalf("n1: k = %+v, want the repair's tombstone (token %d)", e, lock.Token)
+	}
+	if e := n.core(n4).store.raw("k"); e == nil || !e.deleted || e.token != lock.Token {
+		t.Fatalf("n4: k = %+v, want the tombstone of c1's lease (token %d)", e, lock.Token)
+	}
+
+	n.sleep(10 * time.Second) // n1's tombstone runs out; gossip
+	n.logKey("k", n1, n2, n3, n4)
+	if e := n.core(n1).store.raw("k"); e != nil {
+		t.Fatalf("n1: k = %+v, want its short tombstone gone", e)
+	}
+	for _, a := range []string{n2, n3} {
+		wantRead(t, n, a, "k", "c1", "the Release never reached it")
+	}
+	wantRead(t, n, n4, "k", "c1", "once no master holds the Release's tombstone (replica divergence)")
+	n.checkInvariants()
+}
+
+// TestReleaseOnAQuorumKeepsItsTombstoneWhileItLasts: the replica's
+// tombstone may outlast the masters' (it takes the deadline of the
+// lease it replaced, extended through a master that then missed the
+// Release); it stops counting them as vouching only once their
+// tombstones ended, not before. (Review of 4e3ebe9: the end of a
+// voucher's tombstone, vend.)
+//
+// Masters n1 n2 n3 (W=2), replica n4. c1 locks k for a minute; its
+// Extend to an hour commits on n3 alone (unknown outcome). c1's Release
+// commits on n1 and n2 (the commit to n3 is lost): their tombstones
+// last what is left of the minute, n3 holds the hour, and so does n4's
+// tombstone.
+func TestReleaseOnAQuorumKeepsItsTombstoneWhileItLasts(t *testing.T) {
+	n := newNetwork(t, n1, n2, n3, n4)
+	n.configure(n1, []string{n1, n2, n3}, []string{n4}, 2)
+	lock := n.do1(n1, lockOp("k", "c1", time.Minute))
+	if !lock.OK {
+		t.Fatalf("c1's Lock: %+v", lock)
+	}
+	n.sleep(200 * time.Millisecond)
+	n.dropIf = func(p packet) bool {
+		_, cm := p.msg.(*messages.Commit)
+		return cm && p.from == n3 && p.to != n3
+	}
+	if o := n.do1(n3, extendOp("k", "c1", time.Hour)); o.OK {
+		t.Fatalf("c1's Extend committed on W masters: %+v", o)
+	}
+	n.dropIf = nil
+	n.sleep(3 * time.Second) // n1's and n2's promises to the Extend run out
+	n.dropIf = func(p packet) bool {
+		_, cm := p.msg.(*messages.Commit)
+		return cm && p.to == n3
+	}
+	if rel := n.do1(n1, releaseOp("k", "c1")); !rel.OK {
+		t.Fatalf("c1's Release: %+v", rel)
+	}
+	n.dropIf = nil
+	n.sleep(200 * time.Millisecond)
+	e4 := n.core(n4).store.raw("k")
+	if e4 == nil || !e4.deleted || time.Duration(e4.deadline-n.core(n4).now()) < 30*time.Minute {
+		t.Fatalf("n4: k = %+v, want the Release's tombstone for the hour of n3's lease", e4)
+	}
+	n.sleep(55 * time.Second) // the masters' tombstones have under a second left
+	n.logKey("k", n1, n2, n3, n4)
+	for _, a := range []string{n1, n2, n4} {
+		if e := n.core(a).store.raw("k"); e == nil || !e.deleted || e.token != lock.Token {
+			t.Fatalf("%s: k = %+v, want the Release's tombstone, which n1 and n2 still hold", a, e)
+		}
+	}
+	n.sleep(10 * time.Second) // they ended on n1 and n2
+	n.logKey("k", n1, n2, n3, n4)
+	for _, a := range []string{n1, n2} {
+		if e := n.core(a).store.raw("k"); e != nil {
+			t.Fatalf("%s: k = %+v, want its tombstone ended", a, e)
+		}
+	}
+	// n4 mirrors what the masters hold now: n3's lease (not judged by
+	// the simulation either way: a minority holds it).
+	wantRead(t, n, n4, "k", "c1", "after the quorum's tombstones ended, n4 follows n3")
+	n.checkInvariants()
+}

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -126,5 +127,55 @@ func TestReleaseOnAQuorumKeepsItsTombstoneWhileItLasts(t *testing.T) {
 	// n4 mirrors what the masters hold now: n3's lease (not judged by
 	// the simulation either way: a minority holds it).
 	wantRead(t, n, n4, "k", "c1", "after the quorum's tombstones ended, n4 follows n3")
+	n.checkInvariants()
+}
+
+// TestReclaimedVouchSlotIsNotShared: a replica gives each master it
+// follows a vouch bit; with all 32 taken, slotFor takes back those of
+// peers that are no masters any more. The follow of such a peer stayed
+// (it goes only when a check of it comes due), with its old slot: when
+// the peer became a master again, its pushes and snapshots used the bit
+// now given to another master, and a snapshot of one cleared the
+// other's vouches, of leases and (since 4e3ebe9) of tombstones, which
+// then go while that master holds them. (Review of 4e3ebe9.)
+func TestReclaimedVouchSlotIsNotShared(t *testing.T) {
+	n := newNetwork(t, n1, n2, n3, n4, n5)
+	n.configure(n1, []string{n1, n2, n3}, []string{n4, n5}, 2)
+	n.sleep(2 * time.Second) // gossip: n4 follows n1 n2 n3
+	r := n.core(n4)
+	if f := r.follows[n1]; f == nil || f.slot < 0 {
+		t.Fatalf("n4 does not follow n1: %+v", f)
+	}
+	// Every other slot is taken by a peer that is no master (as after
+	// many changes of masters).
+	used := map[int]bool{}
+	for _, s := range r.slots {
+		used[s] = true
+	}
+	for s, i := 0, 0; s < 32; s++ {
+		if !used[s] {
+			r.slots[fmt.Sprintf("gone%d", i)] = s
+			i++
+		}
+	}
+
+	n.configure(n2, []string{n2, n3, n5}, []string{n1, n4}, 2)
+	n.sleep(2 * time.Second) // n4 follows n5, on a slot taken back
+	n.configure(n2, []string{n1, n2, n5}, []string{n3, n4}, 2)
+	n.sleep(2 * time.Second) // n4 follows n1 again
+	bits := map[int]string{}
+	for _, a := range []string{n1, n2, n5} {
+		f := r.follows[a]
+		if f == nil {
+			t.Fatalf("n4 does not follow master %s", a)
+		}
+		if b, ok := bits[f.slot]; ok {
+			t.Fatalf("masters %s and %s share n4's vouch bit %d", b, a, f.slot)
+		}
+		bits[f.slot] = a
+		if s, ok := r.slots[a]; !ok || s != f.slot {
+			t.Errorf("master %s follows on slot %d, its slot is %d (%v)", a, f.slot, s, ok)
+		}
+	}
 	n.checkInvariants()
 }

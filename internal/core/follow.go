@@ -461,8 +461,8 @@ func (c *Core) votersKnown() bool {
 
 // slotFor returns the vouch bit index of master addr, assigning one if
 // it has none: a free one, or one of a peer that is no master any more
-// (whose bits are cleared from every entry first). -1 when all 32 are
-// taken by masters.
+// (whose bits are cleared from every entry first, and whose follow is
+// forgotten). -1 when all 32 are taken by masters.
 func (c *Core) slotFor(addr string) int {
 	if s, ok := c.slots[addr]; ok {
 		return s
@@ -481,6 +481,10 @@ func (c *Core) slotFor(addr string) int {
 			if !m.IsMaster(a) {
 				gone |= 1 << c.slots[a]
 				delete(c.slots, a)
+				// Its follow goes too (it would go at its next check): a
+				// master again, it starts over with a slot of its own,
+				// not this one, which another master is given.
+				delete(c.follows, a)
 			}
 		}
 		if gone == 0 {

@@ -179,3 +179,69 @@ func TestReclaimedVouchSlotIsNotShared(t *testing.T) {
 	}
 	n.checkInvariants()
 }
+
+// TestReleaseResidueAboveItsLeaseLeavesReplicas: a holder's Release
+// takes the largest token of the masters that promised it, which may be
+// the residue of the holder's own Update to the same value on one
+// master (a new ballot, the same value): its tombstone then carries a
+// larger token than the lease W masters hold. Committed on that master
+// alone and lost there since (a restart copying the lease back), it
+// stays on the replica for the lease's hour, as the equal-token residue
+// did before 4e3ebe9: "a tombstone with a larger token than the lease it
+// hides" is not always a later write. (Review of 4e3ebe9.)
+//
+// Masters n1 n2 n3 (W=2), replica n4. c1 locks k = v for an hour; its
+// Update of v to v, coordinated by n1, commits on n1 alone; its Release
+// of v, coordinated by n1, is promised by all three, takes n1's token
+// (the Update's) and commits on n1 alone. n1 restarts and copies c1's
+// lease (the Lock's token) back from n2 and n3.
+//
+// Known, not fixed: the replica cannot tell this tombstone from one of
+// a later write that the ghost lease (docs/guarantees.md) brings an
+// older lease back under on a quorum of masters. Counting the senders
+// of smaller tokens in hid (a tombstone replacing any lease, a lease
+// skipped behind any tombstone) passes this test, and makes the ghost
+// lease's seeds 4396, 7177, 9711, 10240, 11476, 17440 and 18752 pass
+// too: the replicas follow the ghost, and the simulation sees nothing
+// of it. Not two holders (the holder's own Release may free the key);
+// the simulation's clients never Update to the same value.
+func TestReleaseResidueAboveItsLeaseLeavesReplicas(t *testing.T) {
+	t.Skip("known: a Release residue above its lease's token stays on replicas; see the comment")
+	n := newNetwork(t, n1, n2, n3, n4)
+	n.configure(n1, []string{n1, n2, n3}, []string{n4}, 2)
+	lock := n.do1(n1, lockOp("k", "v", time.Hour))
+	if !lock.OK {
+		t.Fatalf("c1's Lock: %+v", lock)
+	}
+	n.sleep(200 * time.Millisecond)
+	fromN1 := func(p packet) bool {
+		_, cm := p.msg.(*messages.Commit)
+		return cm && p.from == n1 && p.to != n1
+	}
+	n.dropIf = fromN1
+	if o := n.do1(n1, updateOp("k", "v", "v")); o.OK {
+		t.Fatalf("c1's Update committed on W masters: %+v", o)
+	}
+	n.dropIf = nil
+	n.sleep(3 * time.Second) // n2's and n3's promises to the Update run out
+	n.dropIf = fromN1
+	rel := n.do1(n1, releaseOp("k", "v"))
+	n.dropIf = nil
+	if rel.OK {
+		t.Fatalf("c1's Release succeeded with one commit: %+v", rel)
+	}
+	n.sleep(200 * time.Millisecond)
+	e1 := n.core(n1).store.raw("k")
+	if e1 == nil || !e1.deleted || e1.token <= lock.Token {
+		t.Fatalf("n1: k = %+v, want the Release's tombstone above the Lock's token %d", e1, lock.Token)
+	}
+
+	restartAndCatchUp(t, n, n1, n2)
+	n.sleep(5 * time.Second) // gossip, n4's snapshot of n1's new life, settling
+	n.logKey("k", n1, n2, n3, n4)
+	for _, a := range []string{n1, n2, n3} {
+		wantRead(t, n, a, "k", "v", "after n1 copied the leases back")
+	}
+	wantRead(t, n, n4, "k", "v", "once no master holds the Release's tombstone (replica divergence)")
+	n.checkInvariants()
+}

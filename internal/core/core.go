@@ -448,8 +448,7 @@ func (c *Core) Tick() {
 		switch t.kind {
 		case timerLease:
 			c.fired(t)
-			c.store.expire(t.key, now)
-			c.vouchEnded(t.key, now)
+			c.expireKey(t.key, now)
 			if e := c.store.raw(t.key); e != nil {
 				at := e.deadline // extended since: due later
 				if e.deleted && e.vend > now {

@@ -245,3 +245,57 @@ func TestReleaseResidueAboveItsLeaseLeavesReplicas(t *testing.T) {
 	wantRead(t, n, n4, "k", "v", "once no master holds the Release's tombstone (replica divergence)")
 	n.checkInvariants()
 }
+
+// TestReleaseRepairTombstoneBeforeTheLeaseEndsOnReplica: the replica
+// hears of a holder's Release residue (a repair's short tombstone on a
+// master that missed the Lock) before the lease it releases, which the
+// others push late: the lease is skipped behind the tombstone (hid),
+// and when the tombstone, as short as the master's, ends there, the key
+// is absent while W masters hold the lease for the hour; nothing pushes
+// it again. (Review of 4e3ebe9.)
+//
+// Masters n1 n2 n3 (W=2), replica n4. c1 locks k for an hour through n2;
+// the commit to n1 is lost and n2's and n3's pushes to n4 are held.
+// c1's Release, coordinated by n1, commits on n1 alone by a repair (n1
+// had no entry): n1's tombstone lasts the write-lock timeout and reaches
+// n4 first. Then n2's and n3's pushes of the lease arrive.
+func TestReleaseRepairTombstoneBeforeTheLeaseEndsOnReplica(t *testing.T) {
+	n := newNetwork(t, n1, n2, n3, n4)
+	n.configure(n1, []string{n1, n2, n3}, []string{n4}, 2)
+	n.dropIf = func(p packet) bool {
+		_, cm := p.msg.(*messages.Commit)
+		return cm && p.to == n1
+	}
+	n.holdIf = func(p packet) bool {
+		r, ok := p.msg.(*messages.Replicate)
+		return ok && r.GetSnapshot() == 0 && p.to == n4 && p.from != n1
+	}
+	lock := n.do1(n2, lockOp("k", "c1", time.Hour))
+	if !lock.OK {
+		t.Fatalf("c1's Lock: %+v", lock)
+	}
+	n.sleep(150 * time.Millisecond) // n2 and n3 push the Lock: held
+	n.dropIf = func(p packet) bool {
+		_, cm := p.msg.(*messages.Commit)
+		return cm && p.from == n1 && p.to != n1
+	}
+	if rel := n.do1(n1, releaseOp("k", "c1")); rel.OK {
+		t.Fatalf("c1's Release succeeded with no commit counted: %+v", rel)
+	}
+	n.dropIf = nil
+	n.sleep(150 * time.Millisecond) // n1 pushes its repair's tombstone
+	if e := n.core(n4).store.raw("k"); e == nil || !e.deleted || e.token != lock.Token {
+		t.Fatalf("n4: k = %+v, want n1's tombstone (token %d)", e, lock.Token)
+	}
+	if len(n.held) == 0 {
+		t.Fatal("no push of n2 or n3 held: the test needs them late")
+	}
+	n.unholdAll()
+	n.sleep(10 * time.Second) // the tombstones end on n1 and n4; gossip
+	n.logKey("k", n1, n2, n3, n4)
+	for _, a := range []string{n2, n3} {
+		wantRead(t, n, a, "k", "c1", "the Release never reached it")
+	}
+	wantRead(t, n, n4, "k", "c1", "once the Release's short tombstone ended (replica divergence)")
+	n.checkInvariants()
+}

@@ -391,6 +391,24 @@ func (c *Core) scheduleVouchEnd(key string, e *entry) {
 	}
 }
 
+// expireKey expires key if its deadline is due at now. On a replica, a
+// tombstone that ends having skipped the lease of its very token (hid)
+// may have hidden a lease that outlives it: a Release's residue, the
+// short tombstone of a repair, arrived before the lease's pushes. Those
+// masters pushed it once; they are asked again, and their snapshots land
+// on the absent key. Then see vouchEnded.
+func (c *Core) expireKey(key string, now int64) {
+	var ask uint32
+	if e := c.store.raw(key); e != nil && e.deleted && e.deadline <= now {
+		ask = e.hid &^ e.vouch // one that sent the tombstone too held it, last or first
+	}
+	c.store.expire(key, now)
+	if ask != 0 && c.store.raw(key) == nil && !c.member.Load().IsMaster(c.cfg.Self) {
+		c.askAgain(ask&c.voterBits(), now)
+	}
+	c.vouchEnded(key, now)
+}
+
 // vouchEnded handles a tombstone of key whose vouchers' tombstones have
 // all ended (vend, at now): a master's tombstone ends without a push
 // or a gap, so a replica whose tombstone lasts longer (its own lease's

@@ -448,9 +448,13 @@ func (c *Core) Tick() {
 		switch t.kind {
 		case timerLease:
 			c.fired(t)
-			c.store.expire(t.key, now)
+			c.expireKey(t.key, now)
 			if e := c.store.raw(t.key); e != nil {
-				c.scheduleKey(timerLease, t.key, e.deadline) // extended since: due later
+				at := e.deadline // extended since: due later
+				if e.deleted && e.vend > now {
+					at = min(at, e.vend)
+				}
+				c.scheduleKey(timerLease, t.key, at)
 			}
 		case timerLock:
 			c.fired(t)

@@ -69,8 +69,12 @@ import (
 // also remembers which masters sent the lease of its token (hid), and
 // when no master vouches for it any more while every voter is known and
 // one of those may hold that lease, it goes and they are asked for a
-// snapshot again. A tombstone with a larger token than the lease it
-// hides is never dropped this way: the larger token wins.
+// snapshot again. A master's tombstone ends without a push (the short
+// one a repair leaves on a master that had no entry): the replica keeps
+// when the tombstones its vouchers announced end (vend), and past that
+// they stop vouching, as if they had said so. A tombstone with a larger
+// token than the lease it hides is never dropped this way: the larger
+// token wins.
 //
 // Only a replica drops leases this way, and only what it learnt as a
 // replica counts: a peer that stops being a replica forgets its follows,
@@ -363,6 +367,11 @@ func (c *Core) settle(f *follow) {
 		// now, so the next snapshot lands.
 		ask |= b
 	}
+	c.askAgain(ask, now)
+}
+
+// askAgain makes the masters of the vouch bits ask ask for a snapshot.
+func (c *Core) askAgain(ask uint32, now int64) {
 	if ask == 0 {
 		return
 	}
@@ -371,6 +380,56 @@ func (c *Core) settle(f *follow) {
 			g.behind = true
 			c.followWake(addr, g, now)
 		}
+	}
+}
+
+// scheduleVouchEnd makes sure the tombstone e of key is looked at when
+// its vouchers' tombstones end, if it lasts longer here.
+func (c *Core) scheduleVouchEnd(key string, e *entry) {
+	if e.deleted && e.vend != 0 && e.vend < e.deadline {
+		c.scheduleKey(timerLease, key, e.vend)
+	}
+}
+
+// expireKey expires key if its deadline is due at now. On a replica, a
+// tombstone that ends having skipped the lease of its very token (hid)
+// may have hidden a lease that outlives it: a Release's residue, the
+// short tombstone of a repair, arrived before the lease's pushes. Those
+// masters pushed it once; they are asked again, and their snapshots land
+// on the absent key. Then see vouchEnded.
+func (c *Core) expireKey(key string, now int64) {
+	var ask uint32
+	if e := c.store.raw(key); e != nil && e.deleted && e.deadline <= now {
+		ask = e.hid &^ e.vouch // one that sent the tombstone too held it, last or first
+	}
+	c.store.expire(key, now)
+	if ask != 0 && c.store.raw(key) == nil && !c.member.Load().IsMaster(c.cfg.Self) {
+		c.askAgain(ask&c.voterBits(), now)
+	}
+	c.vouchEnded(key, now)
+}
+
+// vouchEnded handles a tombstone of key whose vouchers' tombstones have
+// all ended (vend, at now): a master's tombstone ends without a push
+// or a gap, so a replica whose tombstone lasts longer (its own lease's
+// deadline, which a repair's short tombstone replaced) would otherwise
+// count them as vouching until a snapshot it has no reason to ask for.
+// They stop vouching, and the tombstone goes as in settle: when every
+// voter is known and one sent the lease of its very token. A voucher
+// that kept its tombstone longer (a later Release, a copy) told since:
+// a push, or a gap.
+func (c *Core) vouchEnded(key string, now int64) {
+	e := c.store.raw(key)
+	if e == nil || !e.deleted || e.vend == 0 || e.vend > now {
+		return
+	}
+	e.vouch, e.seen, e.vend = 0, 0, 0
+	if e.deadline <= now || c.member.Load().IsMaster(c.cfg.Self) {
+		return
+	}
+	if ask := e.hid & c.voterBits(); ask != 0 && c.votersKnown() {
+		c.store.forget(key)
+		c.askAgain(ask, now)
 	}
 }
 
@@ -384,7 +443,7 @@ func (c *Core) stopFollowing() {
 	}
 	c.follows, c.slots = nil, nil
 	for _, e := range c.store.entries {
-		e.vouch, e.seen, e.hid = 0, 0, 0
+		e.vouch, e.seen, e.hid, e.vend = 0, 0, 0, 0
 	}
 }
 
@@ -420,8 +479,8 @@ func (c *Core) votersKnown() bool {
 
 // slotFor returns the vouch bit index of master addr, assigning one if
 // it has none: a free one, or one of a peer that is no master any more
-// (whose bits are cleared from every entry first). -1 when all 32 are
-// taken by masters.
+// (whose bits are cleared from every entry first, and whose follow is
+// forgotten). -1 when all 32 are taken by masters.
 func (c *Core) slotFor(addr string) int {
 	if s, ok := c.slots[addr]; ok {
 		return s
@@ -440,6 +499,10 @@ func (c *Core) slotFor(addr string) int {
 			if !m.IsMaster(a) {
 				gone |= 1 << c.slots[a]
 				delete(c.slots, a)
+				// Its follow goes too (it would go at its next check): a
+				// master again, it starts over with a slot of its own,
+				// not this one, which another master is given.
+				delete(c.follows, a)
 			}
 		}
 		if gone == 0 {

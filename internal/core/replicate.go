@@ -154,13 +154,14 @@ func (c *Core) copyTombstone(key string, token uint64, leaseMs, now int64, vouch
 		}
 		c.store.tombstone(key, token)
 		c.dropLock(key)
-		cur.vouch, cur.seen, cur.hid = 0, 0, hid
+		cur.vouch, cur.seen, cur.hid, cur.vend = 0, 0, hid, 0
 	case cur != nil && cur.deleted && cur.token < token && leaseMs > 0:
 		// A newer tombstone: the masters vouched for the older one, and
 		// what it hid is older than this one.
-		cur.vouch, cur.seen, cur.hid = 0, 0, 0
+		cur.vouch, cur.seen, cur.hid, cur.vend = 0, 0, 0, 0
 	}
-	if deadline := leaseEnd(now, leaseMs); leaseMs > 0 && c.store.keepTombstone(key, token, deadline) {
+	deadline := leaseEnd(now, leaseMs)
+	if leaseMs > 0 && c.store.keepTombstone(key, token, deadline) {
 		c.scheduleKey(timerLease, key, deadline)
 	}
 	if vouch != 0 {
@@ -168,6 +169,12 @@ func (c *Core) copyTombstone(key string, token uint64, leaseMs, now int64, vouch
 			e.vouch |= vouch
 			e.seen |= seen
 			e.hid &^= vouch
+			// The sender's tombstone ends with the lease it sent, which
+			// may be shorter than this one's (the short tombstone of a
+			// repair): past it the sender no longer vouches, and tells
+			// nobody (see vouchEnded).
+			e.vend = max(e.vend, deadline+(deadline-now)/49+int64(time.Millisecond))
+			c.scheduleVouchEnd(key, e)
 		}
 	}
 }
@@ -347,6 +354,7 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 			// the others hold the lease: the sender is noted, and asked
 			// again once no master vouches for the tombstone (settle).
 			cur.hid |= vouch
+			c.scheduleVouchEnd(key, cur)
 			continue
 		case cur != nil && (cur.token > en.GetToken() || (cur.deleted && cur.token >= en.GetToken())):
 			continue // newer state here already

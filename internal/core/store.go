@@ -42,6 +42,11 @@ type entry struct {
 	// Only the peer reads and writes them, without mu: readers never
 	// touch them.
 	vouch, seen, hid uint32
+	// Of a tombstone on a replica, vend: when the tombstones its
+	// vouchers announced end there, the latest, with a drift margin (0
+	// when none did). A master's tombstone ends without a push, so past
+	// vend none of them holds it any more (see vouchEnded).
+	vend int64
 }
 
 // waiter is one blocked WaitFor or WaitForRelease call.

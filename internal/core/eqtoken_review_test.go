@@ -196,17 +196,10 @@ func TestReclaimedVouchSlotIsNotShared(t *testing.T) {
 // (the Update's) and commits on n1 alone. n1 restarts and copies c1's
 // lease (the Lock's token) back from n2 and n3.
 //
-// Known, not fixed: the replica cannot tell this tombstone from one of
-// a later write that the ghost lease (docs/guarantees.md) brings an
-// older lease back under on a quorum of masters. Counting the senders
-// of smaller tokens in hid (a tombstone replacing any lease, a lease
-// skipped behind any tombstone) passes this test, and makes the ghost
-// lease's seeds 4396, 7177, 9711, 10240, 11476, 17440 and 18752 pass
-// too: the replicas follow the ghost, and the simulation sees nothing
-// of it. Not two holders (the holder's own Release may free the key);
-// the simulation's clients never Update to the same value.
+// Fixed: a tombstone remembers the senders of every lease it replaced
+// or hid (hid), whatever the lease's token, and goes once no master
+// vouches for it (settle).
 func TestReleaseResidueAboveItsLeaseLeavesReplicas(t *testing.T) {
-	t.Skip("known: a Release residue above its lease's token stays on replicas; see the comment")
 	n := newNetwork(t, n1, n2, n3, n4)
 	n.configure(n1, []string{n1, n2, n3}, []string{n4}, 2)
 	lock := n.do1(n1, lockOp("k", "v", time.Hour))

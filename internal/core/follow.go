@@ -60,21 +60,24 @@ import (
 // flight) comes back with that push.
 //
 // A tombstone carries vouch bits too: the masters that pushed or
-// snapshotted it with its token. A tombstone of a lease's own token is
-// the holder's Release of that lease, which may have reached a minority
-// of masters (an unknown outcome) and be lost there since (a restart, the
-// short tombstone a repair leaves on a master that had no entry) while
-// the others hold the lease, and push it or snapshot it: hidden by the
-// tombstone, which wins a tie of tokens, it never landed. So a tombstone
-// also remembers which masters sent the lease of its token (hid), and
-// when no master vouches for it any more while every voter is known and
-// one of those may hold that lease, it goes and they are asked for a
-// snapshot again. A master's tombstone ends without a push (the short
-// one a repair leaves on a master that had no entry): the replica keeps
-// when the tombstones its vouchers announced end (vend), and past that
-// they stop vouching, as if they had said so. A tombstone with a larger
-// token than the lease it hides is never dropped this way: the larger
-// token wins.
+// snapshotted it with its token. A tombstone may be the holder's Release
+// of a lease, which may have reached a minority of masters (an unknown
+// outcome) and be lost there since (a restart, the short tombstone a
+// repair leaves on a master that had no entry) while the others hold the
+// lease, and push it or snapshot it: hidden by the tombstone, which wins
+// a tie of tokens and a larger token wins outright, it never landed. Its
+// token is the lease's own, or larger: a Release takes the largest token
+// of the masters that promised it, which may be the residue of the
+// holder's own Update on one of them (token order is not commit order).
+// So a tombstone also remembers which masters sent a lease it replaced
+// or hid (hid), and when no master vouches for it any more while every
+// voter is known and one of those may hold that lease, it goes and they
+// are asked for a snapshot again. A master's tombstone ends without a
+// push (the short one a repair leaves on a master that had no entry):
+// the replica keeps when the tombstones its vouchers announced end
+// (vend), and past that they stop vouching, as if they had said so. The
+// replica only follows what the masters hold: a tombstone some master
+// holds stays.
 //
 // Only a replica drops leases this way, and only what it learnt as a
 // replica counts: a peer that stops being a replica forgets its follows,

@@ -145,13 +145,11 @@ func (c *Core) copyTombstone(key string, token uint64, leaseMs, now int64, vouch
 	cur := c.store.raw(key)
 	switch {
 	case cur != nil && !cur.deleted && cur.token <= token:
-		// The tombstone of the lease's own token may be the residue of
-		// its holder's Release on its sender alone: the masters that
-		// vouched for the lease may hold it still (see settle).
-		var hid uint32
-		if cur.token == token {
-			hid = cur.vouch
-		}
+		// The tombstone may be the residue of the holder's Release on
+		// its sender alone (with the lease's token, or a larger one):
+		// the masters that vouched for the lease may hold it still (see
+		// settle).
+		hid := cur.vouch // who may hold the lease still (see settle)
 		c.store.tombstone(key, token)
 		c.dropLock(key)
 		cur.vouch, cur.seen, cur.hid, cur.vend = 0, 0, hid, 0
@@ -347,12 +345,16 @@ func (c *Core) onReplicate(from string, r *messages.Replicate) {
 			// never ends earlier on a master for having been merged.
 			c.putLease(key, cur.value, deadline, cur.token)
 			continue
-		case cur != nil && cur.deleted && cur.token == en.GetToken():
-			// The tombstone of this very lease hides it. It may be the
-			// residue of the holder's Release on masters that have lost
-			// it since (a restart, the short tombstone of a repair) while
-			// the others hold the lease: the sender is noted, and asked
-			// again once no master vouches for the tombstone (settle).
+		case cur != nil && cur.deleted && cur.token >= en.GetToken():
+			// A tombstone hides this lease. It may be the residue of the
+			// holder's Release on masters that have lost it since (a
+			// restart, the short tombstone of a repair) while the others
+			// hold the lease: the sender is noted, and asked again once
+			// no master vouches for the tombstone (settle). The
+			// tombstone's token may be the lease's own or larger (a
+			// Release takes the largest token of the masters that
+			// promised it, which may be the residue of the holder's own
+			// Update on one of them): token order is not commit order.
 			cur.hid |= vouch
 			c.scheduleVouchEnd(key, cur)
 			continue

@@ -16,10 +16,14 @@ type keyState struct {
 	grantAt  []int64  // real time of the answer
 	grantMax []uint64 // the largest token answered up to and including this one
 	owner    map[uint64]int
+	// released are the values whose Release succeeded (committed on W
+	// masters): each Lock and Update writes a value of its own, so no
+	// quorum of masters may hold one of them again.
+	released map[string]bool
 }
 
 func newKeyState(key string, long bool) *keyState {
-	return &keyState{key: key, long: long, owner: map[uint64]int{}}
+	return &keyState{key: key, long: long, owner: map[uint64]int{}, released: map[string]bool{}}
 }
 
 // granted checks the token of a successful Lock or Update of rec's key,
@@ -227,6 +231,7 @@ keys:
 				live++
 			}
 		}
+		s.checkReleasedStaysReleased(m, key)
 		for _, r := range m.Replicas {
 			l, ok := s.addr[r].core.Store().Lookup(key)
 			held := ok && !l.Released && l.Left > 0
@@ -241,6 +246,29 @@ keys:
 				s.violate("replica divergence", "replica %s holds %q as %+v; %d masters hold %q (token %d), the newest",
 					r, key, l, holders, newest.Value, newest.Token)
 			}
+		}
+	}
+}
+
+// checkReleasedStaysReleased checks that no write quorum of m's masters
+// holds a lease of key whose Release succeeded: a stale copy of a
+// released lease (kept by a master that missed the Release) must not
+// come back onto a quorum, where it would keep the key locked by nobody
+// until it ends (the ghost lease). Replicas follow what the masters
+// hold, so a replica check alone cannot see it. A lease about to expire
+// on a master is not counted.
+func (s *Sim) checkReleasedStaysReleased(m *core.Membership, key string) {
+	ks := s.keys[key]
+	holders := map[string]int{}
+	for _, a := range m.Masters {
+		l, ok := s.addr[a].core.Store().Lookup(key)
+		if ok && !l.Released && l.Left >= convergeMargin && ks.released[string(l.Value)] {
+			holders[string(l.Value)]++
+		}
+	}
+	for v, n := range holders {
+		if n >= m.W {
+			s.violate("released lease back", "%d masters hold %q = %q, whose Release succeeded", n, key, v)
 		}
 	}
 }

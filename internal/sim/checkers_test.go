@@ -185,3 +185,30 @@ func TestReplicaDivergenceChecker(t *testing.T) {
 		}
 	}
 }
+
+// TestReleasedLeaseBackChecker: after a Release of "v" succeeded, a
+// quorum of masters holding "v" again is a released lease back (the
+// ghost lease), which checkConverged must report; the simulation's
+// clients never write a value twice, so here a Lock that writes "v"
+// again stands for the stale copy. A released key left alone is judged
+// clean.
+func TestReleasedLeaseBackChecker(t *testing.T) {
+	for _, back := range []bool{false, true} {
+		s, master, _ := quietCluster(t)
+		write(t, s, master, core.Op{Kind: opLock, Key: "a", Value: []byte("v"), LeaseMs: time.Hour.Milliseconds()})
+		write(t, s, master, core.Op{Kind: opRelease, Key: "a", Value: []byte("v")})
+		s.keys["a"].released["v"] = true // as a client's successful Release records it
+		if back {
+			write(t, s, master, core.Op{Kind: opLock, Key: "a", Value: []byte("v"), LeaseMs: time.Hour.Milliseconds()})
+		}
+		s.checkConverged()
+		if !s.res.Judged {
+			t.Fatalf("back %v: the run was not judged", back)
+		}
+		if back {
+			requireKinds(t, s, "released lease back")
+		} else {
+			requireKinds(t, s)
+		}
+	}
+}

@@ -270,6 +270,7 @@ func (c *client) answered(key string, h *holding, op core.Op, o core.Outcome, re
 		switch {
 		case res == OK:
 			*h = holding{}
+			ks.released[v] = true
 		case h.state == releasing && res == Failed:
 			h.state = held // nothing changed: the lease stands
 		case h.state == releasing:

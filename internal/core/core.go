@@ -237,6 +237,8 @@ type Core struct {
 	down      map[string]bool
 	closed    bool
 	since     SinceClock // cfg.Clock, if it is one
+	held      bool       // the call under way holds the clock's reading heldAt (see now)
+	heldAt    int64
 
 	// Requests (output.go).
 	answers     []Answer  // requests finished since TakeOutput, in the order they finished
@@ -288,7 +290,7 @@ func New(cfg Config) *Core {
 	if sc, ok := cfg.Clock.(SinceClock); ok {
 		c.since = sc
 	}
-	c.store = NewStore(c.now)
+	c.store = NewStore(c.readClock) // read from other goroutines too: not the held reading
 	c.member.Store(&Membership{Masters: []string{cfg.Self}, W: cfg.W})
 	c.hlc = uint64(c.base.UnixMicro())
 	c.incarnation = incarnation(cfg.Seed, c.base)
@@ -298,7 +300,34 @@ func New(cfg Config) *Core {
 }
 
 // now is the monotonic time in nanoseconds since the Core was built.
+//
+// Within one call of Step, Submit or Tick it is read once and kept (see
+// hold): everything a call does happens at one time, and a write reads
+// the clock once per call, not once per handler.
 func (c *Core) now() int64 {
+	if c.held {
+		return c.heldAt
+	}
+	return c.readClock()
+}
+
+// hold keeps the clock's reading for the rest of the call (now), unless
+// an outer call holds it already; letGo(hold()) ends it.
+func (c *Core) hold() bool {
+	if c.held {
+		return false
+	}
+	c.heldAt, c.held = c.readClock(), true
+	return true
+}
+
+func (c *Core) letGo(held bool) {
+	if held {
+		c.held = false
+	}
+}
+
+func (c *Core) readClock() int64 {
 	if c.since != nil {
 		return int64(c.since.Since(c.base))
 	}
@@ -392,6 +421,7 @@ func (c *Core) Step(from string, msg proto.Message) {
 	if c.closed {
 		return
 	}
+	defer c.letGo(c.hold())
 	delete(c.down, from)
 	c.step(from, msg)
 	c.drain()
@@ -442,6 +472,7 @@ func (c *Core) Tick() {
 	if c.closed {
 		return
 	}
+	defer c.letGo(c.hold())
 	now := c.now()
 	for len(c.timers) > 0 && c.timers[0].at <= now {
 		t := c.timers.pop()

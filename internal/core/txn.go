@@ -105,6 +105,7 @@ func (x *txn) phase(i int) Phase {
 // MaxMessageBytes allows; an op that repeats a key goes in a later
 // transaction, begun once the earlier ones are decided.
 func (c *Core) Submit(ops []Op) RequestID {
+	defer c.letGo(c.hold())
 	id := c.newRequestID()
 	c.submit(&batch{c: c, ops: ops, handle: id})
 	return id

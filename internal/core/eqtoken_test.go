@@ -25,28 +25,13 @@ func TestReleaseResidueLostByItsMasterLeavesReplicas(t *testing.T) {
 	n, lock := hourLockWithReplica(t)
 	wantRead(t, n, n4, "k", "c1", "after the Lock's pushes")
 
-	n.dropIf = func(p packet) bool {
-		_, cm := p.msg.(*messages.Commit)
-		return cm && p.from == n1 && p.to != n1
-	}
-	rel := n.do1(n1, releaseOp("k", "c1"))
-	n.dropIf = nil
-	if rel.OK {
-		t.Fatalf("c1's Release succeeded with one commit: %+v", rel)
-	}
+	releaseOnN1Alone(t, n, "c1")
 	n.sleep(200 * time.Millisecond) // n1 pushes the tombstone
 	if e := n.core(n4).store.raw("k"); e == nil || !e.deleted || e.token != lock.Token {
 		t.Fatalf("n4: k = %+v, want the tombstone of c1's lease (token %d)", e, lock.Token)
 	}
 
-	restartAndCatchUp(t, n, n1, n2)
-	n.sleep(5 * time.Second) // gossip, n4's snapshot of n1's new life, settling
-	n.logKey("k", n1, n2, n3, n4)
-	for _, a := range []string{n1, n2, n3} {
-		wantRead(t, n, a, "k", "c1", "after n1 copied the leases back")
-	}
-	wantRead(t, n, n4, "k", "c1", "once no master holds the Release's tombstone (replica divergence)")
-	n.checkInvariants()
+	restartN1AndFollow(t, n, "c1")
 }
 
 // TestReleaseOnAQuorumKeepsItsTombstoneOnReplicas is the other side of
@@ -101,4 +86,36 @@ func hourLockWithReplica(t *testing.T) (*network, Outcome) {
 	}
 	n.sleep(200 * time.Millisecond) // pushed to n4
 	return n, lock
+}
+
+// restartN1AndFollow restarts master n1 with empty memory, lets it copy
+// the leases back from the others (n2 first), and requires every master
+// and the replica n4 to read k = value once the replica settled: no
+// master holds the Release's tombstone any more.
+func restartN1AndFollow(t *testing.T, n *network, value string) {
+	t.Helper()
+	restartAndCatchUp(t, n, n1, n2)
+	n.sleep(5 * time.Second) // gossip, n4's snapshot of n1's new life, settling
+	n.logKey("k", n1, n2, n3, n4)
+	for _, a := range []string{n1, n2, n3} {
+		wantRead(t, n, a, "k", value, "after n1 copied the leases back")
+	}
+	wantRead(t, n, n4, "k", value, "once no master holds the Release's tombstone (replica divergence)")
+	n.checkInvariants()
+}
+
+// releaseOnN1Alone has value's holder release k through n1, whose
+// commits to the other masters are lost: the Release must not succeed
+// (it committed on n1 alone, or by a repair there).
+func releaseOnN1Alone(t *testing.T, n *network, value string) {
+	t.Helper()
+	n.dropIf = func(p packet) bool {
+		_, cm := p.msg.(*messages.Commit)
+		return cm && p.from == n1 && p.to != n1
+	}
+	rel := n.do1(n1, releaseOp("k", value))
+	n.dropIf = nil
+	if rel.OK {
+		t.Fatalf("%s's Release succeeded with commits lost: %+v", value, rel)
+	}
 }

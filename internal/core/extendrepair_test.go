@@ -15,8 +15,8 @@ import (
 // lease's token there. The late repair brought the released lease back
 // on that master, for the Extend's hour, a little longer than the
 // tombstones the others keep (the ghost lease on one master; found by
-// review of the shadow change). A tombstone with the Extend's token or a
-// larger one now stops it, as it stops a late Lock commit.
+// review of the shadow change). A tombstone with the Extend's token (the
+// Release of this very lease) now stops it.
 //
 // Masters n1 n2 n3 (W=2). c1 locks k for 5 s and extends it to an hour
 // (n3's commit is lost); once n3's 5 s ran out, c1 extends again (the
@@ -51,4 +51,35 @@ func TestLateExtendRepairAfterRelease(t *testing.T) {
 			t.Errorf("%s holds k = %q after the holder's Release", a, v)
 		}
 	}
+}
+
+// TestExtendRepairOverAResidueTombstone is the other side of that rule:
+// a tombstone with a larger token than the lease may be a failed
+// write's residue (token order is not commit order: a coordinator's
+// clock ahead), and must not keep the lease a quorum committed off the
+// master that holds it. A first version of the rule refused every
+// Extend repair below a tombstone's token, and a registry name stayed
+// unresolved on a healed member (registry TestFaultRegistryNodeLoss).
+//
+// Masters n1 n2 n3 (W=2). c1 locks k for an hour through n2 (the commit
+// to n1 is lost); n1 holds a tombstone of k with a larger token, as a
+// Release residue from a coordinator whose clock runs ahead would leave.
+// c1 extends k through n2: the repair to n1 lands.
+func TestExtendRepairOverAResidueTombstone(t *testing.T) {
+	n := newNetwork(t, n1, n2, n3)
+	n.configure(n1, []string{n1, n2, n3}, nil, 2)
+	n.dropIf = func(p packet) bool { _, cm := p.msg.(*messages.Commit); return cm && p.to == n1 }
+	lock := n.do1(n2, lockOp("k", "v", time.Hour))
+	n.dropIf = nil
+	if !lock.OK {
+		t.Fatalf("lock: %+v", lock)
+	}
+	c := n.core(n1)
+	c.store.keepTombstone("k", lock.Token+1_000_000, c.now()+int64(time.Minute))
+	if o := n.do1(n2, extendOp("k", "v", time.Hour)); !o.OK {
+		t.Fatalf("extend: %+v", o)
+	}
+	n.run()
+	n.logKey("k", n1, n2, n3)
+	wantRead(t, n, n1, "k", "v", "the Extend's repair over the residue tombstone")
 }

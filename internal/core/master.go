@@ -236,11 +236,15 @@ func (c *Core) repair(key string, it *messages.CommitItem, live, mine bool, now 
 		}
 		return messages.Reason_REASON_BALLOT_TOO_LOW
 	}
-	if it.GetKind() == messages.WriteKind_WRITE_KIND_EXTEND && c.releasedSince(key, it.GetToken()) {
+	if e := c.store.raw(key); it.GetKind() == messages.WriteKind_WRITE_KIND_EXTEND && e != nil && e.deleted && e.token == it.GetToken() {
 		// A repair needs no promise, so nothing orders it with the
-		// writes after it: the holder's Release (or a later write's)
-		// landed here first, and a late repair of its Extend must not
-		// bring the released lease back (TestLateExtendRepairAfterRelease).
+		// writes after it: the holder's Release of this very lease (its
+		// token) landed here first, and a late repair of its Extend
+		// must not bring the released lease back
+		// (TestLateExtendRepairAfterRelease). A tombstone with a larger
+		// token does not stop it: it may be a failed write's residue
+		// (token order is not commit order), and would keep the lease a
+		// quorum committed off this master while it lasts.
 		return messages.Reason_REASON_NOT_FOUND
 	}
 	if live || mine {

@@ -340,7 +340,7 @@ func (c *Core) settle(f *follow) {
 				e.vouch &^= b
 			}
 			e.seen &^= b
-			if known && e.vouch&voters == 0 && e.hid&voters != 0 && e.deadline > now {
+			if e.forgettable(voters, known, now) {
 				forget = append(forget, k)
 				ask |= e.hid & voters
 			}
@@ -427,13 +427,20 @@ func (c *Core) vouchEnded(key string, now int64) {
 		return
 	}
 	e.vouch, e.seen, e.vend = 0, 0, 0
-	if e.deadline <= now || c.member.Load().IsMaster(c.cfg.Self) {
+	if c.member.Load().IsMaster(c.cfg.Self) {
 		return
 	}
-	if ask := e.hid & c.voterBits(); ask != 0 && c.votersKnown() {
+	if voters := c.voterBits(); e.forgettable(voters, c.votersKnown(), now) {
 		c.store.forget(key)
-		c.askAgain(ask, now)
+		c.askAgain(e.hid&voters, now)
 	}
+}
+
+// forgettable reports whether a replica's tombstone e goes (see settle):
+// no voter vouches for it any more, every voter's word is known, it has
+// not ended, and a voter sent a lease it replaced or hid.
+func (e *entry) forgettable(voters uint32, known bool, now int64) bool {
+	return known && e.deleted && e.vouch&voters == 0 && e.hid&voters != 0 && e.deadline > now
 }
 
 // stopFollowing forgets what this peer knew as a replica when it stops

@@ -68,13 +68,14 @@ type Summary struct {
 // Locker is the handle of one actor system's peer. Its methods are safe
 // for concurrent use.
 type Locker struct {
-	system *actor.ActorSystem
-	pid    *actor.PID
-	cfg    Config
-	self   string
-	core   *core.Core // owned by the peer actor; only its concurrent-safe methods are used here
-	store  *core.Store
-	ext    *extension
+	system     *actor.ActorSystem
+	pid        *actor.PID
+	dispatcher *peerDispatcher // runs the peer's mailbox
+	cfg        Config
+	self       string
+	core       *core.Core // owned by the peer actor; only its concurrent-safe methods are used here
+	store      *core.Store
+	ext        *extension
 
 	watchers watchers
 
@@ -130,9 +131,11 @@ func Start(system *actor.ActorSystem, opts ...Option) (*Locker, error) {
 	if !ext.current.CompareAndSwap(nil, l) {
 		return nil, fmt.Errorf("%w on %s", ErrAlreadyStarted, self)
 	}
-	props := actor.PropsFromProducer(func() actor.Actor { return newPeer(l) })
+	l.dispatcher = newPeerDispatcher()
+	props := actor.PropsFromProducer(func() actor.Actor { return newPeer(l) }, actor.WithDispatcher(l.dispatcher))
 	pid, err := system.Root.SpawnNamed(props, ActorName)
 	if err != nil {
+		l.dispatcher.close()
 		ext.current.CompareAndSwap(l, nil)
 		return nil, fmt.Errorf("locker: spawning the peer: %w", err)
 	}
@@ -164,6 +167,7 @@ func (l *Locker) Stop() {
 		l.stopCluster()
 		close(l.stopped)
 		_ = l.system.Root.StopFuture(l.pid).Wait()
+		l.dispatcher.close()
 		l.ext.current.CompareAndSwap(l, nil)
 	})
 }

@@ -335,3 +335,64 @@ func TestSkippedEpochDropsPromises(t *testing.T) {
 		t.Fatalf("n1 answered %d commits, want the one held", acks)
 	}
 }
+
+// TestReaddedMasterMergesAReleasedLeaseIntoTheNext: the voter merge
+// assumes that the newer of two states of a key is the holder's own
+// write, but a master removed by a change keeps its table, and when a
+// later change adds it back its Sync merges what it kept with what the
+// masters hold now. A lease released after it was removed (it missed
+// the Release) is then merged into the next holder's: the next holder's
+// value with the released lease's deadline. Not two holders (the other
+// masters dropped the key; a Lock succeeds and repairs it), but a master
+// that holds, and a replica that follows it and reads, a lease for an
+// hour after its holder's 2 s ran out on every other peer; once the
+// master is demoted (change C), a replica holding a value no master
+// holds (replica divergence), as replicas keep the later deadline of
+// the same lease.
+//
+// Epoch 1: masters n1 n2 n3 (W=2), replica n4; c1 locks k for an hour.
+// Change A to masters n1 n2 n5 (n3 removed). c1 releases k, c2 locks it
+// for 2 s. Change B to masters n1 n2 n3, replica n4: n3's Sync merges
+// c2's lease with the hour of c1's it kept.
+func TestReaddedMasterMergesAReleasedLeaseIntoTheNext(t *testing.T) {
+	n := newNetwork(t, n1, n2, n3, n4, n5)
+	n.configure(n2, []string{n1, n2, n3}, []string{n4}, 2)
+	if o := n.do1(n2, lockOp("k", "c1", time.Hour)); !o.OK {
+		t.Fatalf("c1's Lock: %+v", o)
+	}
+	if r := n.reconfigure(n2, []string{n1, n2, n5}, []string{n4}); !r.OK {
+		t.Fatalf("change A: %+v", r)
+	}
+	if o := n.do1(n2, releaseOp("k", "c1")); !o.OK {
+		t.Fatalf("c1's Release: %+v", o)
+	}
+	n.sleep(3 * time.Second) // the tombstones go
+	if o := n.do1(n2, lockOp("k", "c2", 2*time.Second)); !o.OK {
+		t.Fatalf("c2's Lock: %+v", o)
+	}
+	if r := n.reconfigure(n2, []string{n1, n2, n3}, []string{n4}); !r.OK {
+		t.Fatalf("change B: %+v", r)
+	}
+	n.sleep(5 * time.Second)
+	for _, a := range []string{n1, n2, n3, n4} {
+		if v, ok := n.read(a, "k"); ok {
+			e := n.core(a).store.raw("k")
+			t.Errorf("%s (epoch %d) holds k = %q with %v left, after c2's 2 s lease ended", a, n.core(a).Membership().Epoch, v, time.Duration(e.deadline-n.core(a).now()))
+		}
+	}
+	// Demoted, n3 keeps it as a replica: no master holds k any more.
+	if r := n.reconfigure(n2, []string{n1, n2, n5}, []string{n3, n4}); !r.OK {
+		t.Fatalf("change C: %+v", r)
+	}
+	n.sleep(5 * time.Second)
+	for _, a := range []string{n1, n2, n5} {
+		if v, ok := n.read(a, "k"); ok {
+			t.Fatalf("master %s holds k = %q", a, v)
+		}
+	}
+	for _, a := range []string{n3, n4} {
+		if v, ok := n.read(a, "k"); ok {
+			t.Errorf("replica %s holds k = %q that no master holds (replica divergence)", a, v)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package lockeractor
 
 import (
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -10,8 +11,15 @@ import (
 // yields the processor: protoactor's default.
 const peerThroughput = 300
 
+// peerIdle is how long the peer's mailbox goroutine waits for the next
+// run before it ends. Under load runs follow each other far more often,
+// so one goroutine serves them all; an idle peer keeps no goroutine (as
+// with protoactor's default dispatcher), so an actor system shut down
+// without Locker.Stop leaves none behind.
+const peerIdle = 10 * time.Millisecond
+
 // peerDispatcher runs the peer actor's mailbox on one goroutine that
-// lives as long as the peer, instead of protoactor's default of a new
+// lives while the peer is busy, instead of protoactor's default of a new
 // goroutine each time the mailbox wakes. A new goroutine starts with a
 // small stack, and a write's path through the core (decode, Step, the
 // ballot, the timers, the replies) is deep enough to grow it, so under
@@ -22,34 +30,31 @@ const peerThroughput = 300
 // protoactor's mailbox schedules at most one run at a time (it moves from
 // idle to running before it calls Schedule, and back to idle only at the
 // end of the run), so with one mailbox per dispatcher a buffer of one is
-// never full when Schedule sends. After close, and for anything left in
-// the buffer then, runs fall back to a goroutine each, as protoactor's
+// never full when Schedule sends. Schedule sends under mu, and the worker
+// ends only under mu with the buffer empty, so no run is left behind.
+// After close, runs fall back to a goroutine each, as protoactor's
 // default does, so a late system message to the stopped actor still runs.
 type peerDispatcher struct {
-	mu     sync.Mutex
-	closed bool
-	work   chan func()
-	done   chan struct{} // closed when the worker has ended
+	idle time.Duration
+	work chan func()
+
+	mu      sync.Mutex
+	closed  bool
+	running bool          // a worker goroutine exists
+	quit    chan struct{} // closed by close: the worker ends once the buffer is empty
+	ended   chan struct{} // closed by the worker when it ends after close
 }
 
 var _ actor.Dispatcher = (*peerDispatcher)(nil)
 
-// newPeerDispatcher starts the worker; close ends it.
-func newPeerDispatcher() *peerDispatcher {
-	d := &peerDispatcher{work: make(chan func(), 1), done: make(chan struct{})}
-	go d.run()
-	return d
+// newPeerDispatcher returns a dispatcher whose worker ends after idle
+// without work. It starts no goroutine until the first run.
+func newPeerDispatcher(idle time.Duration) *peerDispatcher {
+	return &peerDispatcher{idle: idle, work: make(chan func(), 1), quit: make(chan struct{}), ended: make(chan struct{})}
 }
 
-func (d *peerDispatcher) run() {
-	defer close(d.done)
-	for fn := range d.work {
-		fn()
-	}
-}
-
-// Schedule runs fn on the worker, or on a goroutine of its own once the
-// dispatcher is closed.
+// Schedule runs fn on the worker, starting one if none runs, or on a
+// goroutine of its own once the dispatcher is closed.
 func (d *peerDispatcher) Schedule(fn func()) {
 	d.mu.Lock()
 	if d.closed {
@@ -57,21 +62,55 @@ func (d *peerDispatcher) Schedule(fn func()) {
 		go fn()
 		return
 	}
+	if !d.running {
+		d.running = true
+		go d.run()
+	}
 	d.work <- fn
 	d.mu.Unlock()
+}
+
+func (d *peerDispatcher) run() {
+	t := time.NewTimer(d.idle)
+	defer t.Stop()
+	for {
+		select {
+		case fn := <-d.work:
+			fn()
+			t.Reset(d.idle)
+			continue
+		case <-t.C:
+		case <-d.quit:
+		}
+		d.mu.Lock()
+		if len(d.work) > 0 {
+			d.mu.Unlock()
+			continue
+		}
+		d.running = false
+		if d.closed {
+			close(d.ended)
+		}
+		d.mu.Unlock()
+		return
+	}
 }
 
 // Throughput is protoactor's default.
 func (d *peerDispatcher) Throughput() int { return peerThroughput }
 
-// close ends the worker once it has run what was scheduled before, and
-// waits for it. Idempotent.
+// close makes the worker end once it has run what was scheduled before;
+// it does not wait for that (Stop may be called on the worker itself,
+// from a Watch callback). Idempotent.
 func (d *peerDispatcher) close() {
 	d.mu.Lock()
-	if !d.closed {
-		d.closed = true
-		close(d.work)
+	defer d.mu.Unlock()
+	if d.closed {
+		return
 	}
-	d.mu.Unlock()
-	<-d.done
+	d.closed = true
+	close(d.quit)
+	if !d.running {
+		close(d.ended)
+	}
 }

@@ -5,11 +5,13 @@ import (
 	"context"
 	"log/slog"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // goroutineID is the number runtime.Stack prints for the calling
@@ -20,11 +22,35 @@ func goroutineID() string {
 	return string(bytes.Fields(buf)[1])
 }
 
+// testCtx ends with the test, or after a minute.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitClosed waits for ch to be closed, or fails the test when ctx ends.
+func waitClosed(t *testing.T, ctx context.Context, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		t.Fatalf("%s: %v", what, ctx.Err())
+	}
+}
+
+// quietActorSystem is an actor system that logs nothing.
+func quietActorSystem() *actor.ActorSystem {
+	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.DiscardHandler)
+	}))
+}
+
 // The dispatcher runs every scheduled run on its one worker, in order,
 // the way protoactor's mailbox schedules them (the next only after the
-// previous has run).
+// previous has run), while they come more often than its idle time.
 func TestPeerDispatcherRunsOnOneGoroutine(t *testing.T) {
-	d := newPeerDispatcher()
+	d := newPeerDispatcher(time.Hour)
 	defer d.close()
 	ids := map[string]int{}
 	for i := range 100 {
@@ -37,54 +63,101 @@ func TestPeerDispatcherRunsOnOneGoroutine(t *testing.T) {
 	require.Len(t, ids, 1, "runs on more than one goroutine: %v", ids)
 }
 
-// close waits for what was scheduled before it; a run scheduled after it
+// An idle worker ends, and the next run starts another.
+func TestPeerDispatcherIdleWorkerEnds(t *testing.T) {
+	ctx := testCtx(t)
+	d := newPeerDispatcher(time.Millisecond)
+	defer d.close()
+	for i := range 3 {
+		ran := make(chan struct{})
+		d.Schedule(func() { close(ran) })
+		waitClosed(t, ctx, ran, "a run")
+		for {
+			d.mu.Lock()
+			running := d.running
+			d.mu.Unlock()
+			if !running {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("round %d: the idle worker never ended", i)
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+}
+
+// close does not wait (Stop may run on the worker), the worker still runs
+// what was scheduled before it and then ends; a run scheduled after it
 // still runs (a late system message to the stopped peer), on a goroutine
 // of its own; close twice is fine.
 func TestPeerDispatcherClose(t *testing.T) {
-	d := newPeerDispatcher()
-	release, first := make(chan struct{}), make(chan struct{})
-	var ranBefore bool
+	ctx := testCtx(t)
+	d := newPeerDispatcher(time.Hour)
+	release, first, second := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	d.Schedule(func() { close(first); <-release })
-	<-first
-	d.Schedule(func() { ranBefore = true }) // buffered while the first runs
-	closed := make(chan struct{})
-	go func() { d.close(); close(closed) }()
+	waitClosed(t, ctx, first, "the first run")
+	d.Schedule(func() { close(second) }) // buffered while the first runs
+	d.close()                            // returns while the first still runs
 	select {
-	case <-closed:
-		t.Fatal("close returned while a run was in progress")
-	case <-time.After(20 * time.Millisecond):
+	case <-d.ended:
+		t.Fatal("the worker ended while a run was in progress")
+	default:
 	}
 	close(release)
-	<-closed
-	require.True(t, ranBefore, "close returned before the buffered run ran")
+	waitClosed(t, ctx, second, "the run buffered before close")
+	waitClosed(t, ctx, d.ended, "the worker's end after close")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	late := make(chan struct{})
 	d.Schedule(func() { close(late) })
-	select {
-	case <-late:
-	case <-ctx.Done():
-		t.Fatal("a run scheduled after close never ran")
-	}
+	waitClosed(t, ctx, late, "a run scheduled after close")
 	d.close()
 }
 
-// A stopped Locker leaves no dispatcher worker behind (goleak in
-// TestMain checks every test; this one names the case).
+// A stopped Locker leaves no dispatcher worker behind.
 func TestStopEndsThePeerDispatcher(t *testing.T) {
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return slog.New(slog.DiscardHandler)
-	}))
+	system := quietActorSystem()
 	defer system.Shutdown()
 	l, err := Start(system)
 	require.NoError(t, err)
 	_, err = l.Lock(context.Background(), "k", []byte("v"), time.Second)
 	require.NoError(t, err)
 	l.Stop()
-	select {
-	case <-l.dispatcher.done:
-	default:
-		t.Fatal("the peer's dispatcher still runs after Stop")
-	}
+	waitClosed(t, testCtx(t), l.dispatcher.ended, "the peer's dispatcher after Stop")
+}
+
+// Stop called on the peer's own goroutine (a Watch callback, which must
+// not block, but may) returns: it used to wait for the worker it ran on.
+// StopFuture's own 10 s wait is the time it takes.
+func TestStopFromAWatchCallbackReturns(t *testing.T) {
+	ctx := testCtx(t)
+	system := quietActorSystem()
+	defer system.Shutdown()
+	l, err := Start(system)
+	require.NoError(t, err)
+	returned := make(chan struct{})
+	var once sync.Once
+	l.Watch("k", func(Change) {
+		once.Do(func() {
+			l.Stop()
+			close(returned)
+		})
+	})
+	go func() { _, _ = l.Lock(context.Background(), "k", []byte("v"), time.Minute) }()
+	waitClosed(t, ctx, returned, "Stop called from a Watch callback")
+}
+
+// An actor system shut down without Locker.Stop leaves no goroutine of
+// the dispatcher behind once its peer is idle (protoactor's Shutdown does
+// not stop actors; the default dispatcher kept no goroutine either).
+func TestShutdownWithoutStopLeavesNoWorker(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	system := quietActorSystem()
+	l, err := Start(system)
+	require.NoError(t, err)
+	_, err = l.Lock(context.Background(), "k", []byte("v"), time.Second)
+	require.NoError(t, err)
+	system.Shutdown()
+	require.NoError(t, goleak.Find(before), "after Shutdown without Stop")
 }

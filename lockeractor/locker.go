@@ -126,12 +126,12 @@ func Start(system *actor.ActorSystem, opts ...Option) (*Locker, error) {
 		// and without a cluster, there is nobody to be configured with.
 		Standalone: cfg.Cluster == nil && self == localAddress,
 	})
-	l := &Locker{system: system, cfg: cfg, self: self, core: c, store: c.Store(), ext: ext, stopped: make(chan struct{}), ready: newReadiness(c.Ready())}
+	l := &Locker{system: system, cfg: cfg, self: self, core: c, store: c.Store(), ext: ext, stopped: make(chan struct{}), ready: newReadiness(c.Ready()),
+		dispatcher: newPeerDispatcher(peerIdle)}
 	l.store.OnChange = l.watchers.notify
 	if !ext.current.CompareAndSwap(nil, l) {
 		return nil, fmt.Errorf("%w on %s", ErrAlreadyStarted, self)
 	}
-	l.dispatcher = newPeerDispatcher()
 	props := actor.PropsFromProducer(func() actor.Actor { return newPeer(l) }, actor.WithDispatcher(l.dispatcher))
 	pid, err := system.Root.SpawnNamed(props, ActorName)
 	if err != nil {

@@ -230,13 +230,7 @@ func TestStaleSyncAnsweredFromANewerEpoch(t *testing.T) {
 	if m := n.core(n4).Membership(); !m.Joint() || len(n.core(n4).syncs) == 0 {
 		t.Fatalf("n4 at %+v with %d sync jobs, want the joint epoch and its Sync running", m, len(n.core(n4).syncs))
 	}
-	if o := n.do1(n2, releaseOp("k", "c1")); !o.OK {
-		t.Fatalf("c1's Release: %+v", o)
-	}
-	n.sleep(3 * time.Second) // the tombstones go
-	if o := n.do1(n2, lockOp("k", "c2", 2*time.Second)); !o.OK {
-		t.Fatalf("c2's Lock: %+v", o)
-	}
+	releaseAndRelockFor2s(t, n)
 	if r := n.reconfigure(n2, []string{n1, n2, n5}, []string{n4}); !r.OK {
 		t.Fatalf("change B: %+v", r)
 	}
@@ -363,13 +357,7 @@ func TestReaddedMasterMergesAReleasedLeaseIntoTheNext(t *testing.T) {
 	if r := n.reconfigure(n2, []string{n1, n2, n5}, []string{n4}); !r.OK {
 		t.Fatalf("change A: %+v", r)
 	}
-	if o := n.do1(n2, releaseOp("k", "c1")); !o.OK {
-		t.Fatalf("c1's Release: %+v", o)
-	}
-	n.sleep(3 * time.Second) // the tombstones go
-	if o := n.do1(n2, lockOp("k", "c2", 2*time.Second)); !o.OK {
-		t.Fatalf("c2's Lock: %+v", o)
-	}
+	releaseAndRelockFor2s(t, n)
 	if r := n.reconfigure(n2, []string{n1, n2, n3}, []string{n4}); !r.OK {
 		t.Fatalf("change B: %+v", r)
 	}
@@ -394,5 +382,18 @@ func TestReaddedMasterMergesAReleasedLeaseIntoTheNext(t *testing.T) {
 		if v, ok := n.read(a, "k"); ok {
 			t.Errorf("replica %s holds k = %q that no master holds (replica divergence)", a, v)
 		}
+	}
+}
+
+// releaseAndRelockFor2s: through n2, c1 releases k, its tombstones end,
+// and c2 locks k for 2 s.
+func releaseAndRelockFor2s(t *testing.T, n *network) {
+	t.Helper()
+	if o := n.do1(n2, releaseOp("k", "c1")); !o.OK {
+		t.Fatalf("c1's Release: %+v", o)
+	}
+	n.sleep(3 * time.Second) // the tombstones go
+	if o := n.do1(n2, lockOp("k", "c2", 2*time.Second)); !o.OK {
+		t.Fatalf("c2's Lock: %+v", o)
 	}
 }

@@ -42,7 +42,6 @@ type peerDispatcher struct {
 	closed  bool
 	running bool          // a worker goroutine exists
 	quit    chan struct{} // closed by close: the worker ends once the buffer is empty
-	ended   chan struct{} // closed by the worker when it ends after close
 }
 
 var _ actor.Dispatcher = (*peerDispatcher)(nil)
@@ -50,7 +49,7 @@ var _ actor.Dispatcher = (*peerDispatcher)(nil)
 // newPeerDispatcher returns a dispatcher whose worker ends after idle
 // without work. It starts no goroutine until the first run.
 func newPeerDispatcher(idle time.Duration) *peerDispatcher {
-	return &peerDispatcher{idle: idle, work: make(chan func(), 1), quit: make(chan struct{}), ended: make(chan struct{})}
+	return &peerDispatcher{idle: idle, work: make(chan func(), 1), quit: make(chan struct{})}
 }
 
 // Schedule runs fn on the worker, starting one if none runs, or on a
@@ -88,9 +87,6 @@ func (d *peerDispatcher) run() {
 			continue
 		}
 		d.running = false
-		if d.closed {
-			close(d.ended)
-		}
 		d.mu.Unlock()
 		return
 	}
@@ -110,7 +106,4 @@ func (d *peerDispatcher) close() {
 	}
 	d.closed = true
 	close(d.quit)
-	if !d.running {
-		close(d.ended)
-	}
 }

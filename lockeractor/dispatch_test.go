@@ -3,6 +3,7 @@ package lockeractor
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -63,6 +64,26 @@ func TestPeerDispatcherRunsOnOneGoroutine(t *testing.T) {
 	require.Len(t, ids, 1, "runs on more than one goroutine: %v", ids)
 }
 
+// workerRunning reports whether d has a worker goroutine.
+func (d *peerDispatcher) workerRunning() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.running
+}
+
+// waitWorkerEnded polls until d has no worker, or fails the test when
+// ctx ends.
+func waitWorkerEnded(t *testing.T, ctx context.Context, d *peerDispatcher, what string) {
+	t.Helper()
+	for d.workerRunning() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: the worker never ended: %v", what, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
 // An idle worker ends, and the next run starts another.
 func TestPeerDispatcherIdleWorkerEnds(t *testing.T) {
 	ctx := testCtx(t)
@@ -72,19 +93,7 @@ func TestPeerDispatcherIdleWorkerEnds(t *testing.T) {
 		ran := make(chan struct{})
 		d.Schedule(func() { close(ran) })
 		waitClosed(t, ctx, ran, "a run")
-		for {
-			d.mu.Lock()
-			running := d.running
-			d.mu.Unlock()
-			if !running {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("round %d: the idle worker never ended", i)
-			case <-time.After(time.Millisecond):
-			}
-		}
+		waitWorkerEnded(t, ctx, d, fmt.Sprintf("round %d, idle", i))
 	}
 }
 
@@ -100,14 +109,10 @@ func TestPeerDispatcherClose(t *testing.T) {
 	waitClosed(t, ctx, first, "the first run")
 	d.Schedule(func() { close(second) }) // buffered while the first runs
 	d.close()                            // returns while the first still runs
-	select {
-	case <-d.ended:
-		t.Fatal("the worker ended while a run was in progress")
-	default:
-	}
+	require.True(t, d.workerRunning(), "the worker ended while a run was in progress")
 	close(release)
 	waitClosed(t, ctx, second, "the run buffered before close")
-	waitClosed(t, ctx, d.ended, "the worker's end after close")
+	waitWorkerEnded(t, ctx, d, "after close")
 
 	late := make(chan struct{})
 	d.Schedule(func() { close(late) })
@@ -124,7 +129,7 @@ func TestStopEndsThePeerDispatcher(t *testing.T) {
 	_, err = l.Lock(context.Background(), "k", []byte("v"), time.Second)
 	require.NoError(t, err)
 	l.Stop()
-	waitClosed(t, testCtx(t), l.dispatcher.ended, "the peer's dispatcher after Stop")
+	waitWorkerEnded(t, testCtx(t), l.dispatcher, "the peer's dispatcher after Stop")
 }
 
 // Stop called on the peer's own goroutine (a Watch callback, which must

@@ -145,7 +145,9 @@ func (c *Core) onCommit(from string, cm *messages.Commit) {
 
 // apply performs a committed item whose promise this peer holds.
 func (c *Core) apply(key string, it *messages.CommitItem, now int64) messages.Reason {
-	if it.GetKind() == messages.WriteKind_WRITE_KIND_LOCK && c.releasedSince(key, it.GetToken()) {
+	if t, ok := c.tombstoneToken(key); ok && it.GetKind() == messages.WriteKind_WRITE_KIND_LOCK && t >= it.GetToken() {
+		// Released here under a token at least the Lock's: the Lock was
+		// prepared before that Release.
 		return messages.Reason_REASON_ALREADY_LOCKED
 	}
 	switch it.GetKind() {
@@ -204,11 +206,13 @@ func (c *Core) release(key string, token uint64, now int64) {
 	}
 }
 
-// releasedSince reports whether key was released here under a token at
-// least token: a Lock committing with it was prepared before that release.
-func (c *Core) releasedSince(key string, token uint64) bool {
-	e := c.store.raw(key)
-	return e != nil && e.deleted && e.token >= token
+// tombstoneToken is the token of key's tombstone here, if key's entry is
+// one (a Release, its repair or its copy).
+func (c *Core) tombstoneToken(key string) (uint64, bool) {
+	if e := c.store.raw(key); e != nil && e.deleted {
+		return e.token, true
+	}
+	return 0, false
 }
 
 // repair applies a committed item on a master that did not promise it
@@ -236,7 +240,7 @@ func (c *Core) repair(key string, it *messages.CommitItem, live, mine bool, now 
 		}
 		return messages.Reason_REASON_BALLOT_TOO_LOW
 	}
-	if e := c.store.raw(key); it.GetKind() == messages.WriteKind_WRITE_KIND_EXTEND && e != nil && e.deleted && e.token == it.GetToken() {
+	if t, ok := c.tombstoneToken(key); ok && it.GetKind() == messages.WriteKind_WRITE_KIND_EXTEND && t == it.GetToken() {
 		// A repair needs no promise, so nothing orders it with the
 		// writes after it: the holder's Release of this very lease (its
 		// token) landed here first, and a late repair of its Extend

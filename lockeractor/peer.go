@@ -170,6 +170,7 @@ func (p *peer) flush(ctx actor.Context) {
 		}
 		ctx.Request(pid, env.Msg)
 	}
+	p.core.Recycle(out)
 	if at, ok := p.core.NextWake(); ok {
 		p.arm(ctx, at)
 	}

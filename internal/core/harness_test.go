@@ -194,6 +194,7 @@ func (n *network) taken(c *Core) *taken {
 // its answers go to whoever waits for them, in the order they came.
 func (n *network) take(c *Core) {
 	out := c.TakeOutput()
+	defer c.Recycle(out) // as the shell does: every test runs with recycled arrays
 	t := n.taken(c)
 	t.outbox = append(t.outbox, out.Messages...)
 	for _, a := range out.Answers {

@@ -48,8 +48,8 @@ type Answer struct {
 // Output is what a Core produced since its owner last took it: the
 // messages to send to other peers and the answers to the requests that
 // finished, each list in the order it was produced. Nothing in it is
-// used by the Core again: the owner may keep, change or hand on every
-// slice and map.
+// used by the Core again (unless its owner hands it back with Recycle):
+// the owner may keep, change or hand on every slice and map.
 type Output struct {
 	Messages []Envelope
 	Answers  []Answer
@@ -65,6 +65,24 @@ func (c *Core) TakeOutput() Output {
 	o := Output{Messages: c.out, Answers: c.answers}
 	c.out, c.answers = nil, nil
 	return o
+}
+
+// Recycle hands back an Output its owner has finished with: the Core
+// reuses the arrays of its two slices for later output instead of
+// allocating new ones at nearly every step. After the call the owner
+// must not use o.Messages or o.Answers (nor slices of them); what their
+// elements referred to (messages, outcomes, maps) is the owner's to
+// keep. Calling it is optional, and an Output may be recycled at most
+// once.
+func (c *Core) Recycle(o Output) {
+	clear(o.Messages) // no longer keep the messages alive
+	clear(o.Answers)
+	if c.out == nil && cap(o.Messages) > 0 {
+		c.out = o.Messages[:0]
+	}
+	if c.answers == nil && cap(o.Answers) > 0 {
+		c.answers = o.Answers[:0]
+	}
 }
 
 // newRequestID returns a new request handle. Handles have their own

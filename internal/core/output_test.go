@@ -3,6 +3,8 @@ package core
 import (
 	"slices"
 	"testing"
+
+	"github.com/protoactor-locker/locker/messages"
 )
 
 // TestAnswers checks how a Core answers the requests it is asked: a new
@@ -97,4 +99,56 @@ func TestRequestKindString(t *testing.T) {
 			t.Errorf("%d.String() = %q, want %q", k, got, want)
 		}
 	}
+}
+
+// TestRecycle checks Recycle: the arrays of an output handed back carry
+// the Core's next output, with nothing of the old one in them, and an
+// output handed back while newer output waits leaves the newer alone.
+func TestRecycle(t *testing.T) {
+	prepares := func(t *testing.T, out Output, txn uint64) {
+		t.Helper()
+		if len(out.Messages) != 2 {
+			t.Fatalf("messages %v, want a Prepare to each other master", out.Messages)
+		}
+		for _, env := range out.Messages {
+			p, ok := env.Msg.(*messages.Prepare)
+			if !ok || p.GetTxn() != txn {
+				t.Fatalf("message %v to %s, want the Prepare of transaction %d", env.Msg, env.To, txn)
+			}
+		}
+	}
+	t.Run("the next output reuses the array, cleared", func(t *testing.T) {
+		n := masters(t, 2, n1, n2, n3)
+		c := n.core(n1)
+		n.take(c)
+		c.Submit([]Op{lockOp("a", "v", leaseForTests)})
+		first := c.TakeOutput()
+		prepares(t, first, c.nextID)
+		c.Recycle(first)
+		for i, env := range first.Messages {
+			if env.Msg != nil || env.To != "" {
+				t.Fatalf("message %d still in the recycled array: %+v", i, env)
+			}
+		}
+		c.Submit([]Op{lockOp("b", "v", leaseForTests)})
+		second := c.TakeOutput()
+		prepares(t, second, c.nextID)
+		if &second.Messages[0] != &first.Messages[0] {
+			t.Fatal("the second output did not reuse the recycled array")
+		}
+	})
+	t.Run("newer output waiting is kept", func(t *testing.T) {
+		n := masters(t, 2, n1, n2, n3)
+		c := n.core(n1)
+		n.take(c)
+		c.Submit([]Op{lockOp("a", "v", leaseForTests)})
+		first := c.TakeOutput()
+		c.Submit([]Op{lockOp("b", "v", leaseForTests)})
+		c.Recycle(first)
+		second := c.TakeOutput()
+		prepares(t, second, c.nextID)
+		if &second.Messages[0] == &first.Messages[0] {
+			t.Fatal("the recycled array replaced output that was waiting")
+		}
+	})
 }

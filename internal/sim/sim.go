@@ -414,6 +414,7 @@ func (s *Sim) fault(kind string) {
 // the messages over the simulated network.
 func (s *Sim) flush(p *peer) {
 	out := p.core.TakeOutput()
+	defer p.core.Recycle(out)
 	s.answer(p, out.Answers)
 	if p.down {
 		return

@@ -64,6 +64,7 @@ func (n *coreNet) pump() {
 				more = true
 				n.cores[env.To].Step(from, env.Msg)
 			}
+			n.cores[from].Recycle(out) // as the actor shell does
 		}
 	}
 }

@@ -72,15 +72,13 @@ type txn struct {
 	start    int64
 	deadline int64
 
-	member   *Membership                  // the configuration the write runs under
-	answered map[string]*messages.Promise // nil value: unreachable
+	member   *Membership // the configuration the write runs under
+	peers    []txnPeer   // per master (the position in masters): what it answered and was sent
 	prep     []*Quorum
 	reasons  []map[string]messages.Reason
 	decided  bool
-	commit   []bool           // per op: the decision is to commit
-	token    []uint64         // per op: the token committed
-	sent     map[string][]int // ops sent to a master in its Commit, expecting an ack
-	acked    map[string]bool
+	commit   []bool   // per op: the decision is to commit
+	token    []uint64 // per op: the token committed
 	commits  []*Quorum
 	grace    int64
 	replied  bool
@@ -91,6 +89,36 @@ type txn struct {
 	attempt  int      // how often the write started again after REASON_BALLOT_TOO_LOW
 	inc      []uint64 // the incarnation of each of masters as known when the Prepare went (nil: none known)
 }
+
+// txnPeer is what a write knows of one of its masters.
+type txnPeer struct {
+	answered bool              // it answered the Prepare, or was counted unreachable
+	promise  *messages.Promise // its answer; nil when counted unreachable
+	awaits   bool              // it was sent a Commit with committed ops (sent), whose ack is due
+	acked    bool              // that ack came, or it was counted unreachable since
+	sent     []int             // the op of each item of that Commit
+}
+
+// peer returns what x knows of addr, or nil when addr is not one of x's
+// masters.
+func (x *txn) peer(addr string) *txnPeer {
+	if i, ok := slices.BinarySearch(x.masters, addr); ok {
+		return &x.peers[i]
+	}
+	return nil
+}
+
+// promise returns addr's answer to x's Prepare (nil: none, or counted
+// unreachable).
+func (x *txn) promise(addr string) *messages.Promise {
+	if p := x.peer(addr); p != nil {
+		return p.promise
+	}
+	return nil
+}
+
+// waitsAck reports whether x waits for addr to acknowledge a Commit.
+func (p *txnPeer) waitsAck() bool { return p.awaits && !p.acked }
 
 func (x *txn) phase(i int) Phase {
 	if x.decided && x.commit[i] {
@@ -251,11 +279,12 @@ func (c *Core) attempt(b *batch, offset int, ops []Op, deadline int64, attempt i
 	x := &txn{
 		id: c.id(), ops: ops, batch: b, offset: offset, w: m.W, epoch: m.Epoch,
 		masters: m.Voters(), start: now, deadline: deadline, attempt: attempt, ballot: c.token(),
-		answered: map[string]*messages.Promise{}, prep: make([]*Quorum, len(ops)), member: m,
+		prep: make([]*Quorum, len(ops)), member: m,
 		reasons: make([]map[string]messages.Reason, len(ops)),
 		commit:  make([]bool, len(ops)), token: make([]uint64, len(ops)),
-		sent: map[string][]int{}, acked: map[string]bool{}, commits: make([]*Quorum, len(ops)),
+		commits: make([]*Quorum, len(ops)),
 	}
+	x.peers = make([]txnPeer, len(x.masters))
 	for i := range x.prep {
 		x.prep[i] = QuorumOf(m)
 	}
@@ -307,14 +336,19 @@ func (c *Core) onPromise(from string, p *messages.Promise) {
 	for _, it := range p.GetItems() {
 		c.observe(max(it.GetToken(), it.GetProposal())) // a retry's ballot goes above them
 	}
-	prev, dup := x.answered[from]
+	xp := x.peer(from)
+	var prev *messages.Promise
+	dup := xp != nil && xp.answered
+	if dup {
+		prev = xp.promise
+	}
 	if !dup && !c.promiseLife(x, from, p.GetIncarnation()) {
 		// From another life of the master than the one asked or last
 		// heard: its write locks went with its memory. Not counted; the
 		// master's current life answers, or the write times out there.
 		return
 	}
-	if dup || !contains(x.masters, from) || len(p.GetItems()) != len(x.ops) {
+	if dup || xp == nil || len(p.GetItems()) != len(x.ops) {
 		if prev == nil {
 			// Not counted (a master already counted unreachable, or a
 			// stray answer): no commit will follow, so free the promise
@@ -324,7 +358,7 @@ func (c *Core) onPromise(from string, p *messages.Promise) {
 		}
 		return
 	}
-	x.answered[from] = p
+	xp.answered, xp.promise = true, p
 	stale := false
 	for i, it := range p.GetItems() {
 		if it.GetGranted() || x.repairable(i, from, it) {
@@ -383,22 +417,21 @@ func (c *Core) decide(x *txn, now int64) bool {
 			x.token[i] = x.ballot // the ballot every promise was granted for
 		}
 	}
-	for _, p := range x.answered {
-		if p == nil {
+	for _, xp := range x.peers {
+		if xp.promise == nil {
 			continue
 		}
-		for i, it := range p.GetItems() {
+		for i, it := range xp.promise.GetItems() {
 			if it.GetGranted() && !ordered(x.ops[i].Kind) {
 				x.token[i] = max(x.token[i], it.GetToken()) // the holder's
 			}
 		}
 	}
-	for _, addr := range x.masters {
-		p, answered := x.answered[addr]
-		switch {
-		case p != nil:
+	for j, addr := range x.masters {
+		switch xp := &x.peers[j]; {
+		case xp.promise != nil:
 			c.sendCommit(x, addr)
-		case answered: // unreachable: it will not commit
+		case xp.answered: // unreachable: it will not commit
 			x.commitsNo(addr, nil)
 		}
 	}
@@ -431,8 +464,8 @@ func (c *Core) ballotRetry(x *txn, now int64) bool {
 	if !low {
 		return false
 	}
-	for _, addr := range slices.Sorted(maps.Keys(x.answered)) {
-		if p := x.answered[addr]; p != nil {
+	for j, addr := range x.masters { // sorted
+		if p := x.peers[j].promise; p != nil {
 			c.abortPromise(addr, p)
 		}
 	}
@@ -481,14 +514,14 @@ func (x *txn) repair(i int, addr string, it *messages.PromiseItem) bool {
 	case messages.Reason_REASON_STALE_EPOCH:
 		// Behind: reconcile sent it this configuration first (same
 		// ordered channel), so it applies the repair under it.
-		return x.answered[addr].GetEpoch() < x.epoch
+		return x.promise(addr).GetEpoch() < x.epoch
 	}
 	return false
 }
 
 // voted reports whether addr's answer to op i counted as a promise.
 func (x *txn) voted(i int, addr string) bool {
-	p := x.answered[addr]
+	p := x.promise(addr)
 	if p == nil || i >= len(p.GetItems()) {
 		return false
 	}
@@ -521,7 +554,8 @@ func (c *Core) reconcile(peer string, epoch uint64) {
 // sendCommit sends addr the commit or abort of each op it promised, and
 // the repair of each committed Extend it lacked the key for.
 func (c *Core) sendCommit(x *txn, addr string) {
-	p := x.answered[addr]
+	xp := x.peer(addr)
+	p := xp.promise
 	cm := &messages.Commit{Txn: x.id, Epoch: x.epoch}
 	var sent []int  // the op of each position of cm, when some are acknowledged
 	var voted []int // the committed ops whose acknowledgement counts
@@ -557,7 +591,7 @@ func (c *Core) sendCommit(x *txn, addr string) {
 		return
 	}
 	if acked {
-		x.sent[addr] = sent
+		xp.awaits, xp.sent = true, sent
 	}
 	c.send(addr, cm)
 }
@@ -567,11 +601,12 @@ func (c *Core) onCommitted(from string, a *messages.Committed) {
 	if x == nil {
 		return
 	}
-	ops, ok := x.sent[from]
-	if !ok || x.acked[from] || len(a.GetItems()) != len(ops) {
+	xp := x.peer(from)
+	if xp == nil || !xp.waitsAck() || len(a.GetItems()) != len(xp.sent) {
 		return
 	}
-	x.acked[from] = true
+	ops := xp.sent
+	xp.acked = true
 	for j, it := range a.GetItems() {
 		i := ops[j]
 		if !x.commit[i] || !x.voted(i, from) {
@@ -600,11 +635,12 @@ func (c *Core) txnUnreachable(x *txn, addr string, now int64) {
 // markUnreachable counts addr as refusing whatever x still waits for from
 // it, and reports whether addr is one of x's masters.
 func (c *Core) markUnreachable(x *txn, addr string) bool {
-	if !contains(x.masters, addr) {
+	xp := x.peer(addr)
+	if xp == nil {
 		return false
 	}
-	if _, ok := x.answered[addr]; !ok {
-		x.answered[addr] = nil
+	if !xp.answered {
+		xp.answered = true
 		for i := range x.ops {
 			x.prep[i].Count(addr, false)
 			x.refuse(i, addr, messages.Reason_REASON_UNREACHABLE)
@@ -613,9 +649,9 @@ func (c *Core) markUnreachable(x *txn, addr string) bool {
 			x.commitsNo(addr, nil)
 		}
 	}
-	if ops, ok := x.sent[addr]; ok && !x.acked[addr] {
-		x.acked[addr] = true
-		for _, i := range ops {
+	if xp.waitsAck() {
+		xp.acked = true
+		for _, i := range xp.sent {
 			if x.commit[i] && x.voted(i, addr) {
 				x.commits[i].Count(addr, false)
 				x.refuse(i, addr, messages.Reason_REASON_UNREACHABLE)
@@ -629,13 +665,11 @@ func (c *Core) markUnreachable(x *txn, addr string) bool {
 // are not known to be down.
 func (c *Core) outstanding(x *txn) int {
 	n := 0
-	for _, addr := range x.masters {
+	for j, addr := range x.masters {
 		if c.down[addr] {
 			continue
 		}
-		if _, ok := x.answered[addr]; !ok {
-			n++
-		} else if _, ok := x.sent[addr]; ok && !x.acked[addr] {
+		if xp := &x.peers[j]; !xp.answered || xp.waitsAck() {
 			n++
 		}
 	}
@@ -684,11 +718,8 @@ func (c *Core) checkDone(x *txn, now int64) {
 // transaction that is gone), and a busy coordinator no longer keeps a
 // request timeout's worth of finished transactions for the collector.
 func (c *Core) retire(x *txn) {
-	for _, addr := range x.masters {
-		if _, ok := x.answered[addr]; !ok {
-			return
-		}
-		if _, ok := x.sent[addr]; ok && !x.acked[addr] {
+	for j := range x.peers {
+		if xp := &x.peers[j]; !xp.answered || xp.waitsAck() {
 			return
 		}
 	}

@@ -11,9 +11,11 @@
 // etcd-io/raft's Ready: after each input the owner calls TakeOutput,
 // sends Output.Messages, and hands each of Output.Answers (the requests
 // that finished, in the order they finished, each with its RequestID) to
-// whoever waits for it; NextWake says when to call Tick next. Close
-// answers every request still pending as stopped. The one hook a Core
-// calls is its Store's OnChange, told of each change of a key. Messages
+// whoever waits for it, then may hand the Output back with Recycle so
+// that the next one reuses its arrays; NextWake says when to call Tick
+// next. Close answers every request still pending as stopped. The one
+// hook a Core calls is its Store's OnChange, told of each change of a
+// key. Messages
 // a Core addresses to itself are delivered inline. Time comes from the
 // injected Clock, so tests drive a Core message by message with a fake
 // clock.
@@ -395,8 +397,8 @@ func (c *Core) send(to string, msg proto.Message) {
 		return
 	}
 	if c.out == nil {
-		// Most steps send to each other master: one allocation, not a
-		// growth per message (TakeOutput hands the slice over).
+		// Not recycled (see Recycle): one allocation with room for a
+		// message to each other master, not a growth per message.
 		c.out = make([]Envelope, 0, 4)
 	}
 	c.out = append(c.out, Envelope{To: to, Msg: msg})

@@ -105,6 +105,12 @@ func TestRequestKindString(t *testing.T) {
 // the Core's next output, with nothing of the old one in them, and an
 // output handed back while newer output waits leaves the newer alone.
 func TestRecycle(t *testing.T) {
+	// lock submits a Lock of key to n1 of three masters and returns the
+	// Core's output and the write's transaction.
+	lock := func(c *Core, key string) (Output, uint64) {
+		c.Submit([]Op{lockOp(key, "v", leaseForTests)})
+		return c.TakeOutput(), c.nextID
+	}
 	prepares := func(t *testing.T, out Output, txn uint64) {
 		t.Helper()
 		if len(out.Messages) != 2 {
@@ -118,31 +124,24 @@ func TestRecycle(t *testing.T) {
 		}
 	}
 	t.Run("the next output reuses the array, cleared", func(t *testing.T) {
-		n := masters(t, 2, n1, n2, n3)
-		c := n.core(n1)
-		n.take(c)
-		c.Submit([]Op{lockOp("a", "v", leaseForTests)})
-		first := c.TakeOutput()
-		prepares(t, first, c.nextID)
+		c := masters(t, 2, n1, n2, n3).core(n1)
+		first, txn := lock(c, "a")
+		prepares(t, first, txn)
 		c.Recycle(first)
 		for i, env := range first.Messages {
 			if env.Msg != nil || env.To != "" {
 				t.Fatalf("message %d still in the recycled array: %+v", i, env)
 			}
 		}
-		c.Submit([]Op{lockOp("b", "v", leaseForTests)})
-		second := c.TakeOutput()
-		prepares(t, second, c.nextID)
+		second, txn := lock(c, "b")
+		prepares(t, second, txn)
 		if &second.Messages[0] != &first.Messages[0] {
 			t.Fatal("the second output did not reuse the recycled array")
 		}
 	})
 	t.Run("newer output waiting is kept", func(t *testing.T) {
-		n := masters(t, 2, n1, n2, n3)
-		c := n.core(n1)
-		n.take(c)
-		c.Submit([]Op{lockOp("a", "v", leaseForTests)})
-		first := c.TakeOutput()
+		c := masters(t, 2, n1, n2, n3).core(n1)
+		first, _ := lock(c, "a")
 		c.Submit([]Op{lockOp("b", "v", leaseForTests)})
 		c.Recycle(first)
 		second := c.TakeOutput()

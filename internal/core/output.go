@@ -75,8 +75,10 @@ func (c *Core) TakeOutput() Output {
 // keep. Calling it is optional, and an Output may be recycled at most
 // once.
 func (c *Core) Recycle(o Output) {
-	clear(o.Messages) // no longer keep the messages alive
-	clear(o.Answers)
+	// No longer keep the messages and answers alive, the whole array
+	// (the owner may have shortened the slices).
+	clear(o.Messages[:cap(o.Messages)])
+	clear(o.Answers[:cap(o.Answers)])
 	if c.out == nil && cap(o.Messages) > 0 {
 		c.out = o.Messages[:0]
 	}

@@ -145,10 +145,12 @@ func (c *Core) onCommit(from string, cm *messages.Commit) {
 
 // apply performs a committed item whose promise this peer holds.
 func (c *Core) apply(key string, it *messages.CommitItem, now int64) messages.Reason {
-	if t, ok := c.tombstoneToken(key); ok && it.GetKind() == messages.WriteKind_WRITE_KIND_LOCK && t >= it.GetToken() {
-		// Released here under a token at least the Lock's: the Lock was
-		// prepared before that Release.
-		return messages.Reason_REASON_ALREADY_LOCKED
+	if it.GetKind() == messages.WriteKind_WRITE_KIND_LOCK { // the lookup only for a Lock: every commit comes here
+		if t, ok := c.tombstoneToken(key); ok && t >= it.GetToken() {
+			// Released here under a token at least the Lock's: the Lock
+			// was prepared before that Release.
+			return messages.Reason_REASON_ALREADY_LOCKED
+		}
 	}
 	switch it.GetKind() {
 	case messages.WriteKind_WRITE_KIND_LOCK, messages.WriteKind_WRITE_KIND_EXTEND:

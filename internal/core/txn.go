@@ -94,9 +94,10 @@ type txn struct {
 type txnPeer struct {
 	answered bool              // it answered the Prepare, or was counted unreachable
 	promise  *messages.Promise // its answer; nil when counted unreachable
-	awaits   bool              // it was sent a Commit with committed ops (sent), whose ack is due
-	acked    bool              // that ack came, or it was counted unreachable since
-	sent     []int             // the op of each item of that Commit
+	// sent is the op of each item of the Commit it was sent, when that
+	// Commit carries a committed op and so is acknowledged (nil: none).
+	sent  []int
+	acked bool // that ack came, or it was counted unreachable since
 }
 
 // peer returns what x knows of addr, or nil when addr is not one of x's
@@ -118,7 +119,7 @@ func (x *txn) promise(addr string) *messages.Promise {
 }
 
 // waitsAck reports whether x waits for addr to acknowledge a Commit.
-func (p *txnPeer) waitsAck() bool { return p.awaits && !p.acked }
+func (p *txnPeer) waitsAck() bool { return p.sent != nil && !p.acked }
 
 func (x *txn) phase(i int) Phase {
 	if x.decided && x.commit[i] {
@@ -337,11 +338,7 @@ func (c *Core) onPromise(from string, p *messages.Promise) {
 		c.observe(max(it.GetToken(), it.GetProposal())) // a retry's ballot goes above them
 	}
 	xp := x.peer(from)
-	var prev *messages.Promise
 	dup := xp != nil && xp.answered
-	if dup {
-		prev = xp.promise
-	}
 	if !dup && !c.promiseLife(x, from, p.GetIncarnation()) {
 		// From another life of the master than the one asked or last
 		// heard: its write locks went with its memory. Not counted; the
@@ -349,7 +346,7 @@ func (c *Core) onPromise(from string, p *messages.Promise) {
 		return
 	}
 	if dup || xp == nil || len(p.GetItems()) != len(x.ops) {
-		if prev == nil {
+		if !dup || xp.promise == nil {
 			// Not counted (a master already counted unreachable, or a
 			// stray answer): no commit will follow, so free the promise
 			// now rather than after the write-lock timeout. A repeated
@@ -591,7 +588,7 @@ func (c *Core) sendCommit(x *txn, addr string) {
 		return
 	}
 	if acked {
-		xp.awaits, xp.sent = true, sent
+		xp.sent = sent // not nil: acked comes with an op in sent
 	}
 	c.send(addr, cm)
 }

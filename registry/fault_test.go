@@ -404,6 +404,16 @@ func TestFaultRegistryNodeLoss(t *testing.T) {
 		}
 	}
 
+	// Let the random faults fire before the scenario goes on: at these
+	// rates a run of a few hundred messages may see no drop at all (at 1 %,
+	// 250 messages pass untouched 8 % of the time), and a run that never
+	// dropped a message judged nothing about drops. The renewals keep
+	// messages flowing, so this wait ends within seconds.
+	testcluster.Eventually(t, bound, func() bool {
+		st := f.Stats()
+		return st.Dropped > 0 && st.Duplicated > 0 && st.Delayed > 0
+	}, "the renewals meet a drop, a duplicate and a delay")
+
 	// (a) Partition node 1 away from nodes 0 and 2.
 	lost := w.live(1)
 	require.NotEmpty(t, lost, "node 1 holds no name to lose")

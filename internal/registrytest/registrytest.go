@@ -69,8 +69,16 @@ func LeakOptions() []goleak.Option { return testcluster.LeakOptions() }
 // Registry (so it runs under -race); all stop when tb ends.
 func Single(tb testing.TB) (*actor.ActorSystem, *registry.Registry) {
 	tb.Helper()
+	return SingleWith(tb)
+}
+
+// SingleWith is Single with the Locker started with lockerOpts (a
+// testcluster.ManualClock through lockeractor.WithClock, say: the
+// Registry counts its leases on the Locker's clock).
+func SingleWith(tb testing.TB, lockerOpts ...lockeractor.Option) (*actor.ActorSystem, *registry.Registry) {
+	tb.Helper()
 	sys := actor.NewActorSystem(testcluster.Quiet()...)
-	l, err := lockeractor.Start(sys)
+	l, err := lockeractor.Start(sys, lockerOpts...)
 	if err != nil {
 		tb.Fatalf("starting the Locker: %v", err)
 	}

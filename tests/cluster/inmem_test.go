@@ -68,6 +68,7 @@ func TestInMemMasterLeavesReplicaPromoted(t *testing.T) {
 	_, err = d.locker.WaitFor(ctx, "k") // the replica has it by replication
 	require.NoError(t, err)
 
+	awaitReady(t, []*member{a, b, c, d}) // every master caught up: the change after B leaves can complete
 	b.leave()
 	awaitConfig(t, []*member{a, c, d}, []*member{a, c, d}, nil)
 	require.NoError(t, d.locker.Ready(ctx), "the promoted replica is ready once it copied the masters' leases")
@@ -179,6 +180,7 @@ func TestInMemRestartOnSameAddress(t *testing.T) {
 	_, err := a.locker.Lock(ctx, "k", []byte("a"), time.Minute)
 	require.NoError(t, err)
 
+	awaitReady(t, ic.members) // every master caught up: the change after B leaves can complete
 	b.leave()
 	awaitConfig(t, []*member{a, c}, []*member{a, c}, nil)
 	port, err := strconv.Atoi(b.addr[strings.LastIndex(b.addr, ":")+1:])

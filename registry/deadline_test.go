@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/stretchr/testify/require"
 
+	"github.com/protoactor-locker/locker/internal/registrytest"
 	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
 	"github.com/protoactor-locker/locker/registry"
@@ -19,17 +20,7 @@ import (
 // but the test's calls reaches the store while it runs.
 func manualSingle(t *testing.T, clk *testcluster.ManualClock) (*actor.ActorSystem, *registry.Registry) {
 	t.Helper()
-	sys := actor.NewActorSystem(testcluster.Quiet()...)
-	l, err := lockeractor.Start(sys, lockeractor.WithClock(clk), lockeractor.WithReplicationInterval(time.Hour))
-	require.NoError(t, err)
-	r, err := registry.New(l)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		r.Stop()
-		l.Stop()
-		sys.Shutdown()
-	})
-	return sys, r
+	return registrytest.SingleWith(t, lockeractor.WithClock(clk), lockeractor.WithReplicationInterval(time.Hour))
 }
 
 // A name held by another node (written to the store directly) stops

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/protoactor-locker/locker/internal/registrytest"
 	"github.com/protoactor-locker/locker/internal/testcluster"
+	"github.com/protoactor-locker/locker/lockeractor"
 	"github.com/protoactor-locker/locker/registry"
 	"github.com/protoactor-locker/locker/server"
 )
@@ -134,22 +136,63 @@ func TestNamesResolvedFromEveryNode(t *testing.T) {
 	}
 }
 
+// TestNameSurvivesTenLeases: a name renewed by its Registry resolves on
+// every node at every check for ten lease lengths, and every node's
+// store holds it. The three Lockers share a ManualClock (the Registries
+// count on it too), so no lease can end because the machine stalled:
+// the test moves the clock to each renewal's due time, waits (bounded,
+// deciding nothing) until every node's store applied the renewal, checks,
+// and moves on by less than a lease, checking again before the next
+// renewal lands. A renewal that did not extend the lease on a node would
+// leave that node's copy ended at the next step.
 func TestNameSurvivesTenLeases(t *testing.T) {
-	c := registrytest.New(t, 3)
-	lease := 200 * time.Millisecond
-	pid, err := server.Spawn(c.System(0).Root, "long-lived", serverProps(nil),
-		server.WithLeaseLength(lease), server.WithLeaseThreshold(50*time.Millisecond))
+	clk := testcluster.NewManualClock(time.Now())
+	c := registrytest.NewWith(t, 3, []lockeractor.Option{lockeractor.WithClock(clk)})
+	const (
+		lease     = 200 * time.Millisecond
+		threshold = 50 * time.Millisecond
+		name      = "long-lived"
+	)
+	// Renewals each node's store applied (KeyWritten of the same
+	// registration: not New).
+	renewals := make([]atomic.Int64, 3)
+	for i := range 3 {
+		cancel := c.Peer(i).Watch(c.Registry(i).Key(name), func(ch lockeractor.Change) {
+			if ch.Kind == lockeractor.KeyWritten && !ch.New {
+				renewals[i].Add(1)
+			}
+		})
+		t.Cleanup(cancel)
+	}
+	pid, err := server.Spawn(c.System(0).Root, name, serverProps(nil),
+		server.WithLeaseLength(lease), server.WithLeaseThreshold(threshold))
 	require.NoError(t, err)
-	resolvedEverywhere(t, c, "long-lived", pid)
-	// Every node must resolve it at every check for ten lease lengths.
-	end := time.Now().Add(10 * lease)
-	for checks := 0; time.Now().Before(end); checks++ {
+	resolvedEverywhere(t, c, name, pid)
+	check := func(what string) {
+		t.Helper()
 		for i := range 3 {
-			require.True(t, pid.Equal(c.Registry(i).WhereIs("long-lived")), "node %d lost the name after %d checks", i, checks)
-			_, err := c.Peer(i).DirtyRead(c.Registry(i).Key("long-lived"))
-			require.NoError(t, err, "node %d store", i)
+			require.True(t, pid.Equal(c.Registry(i).WhereIs(name)), "node %d lost the name %s", i, what)
+			_, err := c.Peer(i).DirtyRead(c.Registry(i).Key(name))
+			require.NoError(t, err, "node %d store %s", i, what)
 		}
-		time.Sleep(2 * time.Millisecond) // pacing of the checks, not a wait for a condition
+	}
+	l, ok := c.Registry(0).Owned(name)
+	require.True(t, ok)
+	for n := range int64(10) {
+		// Just before the renewal is due, then at its due time.
+		clk.Advance(l.Deadline.Add(-threshold).Sub(clk.Now()) - time.Millisecond)
+		check(fmt.Sprintf("before renewal %d", n+1))
+		clk.Advance(time.Millisecond)
+		for i := range 3 {
+			testcluster.Eventually(t, time.Minute, func() bool { return renewals[i].Load() > n },
+				"node %d applies renewal %d", i, n+1)
+		}
+		testcluster.Eventually(t, time.Minute, func() bool {
+			next, ok := c.Registry(0).Owned(name)
+			return ok && next.Deadline.After(l.Deadline)
+		}, "the holder's Registry counts renewal %d", n+1)
+		check(fmt.Sprintf("after renewal %d", n+1))
+		l, _ = c.Registry(0).Owned(name)
 	}
 }
 

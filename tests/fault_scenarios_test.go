@@ -69,7 +69,9 @@ func testFaultMasterRestartMidCommit(t *testing.T, seed uint64) {
 	testcluster.Eventually(t, 10*time.Second, func() bool { return load.succeeded() >= 20 }, "checked writes succeed")
 
 	// 1. C in the commit phase of a Batch, its commits in flight.
-	f.Delay(c.Nodes[C].Addr, lockertest.AnyAddress, 300*time.Millisecond, 500*time.Millisecond)
+	// A fixed delay, below the request timeout: C gets its promises (a
+	// delayed prepare, an undelayed answer) whatever the draw.
+	f.Delay(c.Nodes[C].Addr, lockertest.AnyAddress, 300*time.Millisecond, 300*time.Millisecond)
 	ops := make([]lockeractor.Op, len(mids))
 	for i, k := range mids {
 		ops[i] = lockeractor.Op{Kind: lockeractor.OpLock, Key: k, Value: []byte("mid.c"), Lease: checkedLease}

@@ -29,10 +29,6 @@ const (
 	rollingRounds  = 4
 	rollingShort   = 30 * time.Millisecond  // shortest short lease; up to 4 times as long
 	rollingLong    = 500 * time.Millisecond // shortest long lease; up to twice as long
-	// rollingMargin: a Release called this long before the caller's
-	// lease ends (counted from its Lock's call) reaches the masters
-	// before the lease ends there (counted from their commit, later).
-	rollingMargin = 50 * time.Millisecond
 )
 
 // TestFaultRollingRestart restarts every master in turn with empty
@@ -292,12 +288,18 @@ func (c *rollingClient) cycle(l *lockeractor.Locker, who, key string, lease time
 		time.Sleep(work)
 		// A short lease is left to run out one time in four.
 		if !short || c.rng.IntN(4) > 0 {
-			at := time.Now()
+			at, leaseEnd := time.Now(), g.end // g.end before setEnd moves it to at
 			c.h.setEnd(g, at)
-			if err := c.release(ctx, key, who); refusedAsNotHeld(err) && at.Before(g.end.Add(-rollingMargin)) {
+			err := c.release(ctx, key, who)
+			// The masters refused it before it returned; a lease ends on
+			// them no earlier than leaseEnd (counted from the Lock's call,
+			// theirs from its commit). A refusal returned before leaseEnd
+			// refused a lease that still lived there: lost. A Release
+			// that waited out a paused peer past leaseEnd may be refused.
+			if done := time.Now(); refusedAsNotHeld(err) && done.Before(leaseEnd) {
 				c.lost.mu.Lock()
-				c.lost.lost = append(c.lost.lost, fmt.Sprintf("%s: %s's Release, called %v before its lease ended, refused as not held: %v",
-					key, who, g.end.Sub(at).Round(time.Millisecond), err))
+				c.lost.lost = append(c.lost.lost, fmt.Sprintf("%s: %s's Release, refused as not held %v before its lease ended (called %v before): %v",
+					key, who, leaseEnd.Sub(done).Round(time.Millisecond), leaseEnd.Sub(at).Round(time.Millisecond), err))
 				c.lost.mu.Unlock()
 			}
 		}

@@ -23,22 +23,22 @@ import (
 // with a dead letter), counts as unreachable at once: a write that needs
 // its answer fails with ErrNoQuorum long before the request timeout.
 func TestStoppedLockerCountsAsDownAtOnce(t *testing.T) {
-	c := startCluster(t, lockeractor.WithRequestTimeout(5*time.Second), lockeractor.WithWriteLockTimeout(6*time.Second))
+	// A request timeout of an hour: the Lock can fail with a QuorumError
+	// within ctx only if the dead letters decide it (no clock reading
+	// decides).
+	c := startCluster(t, lockeractor.WithRequestTimeout(time.Hour), lockeractor.WithWriteLockTimeout(time.Hour+time.Second))
 	ctx := testCtx(t)
 	setNodes(t, c, A, []int{A, B, C}, []int{A, B, C}, nil)
 	c.Peer(B).Stop()
 	c.Peer(C).Stop()
 
-	start := time.Now()
 	_, err := c.Peer(A).Lock(ctx, "k", []byte("v"), longLease)
-	took := time.Since(start)
 	qe := requireNoQuorum(t, err)
 	require.Equal(t, 1, qe.Votes)
 	requireReasons(t, qe, map[string]lockeractor.Reason{
 		c.Nodes[B].Addr: lockeractor.ReasonUnreachable,
 		c.Nodes[C].Addr: lockeractor.ReasonUnreachable,
 	}, nil)
-	require.Less(t, took, time.Second, "the dead letters of B and C decide the write; the request timeout is 5 s")
 }
 
 // TestLockReachesMasterThatRefusedItsPromise checks that a Lock decided

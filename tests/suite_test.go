@@ -334,18 +334,17 @@ func TestSuiteExpireLeases(t *testing.T) {
 // both live masters hold the lease and no write lock.
 func TestSuiteOneNodeDown(t *testing.T) {
 	shutsNodesDown(t)
-	c := startCluster(t, lockeractor.WithRequestTimeout(5*time.Second), lockeractor.WithWriteLockTimeout(6*time.Second))
+	// A request timeout of an hour: the Lock can succeed within ctx only
+	// if the down master costs nothing like it (no clock reading decides).
+	c := startCluster(t, lockeractor.WithRequestTimeout(time.Hour), lockeractor.WithWriteLockTimeout(time.Hour+time.Second))
 	ctx := testCtx(t)
 	setNodes(t, c, A, []int{A, B, C}, []int{A, B, C}, nil)
 
 	c.Nodes[C].Stop() // slave:stop(C)
 
-	start := time.Now()
 	res, err := c.Peer(A).Lock(ctx, "123", []byte("pid"), longLease)
-	took := time.Since(start)
-	require.NoError(t, err)
+	require.NoError(t, err, "a down master must not cost the request timeout")
 	requireResult(t, res, 2, 2, 2)
-	require.Less(t, took, 2*time.Second, "a down master must not cost the 5 s request timeout")
 
 	requireValue(t, c.Peer(A), "123", "pid")
 	requireValue(t, c.Peer(B), "123", "pid")

@@ -101,8 +101,14 @@ func TestLeavingStateCancelsTimeout(t *testing.T) {
 		return &fsm.Machine{
 			Initial: "a",
 			States: map[fsm.State]fsm.StateSpec{
-				// Left at once; its timeout must not fire later.
-				"a": {Timeout: 20 * time.Millisecond, TimeoutTo: "timedout",
+				// Left at once; its timeout must not fire later. Enter
+				// queues "go" before it arms the timeout, so "go" comes
+				// first however slowly the machine runs.
+				"a": {TimeoutTo: "timedout",
+					Enter: func(c *fsm.Context) {
+						c.Send(c.Self(), "go")
+						c.SetStateTimeout(20 * time.Millisecond)
+					},
 					Handle: func(*fsm.Context, any) fsm.State { return "b" }},
 				// Times out after a's timeout would have.
 				"b":        {Timeout: 60 * time.Millisecond, TimeoutTo: "done"},
@@ -112,9 +118,8 @@ func TestLeavingStateCancelsTimeout(t *testing.T) {
 			OnTransition: func(_ *fsm.Context, _, to fsm.State) { path = append(path, to) },
 		}
 	}
-	pid := sys.Root.Spawn(fsm.Props(prod))
-	sys.Root.Send(pid, "go")
-	testcluster.Eventually(t, 2*time.Second, done.Load, "b times out to done")
+	sys.Root.Spawn(fsm.Props(prod))
+	testcluster.Eventually(t, time.Minute, done.Load, "b times out to done")
 	require.Equal(t, []fsm.State{"b", "done"}, path, "rule: leaving a state cancels its timeout")
 }
 

@@ -92,34 +92,49 @@ func TestStateTimeout(t *testing.T) {
 	require.Equal(t, int32(1), timeouts.Load())
 }
 
+// TestLeavingStateCancelsTimeout: a's timeout fires while a handles
+// "go" (its handler outlasts it), so the timer's message is queued behind
+// "go", and a leaves for b, which has no timeout of its own. That message
+// must be ignored in b: b's Enter queues "finish" behind it, and b ends in
+// "done", not "stale". (A machine stalled for the whole 20 ms, its timer
+// goroutine not run, would let the test pass without checking; it cannot
+// make it fail.)
 func TestLeavingStateCancelsTimeout(t *testing.T) {
 	sys := actor.NewActorSystem(testcluster.Quiet()...)
 	defer sys.Shutdown()
-	var path []fsm.State // the actor's goroutine writes, read after "done"
-	var done atomic.Bool
+	var path []fsm.State // the actor's goroutine writes, read after "ended"
+	var ended atomic.Bool
+	end := func(*fsm.Context) { ended.Store(true) }
 	prod := func() *fsm.Machine {
 		return &fsm.Machine{
 			Initial: "a",
 			States: map[fsm.State]fsm.StateSpec{
-				// Left at once; its timeout must not fire later. Enter
-				// queues "go" before it arms the timeout, so "go" comes
-				// first however slowly the machine runs.
 				"a": {TimeoutTo: "timedout",
 					Enter: func(c *fsm.Context) {
-						c.Send(c.Self(), "go")
-						c.SetStateTimeout(20 * time.Millisecond)
+						c.Send(c.Self(), "go") // queued before the timeout is armed
+						c.SetStateTimeout(time.Millisecond)
 					},
-					Handle: func(*fsm.Context, any) fsm.State { return "b" }},
-				// Times out after a's timeout would have.
-				"b":        {Timeout: 60 * time.Millisecond, TimeoutTo: "done"},
-				"timedout": {},
-				"done":     {Enter: func(*fsm.Context) { done.Store(true) }},
+					Handle: func(*fsm.Context, any) fsm.State {
+						time.Sleep(20 * time.Millisecond) // a's timeout fires meanwhile
+						return "b"
+					}},
+				"b": {
+					Enter: func(c *fsm.Context) { c.Send(c.Self(), "finish") },
+					Handle: func(_ *fsm.Context, msg any) fsm.State {
+						if _, ok := msg.(fsm.StateTimeout); ok {
+							return "stale" // a's timeout, not cancelled
+						}
+						return "done"
+					}},
+				"timedout": {Enter: end},
+				"stale":    {Enter: end},
+				"done":     {Enter: end},
 			},
 			OnTransition: func(_ *fsm.Context, _, to fsm.State) { path = append(path, to) },
 		}
 	}
 	sys.Root.Spawn(fsm.Props(prod))
-	testcluster.Eventually(t, time.Minute, done.Load, "b times out to done")
+	testcluster.Eventually(t, time.Minute, ended.Load, "b ends")
 	require.Equal(t, []fsm.State{"b", "done"}, path, "rule: leaving a state cancels its timeout")
 }
 

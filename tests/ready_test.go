@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
 )
 
@@ -58,10 +59,17 @@ func TestRestartedPeerNotReadyUntilItHearsTheCluster(t *testing.T) {
 	_, err := c.Peer(A).Lock(ctx, "k", []byte("a"), longLease)
 	require.NoError(t, err)
 
-	restartLocker(t, c, C, suiteOptions(gossip)...)
+	// C's clock stands still until C has refused the Lock: a restarted
+	// peer waits a request timeout (on its clock) before it asks for the
+	// snapshots it copies, so it cannot be ready yet, however slowly the
+	// test runs. Then its clock moves past that wait and runs on.
+	clk := testcluster.NewManualClock(time.Now())
+	restartLocker(t, c, C, append(suiteOptions(gossip), lockeractor.WithClock(clk))...)
 	l := c.Peer(C)
 	_, err = l.Lock(ctx, "k", []byte("c"), longLease)
 	require.ErrorIs(t, err, lockeractor.ErrNotReady, "the restarted peer grants nothing on its own")
+	clk.Advance(2 * time.Second) // past the 500 ms request timeout of suiteOptions, far below MaxLease
+	clk.Run()                    // C's own writes wait on timers from here on
 	require.NoError(t, l.Ready(ctx))
 	_, err = l.Lock(ctx, "k", []byte("c"), longLease)
 	var qe *lockeractor.QuorumError

@@ -11,8 +11,12 @@ import (
 // passes only when the test advances the clock past it. Safe for
 // concurrent use.
 type ManualClock struct {
-	mu sync.Mutex // guards t
-	t  time.Time
+	mu sync.Mutex // guards the fields below
+	t  time.Time  // the reading while it stands still
+	// running: Run was called; the reading is then the system clock's
+	// plus offset.
+	running bool
+	offset  time.Duration
 }
 
 // NewManualClock returns a ManualClock reading start.
@@ -22,6 +26,9 @@ func NewManualClock(start time.Time) *ManualClock { return &ManualClock{t: start
 func (c *ManualClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.running {
+		return time.Now().Add(c.offset)
+	}
 	return c.t
 }
 
@@ -29,7 +36,21 @@ func (c *ManualClock) Now() time.Time {
 func (c *ManualClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
+	c.offset += d
 	c.mu.Unlock()
+}
+
+// Run makes the clock run on from its reading at the system clock's
+// rate, for a test that needs it to stand still only up to some point
+// (a peer whose later writes wait on timers it arms). Advance still
+// moves it forward. Run on a running clock does nothing.
+func (c *ManualClock) Run() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.running {
+		c.offset = c.t.Sub(time.Now())
+		c.running = true
+	}
 }
 
 // AheadClock is a Locker clock (lockeractor.WithClock) whose wall reading

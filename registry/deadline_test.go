@@ -20,7 +20,7 @@ import (
 // but the test's calls reaches the store while it runs.
 func manualSingle(t *testing.T, clk *testcluster.ManualClock) (*actor.ActorSystem, *registry.Registry) {
 	t.Helper()
-	return registrytest.SingleWith(t, lockeractor.WithClock(clk), lockeractor.WithReplicationInterval(time.Hour))
+	return registrytest.SingleWith(t, []lockeractor.Option{lockeractor.WithClock(clk), lockeractor.WithReplicationInterval(time.Hour)})
 }
 
 // A name held by another node (written to the store directly) stops

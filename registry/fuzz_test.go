@@ -55,7 +55,10 @@ func FuzzRegistryNames(f *testing.F) {
 		f.Add(seed.name, seed.lease, seed.threshold)
 	}
 	clk := testcluster.NewManualClock(time.Now())
-	sys, r := registrytest.SingleWith(f, lockeractor.WithClock(clk))
+	// No renew window: a renewal is due only a threshold (shorter than
+	// the lease) before the lease ends, which the still clock never
+	// reaches.
+	sys, r := registrytest.SingleWith(f, []lockeractor.Option{lockeractor.WithClock(clk)}, registry.WithRenewWindow(0))
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, name string, leaseNs, thresholdNs int64) {
 		pid := sys.Root.Spawn(echoProps())

@@ -147,19 +147,24 @@ func TestNamesResolvedFromEveryNode(t *testing.T) {
 // leave that node's copy ended at the next step.
 func TestNameSurvivesTenLeases(t *testing.T) {
 	clk := testcluster.NewManualClock(time.Now())
-	c := registrytest.NewWith(t, 3, []lockeractor.Option{lockeractor.WithClock(clk)})
+	// No renew window: each renewal is due exactly a threshold before
+	// the lease ends, so a Registry that renewed later fails the checks.
+	c := registrytest.NewWith(t, 3, []lockeractor.Option{lockeractor.WithClock(clk)}, registry.WithRenewWindow(0))
 	const (
 		lease     = 200 * time.Millisecond
 		threshold = 50 * time.Millisecond
 		name      = "long-lived"
 	)
-	// Renewals each node's store applied (KeyWritten of the same
-	// registration: not New).
-	renewals := make([]atomic.Int64, 3)
+	// step is the renewal the clock was last moved to; applied[i] the
+	// step during which node i's store last applied a renewal (KeyWritten
+	// of the same registration: not New). A renewal retried after its
+	// real-time context ended commits twice: counting would overshoot.
+	var step atomic.Int64
+	applied := make([]atomic.Int64, 3)
 	for i := range 3 {
 		cancel := c.Peer(i).Watch(c.Registry(i).Key(name), func(ch lockeractor.Change) {
 			if ch.Kind == lockeractor.KeyWritten && !ch.New {
-				renewals[i].Add(1)
+				applied[i].Store(step.Load())
 			}
 		})
 		t.Cleanup(cancel)
@@ -182,9 +187,10 @@ func TestNameSurvivesTenLeases(t *testing.T) {
 		// Just before the renewal is due, then at its due time.
 		clk.Advance(l.Deadline.Add(-threshold).Sub(clk.Now()) - time.Millisecond)
 		check(fmt.Sprintf("before renewal %d", n+1))
+		step.Store(n + 1)
 		clk.Advance(time.Millisecond)
 		for i := range 3 {
-			testcluster.Eventually(t, time.Minute, func() bool { return renewals[i].Load() > n },
+			testcluster.Eventually(t, time.Minute, func() bool { return applied[i].Load() == n+1 },
 				"node %d applies renewal %d", i, n+1)
 		}
 		testcluster.Eventually(t, time.Minute, func() bool {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/protoactor-locker/locker/internal/testcluster"
 	"github.com/protoactor-locker/locker/lockeractor"
 )
 
@@ -71,7 +72,7 @@ func (b *blackhole) close() {
 // already over), and that the ended waits leave no waiter behind.
 func TestContextEndsWaitsAndWrites(t *testing.T) {
 	shutsNodesDown(t)
-	c := startCluster(t, lockeractor.WithRequestTimeout(5*time.Second), lockeractor.WithWriteLockTimeout(6*time.Second))
+	c := startCluster(t, lockeractor.WithRequestTimeout(time.Hour), lockeractor.WithWriteLockTimeout(time.Hour+time.Second))
 	hole := newBlackhole(t)
 	ctx := testCtx(t)
 	setNodes(t, c, A, []int{A, B, C}, []int{A, B}, []int{C})
@@ -114,8 +115,20 @@ func TestContextEndsWaitsAndWrites(t *testing.T) {
 		require.NoError(t, c.Peer(A).SetNodes(ctx, c.Addrs(A), []string{c.Nodes[A].Addr, hole.Addr()}, nil))
 		wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
-		_, err := l.Lock(wctx, "silent", []byte("v"), longLease)
-		require.ErrorIs(t, err, context.DeadlineExceeded, "returned when ctx ended (nothing else wraps DeadlineExceeded)")
+		// The request timeout is an hour: a Lock that waited for it
+		// instead of ctx would not return within the minute.
+		errc := make(chan error, 1)
+		go func() { _, err := l.Lock(wctx, "silent", []byte("v"), longLease); errc <- err }()
+		var err error
+		testcluster.Eventually(t, time.Minute, func() bool {
+			select {
+			case err = <-errc:
+				return true
+			default:
+				return false
+			}
+		}, "the Lock returns when ctx ends")
+		require.ErrorIs(t, err, context.DeadlineExceeded, "returned when ctx ended")
 		var qe *lockeractor.QuorumError
 		require.False(t, errors.As(err, &qe), "returned when ctx ended, not at the request timeout: %v", err)
 	})

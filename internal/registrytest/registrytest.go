@@ -69,20 +69,21 @@ func LeakOptions() []goleak.Option { return testcluster.LeakOptions() }
 // Registry (so it runs under -race); all stop when tb ends.
 func Single(tb testing.TB) (*actor.ActorSystem, *registry.Registry) {
 	tb.Helper()
-	return SingleWith(tb)
+	return SingleWith(tb, nil)
 }
 
 // SingleWith is Single with the Locker started with lockerOpts (a
 // testcluster.ManualClock through lockeractor.WithClock, say: the
-// Registry counts its leases on the Locker's clock).
-func SingleWith(tb testing.TB, lockerOpts ...lockeractor.Option) (*actor.ActorSystem, *registry.Registry) {
+// Registry counts its leases on the Locker's clock) and the Registry
+// with opts.
+func SingleWith(tb testing.TB, lockerOpts []lockeractor.Option, opts ...registry.Option) (*actor.ActorSystem, *registry.Registry) {
 	tb.Helper()
 	sys := actor.NewActorSystem(testcluster.Quiet()...)
 	l, err := lockeractor.Start(sys, lockerOpts...)
 	if err != nil {
 		tb.Fatalf("starting the Locker: %v", err)
 	}
-	r, err := registry.New(l)
+	r, err := registry.New(l, opts...)
 	if err != nil {
 		tb.Fatalf("registry.New: %v", err)
 	}

@@ -62,13 +62,13 @@ func newInMem4(t *testing.T) (*inMemCluster, *member, *member, *member, *member)
 // take it), and its holder can extend and release it.
 func TestInMemMasterLeavesReplicaPromoted(t *testing.T) {
 	_, a, b, c, d := newInMem4(t)
+	awaitReady(t, []*member{a, b, c, d}) // every master caught up: the change after B leaves can complete
 	ctx := testCtx(t)
 	_, err := a.locker.Lock(ctx, "k", []byte("a"), time.Minute)
 	require.NoError(t, err)
 	_, err = d.locker.WaitFor(ctx, "k") // the replica has it by replication
 	require.NoError(t, err)
 
-	awaitReady(t, []*member{a, b, c, d}) // every master caught up: the change after B leaves can complete
 	b.leave()
 	awaitConfig(t, []*member{a, c, d}, []*member{a, c, d}, nil)
 	require.NoError(t, d.locker.Ready(ctx), "the promoted replica is ready once it copied the masters' leases")
@@ -176,11 +176,11 @@ func TestInMemRestartOnSameAddress(t *testing.T) {
 	ic := newInMem(t, 3)
 	a, b, c := ic.members[0], ic.members[1], ic.members[2]
 	awaitConfig(t, ic.members, ic.members, nil)
+	awaitReady(t, ic.members) // every master caught up: the change after B leaves can complete
 	ctx := testCtx(t)
 	_, err := a.locker.Lock(ctx, "k", []byte("a"), time.Minute)
 	require.NoError(t, err)
 
-	awaitReady(t, ic.members) // every master caught up: the change after B leaves can complete
 	b.leave()
 	awaitConfig(t, []*member{a, c}, []*member{a, c}, nil)
 	port, err := strconv.Atoi(b.addr[strings.LastIndex(b.addr, ":")+1:])
